@@ -1,0 +1,1 @@
+"""Django system checks for django-ssf configuration mistakes."""

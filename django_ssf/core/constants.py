@@ -1,0 +1,131 @@
+"""Protocol strings, each defined once.
+
+Copied exactly from SSF 1.0 final, CAEP 1.0, RISC 1.0 and RFCs 8417/8935/8936/9493.
+Never write one of these literals anywhere else: import it from here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- discovery (SSF §7.2) -------------------------------------------------------------
+WELL_KNOWN_SSF: Final = "/.well-known/ssf-configuration"
+WELL_KNOWN_RISC: Final = "/.well-known/risc-configuration"  # legacy RISC (SSF §7.2.2)
+WELL_KNOWN_SSE: Final = "/.well-known/sse-configuration"  # draft ID1
+WELL_KNOWN_PROTECTED_RESOURCE: Final = "/.well-known/oauth-protected-resource"  # RFC 9728
+WELL_KNOWN_OAUTH_AS: Final = "/.well-known/oauth-authorization-server"  # RFC 8414
+WELL_KNOWN_OIDC: Final = "/.well-known/openid-configuration"
+SPEC_VERSION: Final = "1_0"
+
+# ---- delivery methods (SSF §6.1) ------------------------------------------------------
+DELIVERY_PUSH: Final = "urn:ietf:rfc:8935"
+DELIVERY_POLL: Final = "urn:ietf:rfc:8936"
+DELIVERY_METHODS: Final = (DELIVERY_PUSH, DELIVERY_POLL)
+# Draft RISC delivery-method URIs still sent by older transmitters (SSF ID1).
+LEGACY_DELIVERY_PUSH: Final = "https://schemas.openid.net/secevent/risc/delivery-method/push"
+LEGACY_DELIVERY_POLL: Final = "https://schemas.openid.net/secevent/risc/delivery-method/poll"
+LEGACY_DELIVERY_MAP: Final = {
+    LEGACY_DELIVERY_PUSH: DELIVERY_PUSH,
+    LEGACY_DELIVERY_POLL: DELIVERY_POLL,
+}
+
+# ---- SET media type (RFC 8417 §2.3, SSF §4.1.1) ---------------------------------------
+SET_TYP: Final = "secevent+jwt"
+SET_MEDIA_TYPE: Final = "application/secevent+jwt"
+
+# ---- authorization schemes (SSF §7.1.1) -----------------------------------------------
+AUTH_SCHEME_OAUTH2: Final = "urn:ietf:rfc:6749"
+AUTH_SCHEME_MTLS: Final = "urn:ietf:rfc:8705"
+
+# ---- default_subjects (SSF §7.1) ------------------------------------------------------
+DEFAULT_SUBJECTS_ALL: Final = "ALL"
+DEFAULT_SUBJECTS_NONE: Final = "NONE"
+
+# ---- stream status (SSF §8.1.2.1) -----------------------------------------------------
+STATUS_ENABLED: Final = "enabled"
+STATUS_PAUSED: Final = "paused"
+STATUS_DISABLED: Final = "disabled"
+STREAM_STATUSES: Final = (STATUS_ENABLED, STATUS_PAUSED, STATUS_DISABLED)
+
+# ---- event-type URIs ------------------------------------------------------------------
+SSF_EVENT_BASE: Final = "https://schemas.openid.net/secevent/ssf/event-type/"
+CAEP_EVENT_BASE: Final = "https://schemas.openid.net/secevent/caep/event-type/"
+RISC_EVENT_BASE: Final = "https://schemas.openid.net/secevent/risc/event-type/"
+# Draft ID1 namespace for the SSF control events.
+LEGACY_SSE_EVENT_BASE: Final = "https://schemas.openid.net/secevent/sse/event-type/"
+
+EVENT_VERIFICATION: Final = SSF_EVENT_BASE + "verification"
+EVENT_STREAM_UPDATED: Final = SSF_EVENT_BASE + "stream-updated"
+LEGACY_EVENT_VERIFICATION: Final = LEGACY_SSE_EVENT_BASE + "verification"
+LEGACY_EVENT_STREAM_UPDATED: Final = LEGACY_SSE_EVENT_BASE + "stream-updated"
+# Control events every stream carries whether or not they were requested (SSF §8.1.4, §8.1.5).
+CONTROL_EVENTS: Final = (EVENT_VERIFICATION, EVENT_STREAM_UPDATED)
+
+CAEP_SESSION_REVOKED: Final = CAEP_EVENT_BASE + "session-revoked"
+CAEP_TOKEN_CLAIMS_CHANGE: Final = CAEP_EVENT_BASE + "token-claims-change"
+CAEP_CREDENTIAL_CHANGE: Final = CAEP_EVENT_BASE + "credential-change"
+CAEP_ASSURANCE_LEVEL_CHANGE: Final = CAEP_EVENT_BASE + "assurance-level-change"
+CAEP_DEVICE_COMPLIANCE_CHANGE: Final = CAEP_EVENT_BASE + "device-compliance-change"
+CAEP_SESSION_ESTABLISHED: Final = CAEP_EVENT_BASE + "session-established"
+CAEP_SESSION_PRESENTED: Final = CAEP_EVENT_BASE + "session-presented"
+CAEP_RISK_LEVEL_CHANGE: Final = CAEP_EVENT_BASE + "risk-level-change"
+
+RISC_ACCOUNT_CREDENTIAL_CHANGE_REQUIRED: Final = (
+    RISC_EVENT_BASE + "account-credential-change-required"
+)
+RISC_ACCOUNT_PURGED: Final = RISC_EVENT_BASE + "account-purged"
+RISC_ACCOUNT_DISABLED: Final = RISC_EVENT_BASE + "account-disabled"
+RISC_ACCOUNT_ENABLED: Final = RISC_EVENT_BASE + "account-enabled"
+RISC_IDENTIFIER_CHANGED: Final = RISC_EVENT_BASE + "identifier-changed"
+RISC_IDENTIFIER_RECYCLED: Final = RISC_EVENT_BASE + "identifier-recycled"
+RISC_CREDENTIAL_COMPROMISE: Final = RISC_EVENT_BASE + "credential-compromise"
+RISC_OPT_IN: Final = RISC_EVENT_BASE + "opt-in"
+RISC_OPT_OUT_INITIATED: Final = RISC_EVENT_BASE + "opt-out-initiated"
+RISC_OPT_OUT_CANCELLED: Final = RISC_EVENT_BASE + "opt-out-cancelled"
+RISC_OPT_OUT_EFFECTIVE: Final = RISC_EVENT_BASE + "opt-out-effective"
+RISC_RECOVERY_ACTIVATED: Final = RISC_EVENT_BASE + "recovery-activated"
+RISC_RECOVERY_INFORMATION_CHANGED: Final = RISC_EVENT_BASE + "recovery-information-changed"
+RISC_SESSIONS_REVOKED: Final = RISC_EVENT_BASE + "sessions-revoked"  # deprecated (RISC §2.11)
+RISC_OPT_EVENTS: Final = (
+    RISC_OPT_IN,
+    RISC_OPT_OUT_INITIATED,
+    RISC_OPT_OUT_CANCELLED,
+    RISC_OPT_OUT_EFFECTIVE,
+)
+
+# ---- SET error codes (RFC 8935 §2.4, SSF §11) -----------------------------------------
+ERR_INVALID_REQUEST: Final = "invalid_request"
+ERR_INVALID_KEY: Final = "invalid_key"
+ERR_INVALID_ISSUER: Final = "invalid_issuer"
+ERR_INVALID_AUDIENCE: Final = "invalid_audience"
+ERR_AUTHENTICATION_FAILED: Final = "authentication_failed"
+ERR_ACCESS_DENIED: Final = "access_denied"
+ERR_INVALID_STATE: Final = "invalid_state"
+SET_ERROR_CODES: Final = (
+    ERR_INVALID_REQUEST,
+    ERR_INVALID_KEY,
+    ERR_INVALID_ISSUER,
+    ERR_INVALID_AUDIENCE,
+    ERR_AUTHENTICATION_FAILED,
+    ERR_ACCESS_DENIED,
+    ERR_INVALID_STATE,
+)
+
+# ---- subject identifier formats (RFC 9493 §3.2, SSF §3.3, §3.5) ----------------------
+FORMAT_ACCOUNT: Final = "account"
+FORMAT_EMAIL: Final = "email"
+FORMAT_ISS_SUB: Final = "iss_sub"
+FORMAT_OPAQUE: Final = "opaque"
+FORMAT_PHONE_NUMBER: Final = "phone_number"
+FORMAT_DID: Final = "did"
+FORMAT_URI: Final = "uri"
+FORMAT_ALIASES: Final = "aliases"
+FORMAT_JWT_ID: Final = "jwt_id"
+FORMAT_SAML_ASSERTION_ID: Final = "saml_assertion_id"
+FORMAT_IP_ADDRESSES: Final = "ip-addresses"
+FORMAT_COMPLEX: Final = "complex"
+COMPLEX_MEMBERS: Final = ("user", "device", "session", "application", "tenant", "org_unit", "group")
+
+# ---- OAuth (RFC 6749, RFC 6750, IOP §2.7.2) -------------------------------------------
+SCOPE_READ: Final = "ssf.read"
+SCOPE_MANAGE: Final = "ssf.manage"

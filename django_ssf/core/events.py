@@ -1,0 +1,1 @@
+"""Event-type registry (to be written)."""

@@ -1,0 +1,3 @@
+"""URL routes of the receiver (filled in by the receiver work)."""
+
+urlpatterns: list = []

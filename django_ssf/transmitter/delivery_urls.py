@@ -1,0 +1,3 @@
+"""Delivery routes: the RFC 8936 poll endpoint (filled in by the delivery work)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URL routes of the transmitter (filled in by the transmitter work)."""
+
+urlpatterns: list = []

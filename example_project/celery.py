@@ -1,0 +1,15 @@
+"""Celery app of the example project.
+
+With ``CELERY_BROKER_URL`` unset, tasks run eagerly in-process (the embedded default);
+with it set (e.g. ``redis://127.0.0.1:6379/0``), run ``celery -A example_project worker -B``.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+
+app = Celery("example_project")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

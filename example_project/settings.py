@@ -1,0 +1,121 @@
+"""Settings of the example project, configured entirely from the environment.
+
+``DATABASE_URL``      database (default: an SQLite file next to manage.py, in WAL mode)
+``SSF_ISSUER``        this site's issuer (default ``http://127.0.0.1:8000``)
+``CELERY_BROKER_URL`` Celery broker; unset means tasks run in-process (eager)
+``SECRET_KEY``        Django secret (a development default is used when unset)
+``DEBUG``             "1" for debug mode
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "example-project-development-only-not-secret")
+DEBUG = os.environ.get("DEBUG", "0") == "1"
+SSF_ISSUER = os.environ.get("SSF_ISSUER", "http://127.0.0.1:8000")
+_issuer_host = urlsplit(SSF_ISSUER).hostname or "127.0.0.1"
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h] or [
+    _issuer_host,
+    "127.0.0.1",
+    "localhost",
+    "[::1]",
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "oauth2_provider",
+    "drf_spectacular",
+    "django_ssf",
+    "example_project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "example_project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'example.sqlite3'}"),
+        conn_max_age=0 if os.environ.get("DATABASE_URL", "").startswith("sqlite") else 60,
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web server, management commands and workers share one file: WAL and a busy timeout.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "/static/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-ssf control plane",
+    "DESCRIPTION": "OpenID Shared Signals Framework 1.0 stream management and delivery.",
+    "VERSION": "1.0",
+}
+OAUTH2_PROVIDER = {
+    "SCOPES": {"ssf.read": "Read SSF streams and poll events", "ssf.manage": "Manage SSF streams"},
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+}
+
+SSF = {
+    "ISSUER": SSF_ISSUER,
+    # Development only: plain http is accepted for loopback hosts.
+    "ALLOW_INSECURE_LOOPBACK": True,
+    "AUTH_SIGNAL_EMITTERS": True,
+    "RECEIVER_PROCESS_INLINE": not os.environ.get("CELERY_BROKER_URL"),
+}
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_RESULT_BACKEND = None
+CELERY_BEAT_SCHEDULE = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_ssf": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,89 @@
+"""Shared fixtures: service checks that fail loudly, and a real Celery worker on Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from tests.celery_app import app as celery_app  # noqa: F401  (makes it the current app)
+
+
+def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once, with the fix, if the database the suite was told to use is down."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+        if not _reachable(host, port):
+            pytest.exit(
+                f"PostgreSQL is not reachable at {host}:{port} (DATABASE_URL={url}). Start it with:\n"
+                "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+                returncode=3,
+            )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis URL the integration tests use; fails (never skips) when Redis is down."""
+    url = settings.SSF_TEST_REDIS_URL
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if not _reachable(host, port):
+        pytest.fail(
+            f"Redis is not reachable at {host}:{port} ({url}); these tests need it. Start it with:\n"
+            "  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
+            "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture
+def ssf_celery_worker(redis_url: str, transactional_db) -> Iterator[object]:
+    """A real Celery worker (in a thread of this process) consuming from Redis.
+
+    Tasks are sent through the broker, not run eagerly, for the life of the fixture. The
+    queue name is unique to this test process so that concurrent test runs on one Redis
+    never steal each other's tasks.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from tests.celery_app import app
+
+    queue = f"ssf-test-{os.getpid()}"
+    old = {
+        "task_always_eager": app.conf.task_always_eager,
+        "task_default_queue": app.conf.task_default_queue,
+    }
+    app.conf.update(
+        task_always_eager=False,
+        task_default_queue=queue,
+        broker_url=redis_url,
+        broker_connection_retry_on_startup=True,
+    )
+    app.set_current()
+    app.set_default()
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        queues=[queue],
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=15.0,
+    ) as worker:
+        yield worker
+    app.conf.update(**old)
