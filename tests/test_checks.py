@@ -1,0 +1,172 @@
+"""Django system checks for django-ssf settings."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import Error, Info, Warning
+from django.core.checks.registry import registry
+from django.db import DatabaseError
+
+from django_ssf import checks, keystore
+from django_ssf.models import SigningKey
+
+BASE = {"ISSUER": "https://ssf.test", "KEY_ENCRYPTION_SECRET": "s3cret"}
+
+
+@pytest.fixture
+def configure(settings):
+    """Replace the SSF settings dict (DEBUG False unless told otherwise)."""
+
+    def apply(debug: bool = False, **values):
+        settings.DEBUG = debug
+        settings.SSF = {**BASE, **values}
+        return {m.id: m for m in checks.check_settings()}
+
+    return apply
+
+
+def test_clean_configuration_has_no_messages(configure):
+    assert configure() == {}
+
+
+def test_checks_are_registered():
+    assert checks.check_settings in registry.get_checks()
+    assert checks.check_signing_key in registry.get_checks()
+
+
+def test_missing_issuer(configure):
+    found = configure(ISSUER=None)
+    assert isinstance(found["django_ssf.E001"], Error)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "loopback_ok", "expected"),
+    [
+        ("http://idp.example.com", True, "django_ssf.E002"),
+        ("http://127.0.0.1:8000", False, "django_ssf.E002"),
+        ("http://localhost:8000", False, "django_ssf.E002"),
+        ("https://idp.example.com/?tenant=1", False, "django_ssf.E003"),
+        ("https://idp.example.com/#frag", False, "django_ssf.E003"),
+        ("https://idp.example.com/?", False, "django_ssf.E003"),
+        ("idp.example.com", False, "django_ssf.E003"),
+        ("ftp://idp.example.com", False, "django_ssf.E003"),
+        (42, False, "django_ssf.E003"),
+    ],
+)
+def test_bad_issuers(configure, issuer, loopback_ok, expected):
+    found = configure(ISSUER=issuer, ALLOW_INSECURE_LOOPBACK=loopback_ok, debug=True)
+    assert expected in found
+    assert isinstance(found[expected], Error)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://idp.example.com",
+        "https://idp.example.com/tenants/a",
+        "http://127.0.0.1:8000",
+        "http://localhost",
+        "http://[::1]:8000",
+    ],
+)
+def test_good_issuers(configure, issuer):
+    found = configure(ISSUER=issuer, ALLOW_INSECURE_LOOPBACK=True, debug=True)
+    assert found == {}
+
+
+def test_loopback_helper():
+    assert checks.is_loopback_host("127.0.0.5")
+    assert checks.is_loopback_host("app.localhost")
+    assert not checks.is_loopback_host("10.0.0.1")
+    assert not checks.is_loopback_host("localhost.example.com")
+    assert not checks.is_loopback_host(None)
+
+
+@pytest.mark.parametrize("alg", ["HS256", "none", "RS384", ""])
+def test_unsupported_signing_algorithm(configure, alg):
+    assert isinstance(configure(SIGNING_ALGORITHM=alg)["django_ssf.E004"], Error)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
+def test_supported_signing_algorithms(configure, alg):
+    assert configure(SIGNING_ALGORITHM=alg) == {}
+
+
+@pytest.mark.parametrize("size", [1024, 2047, "2048", None, True])
+def test_rsa_key_size(configure, size):
+    assert isinstance(configure(RSA_KEY_SIZE=size)["django_ssf.E005"], Error)
+
+
+def test_rsa_key_size_ok(configure):
+    assert configure(RSA_KEY_SIZE=3072) == {}
+
+
+@pytest.mark.parametrize(
+    "accepted", [["RS256", "none"], ["HS256"], ["hs512", "ES256"], ["RS256", "XX1"], [], "RS256"]
+)
+def test_accepted_algorithms(configure, accepted):
+    assert isinstance(configure(ACCEPTED_ALGORITHMS=accepted)["django_ssf.E006"], Error)
+
+
+@pytest.mark.parametrize("value", ["all", "SOME", None])
+def test_default_subjects(configure, value):
+    assert isinstance(configure(DEFAULT_SUBJECTS=value)["django_ssf.E007"], Error)
+    assert configure(DEFAULT_SUBJECTS="NONE") == {}
+
+
+def test_key_provider(configure):
+    assert "django_ssf.E008" in configure(KEY_PROVIDER="django_ssf.nope.Provider")
+    assert "django_ssf.E008" in configure(KEY_PROVIDER="django_ssf.keystore.SigningKeyHandle")
+
+
+def test_jwe_settings(configure):
+    assert "django_ssf.E009" in configure(JWE_ALGORITHM="RSA1_5")
+    assert "django_ssf.E009" in configure(JWE_ENCRYPTION="A1GCM")
+    assert configure(JWE_ALGORITHM="ECDH-ES+A256KW", JWE_ENCRYPTION="A128GCM") == {}
+
+
+def test_unknown_setting_key(configure):
+    assert "django_ssf.E010" in configure(NOT_A_SETTING=1)
+
+
+def test_key_encryption_secret_warning_only_without_debug(configure):
+    found = configure(KEY_ENCRYPTION_SECRET=None)
+    assert isinstance(found["django_ssf.W001"], Warning)
+    assert "django_ssf.W001" not in configure(KEY_ENCRYPTION_SECRET=None, debug=True)
+
+
+def test_insecure_loopback_warning_only_without_debug(configure):
+    found = configure(ALLOW_INSECURE_LOOPBACK=True)
+    assert isinstance(found["django_ssf.W002"], Warning)
+    assert "django_ssf.W002" not in configure(ALLOW_INSECURE_LOOPBACK=True, debug=True)
+
+
+def test_signing_key_check_skips_without_databases():
+    # No django_db mark: any query would raise, so these prove the check stays off the DB.
+    assert checks.check_signing_key() == []
+    assert checks.check_signing_key(databases=None) == []
+    assert checks.check_signing_key(databases=["other"]) == []
+
+
+@pytest.mark.django_db
+def test_signing_key_check_with_database():
+    found = checks.check_signing_key(databases=["default"])
+    assert [m.id for m in found] == ["django_ssf.I001"]
+    assert isinstance(found[0], Info)
+    keystore.jwks()  # creates the keys
+    assert checks.check_signing_key(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_signing_key_check_tolerates_missing_table(monkeypatch):
+    def broken(*args, **kwargs):
+        raise DatabaseError("no such table: django_ssf_signingkey")
+
+    monkeypatch.setattr(SigningKey.objects, "using", broken)
+    assert checks.check_signing_key(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_signing_key_check_ignores_external_providers(settings):
+    settings.SSF = {**BASE, "KEY_PROVIDER": "tests.test_keystore.ExternalProvider"}
+    assert checks.check_signing_key(databases=["default"]) == []
