@@ -93,6 +93,38 @@ RISC_OPT_EVENTS: Final = (
     RISC_OPT_OUT_EFFECTIVE,
 )
 
+# ---- event claim values (CAEP 1.0 §2-§3, RISC 1.0 §2) ---------------------------------
+INITIATING_ENTITIES: Final = ("admin", "user", "policy", "system")  # CAEP §2
+# CAEP §3.3 / RISC §2.7; other values both parties support are allowed too.
+CREDENTIAL_TYPES: Final = (
+    "password",
+    "pin",
+    "x509",
+    "fido2-platform",
+    "fido2-roaming",
+    "fido-u2f",
+    "verifiable-credential",
+    "phone-voice",
+    "phone-sms",
+    "app",
+)
+CREDENTIAL_CHANGE_TYPES: Final = ("create", "revoke", "update", "delete")  # CAEP §3.3
+# CAEP §3.4; a custom alias both parties agreed on is allowed too.
+ASSURANCE_NAMESPACES: Final = (
+    "RFC8176",
+    "RFC6711",
+    "ISO-IEC-29115",
+    "NIST-IAL",
+    "NIST-AAL",
+    "NIST-FAL",
+)
+CHANGE_DIRECTIONS: Final = ("increase", "decrease")  # CAEP §3.4
+COMPLIANCE_STATUSES: Final = ("compliant", "not-compliant")  # CAEP §3.5
+RISK_LEVELS: Final = ("LOW", "MEDIUM", "HIGH")  # CAEP §3.8
+# CAEP §3.8 examples; other principals are allowed.
+RISK_PRINCIPALS: Final = ("USER", "DEVICE", "SESSION", "TENANT", "ORG_UNIT", "GROUP")
+ACCOUNT_DISABLED_REASONS: Final = ("hijacking", "bulk-account")  # RISC §2.3
+
 # ---- SET error codes (RFC 8935 §2.4, SSF §11) -----------------------------------------
 ERR_INVALID_REQUEST: Final = "invalid_request"
 ERR_INVALID_KEY: Final = "invalid_key"
