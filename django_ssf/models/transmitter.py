@@ -10,12 +10,40 @@ from oauth2_provider.settings import oauth2_settings
 
 from ..core import constants as c
 
-__all__ = ["Stream", "StreamSubject"]
+__all__ = ["ReceiverClient", "Stream", "StreamSubject"]
 
 
 def generate_stream_id() -> str:
     """A fresh ``stream_id``: 32 URL-safe unreserved characters (SSF §8.1.1, RFC 3986 §2.3)."""
     return secrets.token_hex(16)
+
+
+class ReceiverClient(models.Model):
+    """SSF settings of one OAuth client (a receiver) registered with this transmitter.
+
+    django-oauth-toolkit has no per-application scope list, so the scopes a receiver may
+    obtain are kept here. An application without a row is not restricted by django-ssf
+    (a host's own DOT setup decides), but its tokens still need an SSF scope.
+    """
+
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ssf_receiver",
+    )
+    # Space-separated scopes this client may be granted, e.g. "ssf.read ssf.manage".
+    allowed_scopes = models.CharField(max_length=255, default=f"{c.SCOPE_READ} {c.SCOPE_MANAGE}")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "receiver client"
+
+    def __str__(self) -> str:
+        return f"{self.application} ({self.allowed_scopes})"
+
+    @property
+    def scope_set(self) -> set[str]:
+        return set(self.allowed_scopes.split())
 
 
 class StreamQuerySet(models.QuerySet):
@@ -48,7 +76,9 @@ class Stream(models.Model):
     # Receiver-supplied ``events_requested``; null when the receiver sent none.
     events_requested = models.JSONField(null=True, blank=True)
     events_delivered = models.JSONField(default=list, blank=True)
-    delivery_method = models.CharField(max_length=64, choices=METHOD_CHOICES, default=c.DELIVERY_POLL)
+    delivery_method = models.CharField(
+        max_length=64, choices=METHOD_CHOICES, default=c.DELIVERY_POLL
+    )
     # Push: the receiver's endpoint. Poll: empty (the URL is derived from stream_id).
     endpoint_url = models.URLField(max_length=2048, blank=True)
     # Push: sent verbatim as the Authorization header. A secret: never shown in full.
@@ -112,8 +142,12 @@ class StreamSubject(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["stream", "subject_key"], name="ssf_stream_subject_unique")
+            models.UniqueConstraint(
+                fields=["stream", "subject_key"], name="ssf_stream_subject_unique"
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.stream.stream_id}: {self.subject} ({'added' if self.included else 'removed'})"
+        return (
+            f"{self.stream.stream_id}: {self.subject} ({'added' if self.included else 'removed'})"
+        )
