@@ -1,3 +1,9 @@
-"""Delivery routes: the RFC 8936 poll endpoint (filled in by the delivery work)."""
+"""Delivery routes: the RFC 8936 poll endpoint, one URL per stream (SSF §6.1.2)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .poll_views import PollView
+
+urlpatterns = [
+    path("ssf/poll/<str:stream_id>", PollView.as_view(), name="ssf-poll"),
+]

@@ -1,0 +1,447 @@
+"""The host-facing emit API and the control-event senders of the transmitter.
+
+``emit(event, subject)`` is what a host calls when something happened to a user::
+
+    from django_ssf import emit
+    from django_ssf.events import caep
+
+    with transaction.atomic():
+        user.sessions.all().delete()
+        emit(caep.SessionRevoked(initiating_entity="admin"), {"format": "email", "email": e})
+
+It validates the subject and the event, fans out to every stream that should get it
+(:mod:`django_ssf.transmitter.fanout`), signs one SET per stream with the current key
+(fetched once per call), encrypts it for streams that carry a receiver key, and writes all
+the rows with one ``bulk_create`` inside the caller's transaction (the outbox). Delivery is
+enqueued with ``transaction.on_commit``: a rolled-back transaction emits nothing, and a
+committed one is delivered even if the broker is down at that moment (the sweeper
+re-enqueues it).
+
+The control plane calls :func:`send_verification`, :func:`send_stream_updated` and
+:func:`apply_status_change`; they follow SSF §8.1.4 and §8.1.2.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from .. import signals
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..core.errors import EventValidationError, SSFKeyError
+from ..core.events import event_from, validate_event_subject
+from ..core.jose import build_set_claims
+from ..core.subjects import subject_key, validate_subject
+from ..models import OutboundSET, Stream, StreamDeliveryState, SubjectOptState
+from . import fanout
+from .encryption import encrypt_for_stream
+
+logger = logging.getLogger("django_ssf.transmitter")
+
+__all__ = [
+    "apply_status_change",
+    "emit",
+    "enforce_paused_retention",
+    "enqueue_delivery",
+    "new_jti",
+    "new_txn",
+    "send_stream_updated",
+    "send_verification",
+    "set_opt_state",
+]
+
+# Opt-* event → the RISC §2.8 state it moves the subject to.
+OPT_EVENT_STATES = {
+    c.RISC_OPT_IN: SubjectOptState.STATE_OPT_IN,
+    c.RISC_OPT_OUT_INITIATED: SubjectOptState.STATE_OPT_OUT_INITIATED,
+    c.RISC_OPT_OUT_CANCELLED: SubjectOptState.STATE_OPT_IN,
+    c.RISC_OPT_OUT_EFFECTIVE: SubjectOptState.STATE_OPT_OUT,
+}
+# RISC §2.8 transitions: (from state, event) pairs the spec draws. Others are recorded
+# all the same (the host is authoritative) but logged.
+_OPT_TRANSITIONS = {
+    (SubjectOptState.STATE_OPT_IN, c.RISC_OPT_OUT_INITIATED),
+    (SubjectOptState.STATE_OPT_OUT_INITIATED, c.RISC_OPT_OUT_CANCELLED),
+    (SubjectOptState.STATE_OPT_OUT_INITIATED, c.RISC_OPT_OUT_EFFECTIVE),
+    (SubjectOptState.STATE_OPT_OUT, c.RISC_OPT_IN),
+}
+
+
+def new_txn() -> str:
+    """A fresh ``txn`` value (RFC 8417 §2.2: a string unique to the underlying event)."""
+    return uuid.uuid4().hex
+
+
+def new_jti() -> str:
+    """A fresh ``jti``: 128 random bits, unique across every stream of this transmitter."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class _Signer:
+    """Signs the SETs of one emit through the key provider, looking the key up once."""
+
+    sign_claims: Callable[[dict], tuple[str, str]]
+    iat: int = field(default_factory=lambda: int(time.time()))
+    kid: str = ""
+
+    @classmethod
+    def current(cls) -> _Signer:
+        from ..keystore import get_key_provider
+
+        return cls(sign_claims=get_key_provider().signer())
+
+    def sign(
+        self, stream: Stream, event_type: str, payload: dict, sub_id: dict, txn: str, jti: str
+    ) -> tuple[str, bool]:
+        """The token for one stream, and whether it is already in its final (JWE) form."""
+        claims = build_set_claims(
+            iss=ssf_settings.ISSUER,
+            aud=stream.aud,
+            event_type=event_type,
+            event=payload,
+            sub_id=sub_id,
+            txn=txn,
+            jti=jti,
+            iat=self.iat,
+        )
+        token, self.kid = self.sign_claims(claims)
+        if not stream.is_encrypted:
+            return token, False
+        try:
+            jwe = encrypt_for_stream(stream, token, allow_fetch=False)
+        except SSFKeyError as exc:
+            # Emitting must not fail because one receiver's key is bad: keep the signed
+            # SET; delivery retries the encryption and records the error.
+            logger.warning("stream %s: cannot encrypt SET %s yet: %s", stream.stream_id, jti, exc)
+            return token, False
+        if jwe is None:
+            return token, False
+        return jwe, True
+
+
+def _initial_status(stream: Stream, *, bypass_pause: bool = False) -> str:
+    if stream.status == c.STATUS_ENABLED or bypass_pause:
+        return OutboundSET.STATUS_PENDING
+    if stream.status == c.STATUS_PAUSED:
+        return OutboundSET.STATUS_HELD
+    return OutboundSET.STATUS_DROPPED
+
+
+def enqueue_delivery(stream_pks: Iterable[int]) -> None:
+    """Start a push drain for each stream (use after commit; never raises).
+
+    Streams whose queue a worker is draining right now are skipped: that worker looks
+    for new rows after it releases its lease, so nothing is left behind. A broker
+    failure is logged; the sweeper re-enqueues the rows later.
+    """
+    pks = sorted(set(stream_pks))
+    if not pks:
+        return
+    try:
+        busy = set(
+            StreamDeliveryState.objects.filter(
+                stream_id__in=pks, lease_until__gt=timezone.now()
+            ).values_list("stream_id", flat=True)
+        )
+    except Exception:  # the DB hiccuped: enqueue all, the lease still prevents doubles
+        logger.exception("could not read delivery leases")
+        busy = set()
+    from .tasks import deliver_stream
+
+    for pk in pks:
+        if pk in busy:
+            continue
+        try:
+            deliver_stream.delay(pk)
+        except Exception:
+            logger.exception("could not enqueue delivery of stream pk=%s; the sweeper will", pk)
+
+
+# Columns that differ between the rows of one emit; every other column has the same
+# value in all of them and is converted to its database form once.
+_VARYING_FIELDS = frozenset({"stream", "jti", "token", "encrypted", "status"})
+
+
+def _insert_rows(rows: list[OutboundSET]) -> None:
+    """Insert the rows of one emit with a single ``executemany``.
+
+    Equivalent to ``bulk_create`` (no signals, no primary keys read back) without the
+    ORM's per-value conversion, which costs as much as the signing itself when a SET
+    fans out to hundreds of streams. The constant columns are converted once.
+    """
+    if not rows:
+        return
+    fields = [f for f in OutboundSET._meta.concrete_fields if not f.primary_key]
+    template = rows[0]
+    const = {
+        f.attname: f.get_db_prep_save(getattr(template, f.attname), connection)
+        for f in fields
+        if f.name not in _VARYING_FIELDS
+    }
+    qn = connection.ops.quote_name
+    # Identifiers come from the model's metadata (quoted); every value is a parameter.
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+        qn(OutboundSET._meta.db_table),
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    params = [
+        tuple(
+            getattr(row, f.attname) if f.name in _VARYING_FIELDS else const[f.attname]
+            for f in fields
+        )
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _on_commit_enqueue(stream_pks: Iterable[int]) -> None:
+    pks = sorted(set(stream_pks))
+    if pks:
+        transaction.on_commit(lambda: enqueue_delivery(pks), robust=True)
+
+
+def enforce_paused_retention(stream_pks: Iterable[int] | None = None) -> int:
+    """Drop held SETs beyond ``PAUSED_RETENTION_MAX_EVENTS`` per stream, oldest first.
+
+    Returns the number dropped. Dropping the oldest keeps the rest in order, which is
+    what SSF §8.1.2.1 asks for the SETs of one subject.
+    """
+    limit = int(ssf_settings.PAUSED_RETENTION_MAX_EVENTS)
+    qs = OutboundSET.objects.filter(status=OutboundSET.STATUS_HELD)
+    if stream_pks is not None:
+        qs = qs.filter(stream_id__in=list(stream_pks))
+    counts = qs.values("stream_id").annotate(n=Count("id")).filter(n__gt=limit)
+    dropped = 0
+    for row in counts:
+        excess = row["n"] - limit
+        ids = list(
+            OutboundSET.objects.filter(stream_id=row["stream_id"], status=OutboundSET.STATUS_HELD)
+            .order_by("id")
+            .values_list("id", flat=True)[:excess]
+        )
+        dropped += OutboundSET.objects.filter(id__in=ids).update(
+            status=OutboundSET.STATUS_DROPPED,
+            last_error_code="retention_exceeded",
+            last_error_description=(
+                f"dropped: more than {limit} SETs held while the stream was paused"
+            ),
+        )
+    return dropped
+
+
+def set_opt_state(subject: dict, state: str) -> SubjectOptState:
+    """Record a subject's RISC opt state directly (emitting opt-* events does it too)."""
+    if state not in dict(SubjectOptState.STATE_CHOICES):
+        raise ValueError(f"unknown opt state {state!r}")
+    subject = validate_subject(subject)
+    obj, _ = SubjectOptState.objects.update_or_create(
+        subject_key=subject_key(subject), defaults={"subject": subject, "state": state}
+    )
+    return obj
+
+
+def _record_opt_event(event_type: str, subject: dict) -> None:
+    new_state = OPT_EVENT_STATES.get(event_type)
+    if new_state is None:
+        return
+    key = subject_key(subject)
+    current = (
+        SubjectOptState.objects.filter(subject_key=key).values_list("state", flat=True).first()
+        or SubjectOptState.STATE_OPT_IN
+    )
+    if (current, event_type) not in _OPT_TRANSITIONS:
+        logger.info(
+            "RISC opt transition %s --%s--> %s is not one RISC §2.8 draws",
+            current,
+            event_type.rsplit("/", 1)[-1],
+            new_state,
+        )
+    SubjectOptState.objects.update_or_create(
+        subject_key=key, defaults={"subject": subject, "state": new_state}
+    )
+
+
+def emit(
+    event: Any,
+    subject: dict,
+    *,
+    txn: str | None = None,
+    streams: Iterable[Stream | int] | None = None,
+) -> list[str]:
+    """Emit one event about one subject to every stream that should get it.
+
+    ``event`` is an event builder (``caep.SessionRevoked(...)``) or a
+    ``(uri_or_short_name, payload)`` pair. ``subject`` is the Subject Identifier that
+    becomes the SETs' ``sub_id``. ``txn`` (generated when omitted) is shared by every
+    SET of this call. ``streams`` restricts the fan-out to those streams (instances or
+    primary keys); the other rules still apply.
+
+    Returns the ``jti`` of every SET created, in stream order; ``[]`` when no stream
+    wants the event. Raises :class:`~django_ssf.core.errors.SubjectError` or
+    :class:`~django_ssf.core.errors.EventValidationError` before touching the database
+    when the input is invalid. Runs inside the caller's transaction.
+    """
+    event_type, payload = event_from(event)
+    if event_type in c.CONTROL_EVENTS:
+        raise EventValidationError(
+            "SSF control events are sent by the transmitter itself "
+            "(send_verification / send_stream_updated), not through emit()"
+        )
+    sub_id = validate_subject(subject)
+    validate_event_subject(event_type, sub_id)
+    if txn is None:
+        txn = new_txn()
+    elif not isinstance(txn, str) or not txn:
+        raise EventValidationError("txn must be a non-empty string (RFC 8417 §2.2)")
+
+    with transaction.atomic():
+        if event_type in OPT_EVENT_STATES:
+            _record_opt_event(event_type, sub_id)
+        targets = fanout.select_streams(event_type, sub_id, streams)
+        if not targets:
+            return []
+        signer = _Signer.current()
+        key = subject_key(sub_id)
+        now = timezone.now()
+        rows: list[OutboundSET] = []
+        for stream in targets:
+            jti = new_jti()
+            token, encrypted = signer.sign(stream, event_type, payload, sub_id, txn, jti)
+            rows.append(
+                OutboundSET(
+                    stream_id=stream.pk,
+                    jti=jti,
+                    txn=txn,
+                    event_type=event_type,
+                    subject_key=key,
+                    token=token,
+                    encrypted=encrypted,
+                    signing_kid=signer.kid,
+                    status=_initial_status(stream),
+                    next_attempt_at=now,
+                    queued_at=now,
+                    created_at=now,
+                )
+            )
+        _insert_rows(rows)
+        paused = [s.pk for s in targets if s.status == c.STATUS_PAUSED]
+        if paused:
+            enforce_paused_retention(paused)
+        _on_commit_enqueue(s.pk for s in targets if s.is_push and s.status == c.STATUS_ENABLED)
+        jtis = [r.jti for r in rows]
+        if signals.set_emitted.has_listeners():
+            transaction.on_commit(
+                lambda: signals.set_emitted.send(
+                    sender=OutboundSET, event_type=event_type, subject=sub_id, txn=txn, jtis=jtis
+                ),
+                robust=True,
+            )
+    return jtis
+
+
+def _send_control(
+    stream: Stream, event_type: str, payload: dict, *, bypass_pause: bool
+) -> OutboundSET:
+    """Create, sign (and encrypt) one control SET for one stream; enqueue it on commit."""
+    sub_id = {"format": c.FORMAT_OPAQUE, "id": stream.stream_id}
+    signer = _Signer.current()
+    jti = new_jti()
+    txn = new_txn()
+    with transaction.atomic():
+        token, encrypted = signer.sign(stream, event_type, payload, sub_id, txn, jti)
+        now = timezone.now()
+        status = _initial_status(stream, bypass_pause=bypass_pause)
+        row = OutboundSET.objects.create(
+            stream=stream,
+            jti=jti,
+            txn=txn,
+            event_type=event_type,
+            subject_key=subject_key(sub_id),
+            token=token,
+            encrypted=encrypted,
+            signing_kid=signer.kid,
+            status=status,
+            bypass_pause=bypass_pause,
+            next_attempt_at=now,
+            queued_at=now,
+            created_at=now,
+        )
+        if status == OutboundSET.STATUS_DROPPED:
+            row.last_error_code = "stream_disabled"
+            row.last_error_description = "created while the stream was disabled"
+            row.save(update_fields=["last_error_code", "last_error_description"])
+        if stream.is_push and status == OutboundSET.STATUS_PENDING:
+            _on_commit_enqueue([stream.pk])
+    return row
+
+
+def send_verification(stream: Stream, state: str | None) -> OutboundSET:
+    """Queue a verification SET (SSF §8.1.4.1) for ``stream``.
+
+    ``sub_id`` is ``{"format": "opaque", "id": stream_id}``; the payload carries
+    ``state`` exactly as the receiver sent it, and nothing when ``state`` is ``None``
+    (a transmitter-initiated verification MUST NOT carry one). On a paused stream the
+    SET is held like any other; on a disabled one it is recorded as dropped.
+    """
+    payload: dict = {} if state is None else {"state": state}
+    return _send_control(stream, c.EVENT_VERIFICATION, payload, bypass_pause=False)
+
+
+def send_stream_updated(stream: Stream, status: str, reason: str | None) -> OutboundSET:
+    """Queue a stream-updated SET (SSF §8.1.5) announcing ``status``.
+
+    It bypasses a pause: SSF §8.1.2 wants it sent *before* a stream stops, so the
+    control plane calls this before pausing or disabling and it still goes out.
+    """
+    if status not in c.STREAM_STATUSES:
+        raise ValueError(f"unknown stream status {status!r}")
+    payload: dict = {"status": status}
+    if reason:
+        payload["reason"] = reason
+    return _send_control(stream, c.EVENT_STREAM_UPDATED, payload, bypass_pause=True)
+
+
+def apply_status_change(stream: Stream, old_status: str, new_status: str) -> None:
+    """Bring the stream's outbox in line with its new status (SSF §8.1.2.1).
+
+    * → ``enabled``: held SETs become pending again, in their original order, and a
+      push drain is enqueued.
+    * → ``paused``: pending SETs not yet sent are held (control events queued before
+      the pause keep going); the retention bound applies.
+    * → ``disabled``: pending and held SETs are dropped, except control events queued
+      before the change (the stream-updated that announces it).
+    """
+    now = timezone.now()
+    qs = OutboundSET.objects.filter(stream_id=stream.pk)
+    with transaction.atomic():
+        if new_status == c.STATUS_ENABLED:
+            qs.filter(status=OutboundSET.STATUS_HELD).update(
+                status=OutboundSET.STATUS_PENDING, queued_at=now, next_attempt_at=now
+            )
+            if stream.is_push:
+                _on_commit_enqueue([stream.pk])
+        elif new_status == c.STATUS_PAUSED:
+            qs.filter(status=OutboundSET.STATUS_PENDING, bypass_pause=False).update(
+                status=OutboundSET.STATUS_HELD
+            )
+            enforce_paused_retention([stream.pk])
+        elif new_status == c.STATUS_DISABLED:
+            qs.filter(status__in=OutboundSET.UNDELIVERED_STATUSES, bypass_pause=False).update(
+                status=OutboundSET.STATUS_DROPPED,
+                last_error_code="stream_disabled",
+                last_error_description=f"dropped: stream disabled (was {old_status})",
+            )
+        else:
+            raise ValueError(f"unknown stream status {new_status!r}")

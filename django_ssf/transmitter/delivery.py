@@ -1,0 +1,718 @@
+"""Push delivery (RFC 8935): drain a stream's outbox over one pooled connection.
+
+One Celery task per stream (:func:`django_ssf.transmitter.tasks.deliver_stream`) calls
+:func:`drain_stream`, which:
+
+1. takes the stream's *lease* (:class:`~django_ssf.models.StreamDeliveryState`): one
+   worker drains a stream at a time, so SETs leave in creation order (every subject's
+   order is kept, SSF §8.1.2.1) and none is sent twice, while several workers share the
+   streams between them. The lease row is claimed with ``SELECT … FOR UPDATE SKIP
+   LOCKED`` on databases that have it (PostgreSQL) plus a conditional ``UPDATE`` that is
+   atomic everywhere (SQLite serialises writers, so it needs no row lock);
+2. fetches pending rows in batches of ``PUSH_BATCH_SIZE`` (oldest first) and POSTs each
+   compact SET with ``Content-Type: application/secevent+jwt``, ``Accept:
+   application/json`` and the stream's ``authorization_header`` verbatim, through a
+   keep-alive session per worker thread with the SSRF guard checked at connect time;
+3. classifies each answer (:func:`classify_response`), records one
+   :class:`~django_ssf.models.DeliveryAttempt` per POST and writes the batch's results
+   in one transaction;
+4. on a recoverable failure backs the whole stream off (the failed SET stays at the
+   head of the queue) and schedules itself with ``apply_async(countdown=…)``.
+
+Retry policy (RFC 8935 §2, §4 leave it to the transmitter; checklist §12.1 item 13):
+
+* any 2xx → delivered;
+* 400 with an RFC 8935 error body → recorded with its ``err``/``description``; only
+  ``invalid_key`` is retried (the receiver may refetch our JWKS after a rotation), at
+  most ``PUSH_INVALID_KEY_RETRIES`` times; everything else is final (``failed``);
+* 401, 403, 404 and other 4xx, 3xx (redirects are never followed), SSRF refusals →
+  ``failed``: retrying cannot fix a wrong authorization header or endpoint;
+* 408, 429, 5xx, timeouts, connection errors, an unobtainable encryption key → retried
+  with exponential backoff and full jitter (``PUSH_RETRY_BASE_DELAY`` doubling up to
+  ``PUSH_RETRY_MAX_DELAY``; ``Retry-After`` in seconds or as an HTTP date wins) until
+  ``PUSH_RETRY_HORIZON`` seconds after the SET was queued, then ``dead``.
+
+Delivery is at-least-once: if a worker dies between a POST and the batch write, the SET
+is sent again later; receivers deduplicate by ``jti`` (RFC 8935 §2).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Max, Min, Q
+from django.utils import timezone
+
+from .. import signals
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..core.errors import OutboundRequestError, SSFKeyError
+from ..models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
+from .encryption import encrypt_for_stream
+from .fanout import STREAM_FIELDS
+
+logger = logging.getLogger("django_ssf.transmitter.delivery")
+
+__all__ = [
+    "RETRYABLE_SET_ERRORS",
+    "DrainResult",
+    "Outcome",
+    "backoff_delay",
+    "classify_exception",
+    "classify_response",
+    "drain_stream",
+    "drop",
+    "get_session",
+    "parse_retry_after",
+    "redeliver",
+    "stream_health",
+    "sweep",
+]
+
+# RFC 8935 error codes that a later retry can fix.
+RETRYABLE_SET_ERRORS = frozenset({c.ERR_INVALID_KEY})
+# HTTP statuses that mean "try again later".
+RETRYABLE_HTTP = frozenset({408, 425, 429})
+
+KIND_DELIVERED = "delivered"
+KIND_RETRY = "retry"
+KIND_FAILED = "failed"
+
+# Why a leased drain stopped.
+_EMPTY = "empty"
+_BACKOFF = "backoff"
+_RETRY = "retry"
+_BUDGET = "budget"
+_GONE = "gone"
+_LOST = "lost-lease"
+
+
+@dataclass
+class Outcome:
+    """The classification of one push attempt."""
+
+    kind: str
+    http_status: int | None = None
+    error_code: str = ""
+    description: str = ""
+    retry_after: float | None = None
+
+
+@dataclass
+class DrainResult:
+    delivered: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    attempts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+# ---- classification ---------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or timezone.now()
+    return max(0.0, (when - now).total_seconds())
+
+
+def _error_body(body: bytes) -> tuple[str, str] | None:
+    """``(err, description)`` of an RFC 8935 §2.3 error body, or ``None``."""
+    import json
+
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("err"), str):
+        return None
+    desc = data.get("description")
+    return data["err"], desc if isinstance(desc, str) else ""
+
+
+def _snippet(body: bytes, limit: int = 300) -> str:
+    return body[:limit].decode("utf-8", "replace").strip()
+
+
+def classify_response(status: int, headers: Any, body: bytes) -> Outcome:
+    """Map a receiver's HTTP answer to delivered / retry / failed (see module docstring)."""
+    if 200 <= status < 300:
+        return Outcome(KIND_DELIVERED, status)
+    if status == 400:
+        parsed = _error_body(body)
+        if parsed is None:
+            return Outcome(KIND_FAILED, status, "http_400", _snippet(body) or "Bad Request")
+        err, desc = parsed
+        kind = KIND_RETRY if err in RETRYABLE_SET_ERRORS else KIND_FAILED
+        return Outcome(kind, status, err, desc)
+    if status in RETRYABLE_HTTP or status >= 500:
+        retry_after = parse_retry_after(headers.get("Retry-After")) if headers else None
+        return Outcome(KIND_RETRY, status, f"http_{status}", _snippet(body), retry_after)
+    if 300 <= status < 400:
+        location = headers.get("Location", "") if headers else ""
+        return Outcome(
+            KIND_FAILED, status, f"http_{status}", f"redirect to {location!r} not followed"
+        )
+    return Outcome(KIND_FAILED, status, f"http_{status}", _snippet(body))
+
+
+def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        cur = stack.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, kind):
+            return cur
+        for nxt in (cur.__cause__, cur.__context__, *getattr(cur, "args", ())):
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return None
+
+
+def classify_exception(exc: BaseException) -> Outcome:
+    """Map a failed request (no HTTP answer) to retry / failed."""
+    refused = _find_cause(exc, OutboundRequestError)
+    if refused is not None:
+        return Outcome(KIND_FAILED, None, "ssrf_refused", str(refused))
+    if isinstance(exc, requests.Timeout):
+        return Outcome(KIND_RETRY, None, "timeout", str(exc)[:300])
+    if isinstance(exc, requests.ConnectionError):
+        return Outcome(KIND_RETRY, None, "connection_error", str(exc)[:300])
+    return Outcome(KIND_FAILED, None, "request_error", f"{type(exc).__name__}: {exc}"[:300])
+
+
+def backoff_delay(
+    attempts: int,
+    *,
+    base: float | None = None,
+    cap: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base·2^(n-1))]``."""
+    base = float(ssf_settings.PUSH_RETRY_BASE_DELAY if base is None else base)
+    cap = float(ssf_settings.PUSH_RETRY_MAX_DELAY if cap is None else cap)
+    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
+    return rand() * ceiling
+
+
+# ---- HTTP session -------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def get_session() -> requests.Session:
+    """This thread's keep-alive session with the SSRF guard (rebuilt if settings change)."""
+    from ..core.http import safe_session
+
+    key = (
+        bool(ssf_settings.ALLOW_INSECURE_LOOPBACK),
+        bool(ssf_settings.OUTBOUND_ALLOW_PRIVATE),
+        tuple(ssf_settings.OUTBOUND_ALLOWED_NETWORKS),
+        int(ssf_settings.PUSH_POOL_MAXSIZE),
+    )
+    cached = getattr(_local, "session", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if cached is not None:
+        cached[1].close()
+    session = safe_session(pool_maxsize=key[3])
+    _local.session = (key, session)
+    return session
+
+
+def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[Outcome, float]:
+    """POST one SET; returns its outcome and latency in milliseconds."""
+    if stream.is_encrypted and not row.encrypted:
+        try:
+            jwe = encrypt_for_stream(stream, row.token, allow_fetch=True)
+        except SSFKeyError as exc:
+            return Outcome(KIND_RETRY, None, "encryption_key_unavailable", str(exc)), 0.0
+        if jwe is None:  # pragma: no cover - allow_fetch=True never defers
+            return Outcome(KIND_RETRY, None, "encryption_key_unavailable", "no key"), 0.0
+        row.token, row.encrypted = jwe, True
+        row._token_changed = True  # type: ignore[attr-defined]
+    headers = {"Content-Type": c.SET_MEDIA_TYPE, "Accept": "application/json"}
+    if stream.authorization_header:
+        headers["Authorization"] = stream.authorization_header
+    timeout = (float(ssf_settings.PUSH_CONNECT_TIMEOUT), float(ssf_settings.PUSH_READ_TIMEOUT))
+    started = time.perf_counter()
+    try:
+        resp = session.post(
+            stream.endpoint_url,
+            data=row.token.encode("ascii"),
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        body = resp.content  # read fully so the connection goes back to the pool
+    except Exception as exc:
+        return classify_exception(exc), (time.perf_counter() - started) * 1000.0
+    latency = (time.perf_counter() - started) * 1000.0
+    return classify_response(resp.status_code, resp.headers, body[:4096]), latency
+
+
+# ---- lease --------------------------------------------------------------------------------
+
+
+def _lease_seconds() -> float:
+    per_request = float(ssf_settings.PUSH_CONNECT_TIMEOUT) + float(ssf_settings.PUSH_READ_TIMEOUT)
+    return max(60.0, 4 * per_request)
+
+
+def _acquire_lease(stream_pk: int, owner: str) -> bool:
+    now = timezone.now()
+    if not StreamDeliveryState.objects.filter(stream_id=stream_pk).exists():
+        if not Stream.objects.filter(pk=stream_pk).exists():
+            return False  # deleted: nothing to deliver
+        try:
+            StreamDeliveryState.objects.get_or_create(stream_id=stream_pk)
+        except IntegrityError:  # deleted meanwhile
+            return False
+    free = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    with transaction.atomic():
+        qs = StreamDeliveryState.objects.filter(stream_id=stream_pk).filter(free)
+        if connection.features.has_select_for_update_skip_locked:
+            if not list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True)):
+                return False
+        until = now + timedelta(seconds=_lease_seconds())
+        return qs.update(lease_owner=owner, lease_until=until) == 1
+
+
+def _renew_lease(stream_pk: int, owner: str) -> bool:
+    until = timezone.now() + timedelta(seconds=_lease_seconds())
+    return (
+        StreamDeliveryState.objects.filter(stream_id=stream_pk, lease_owner=owner).update(
+            lease_until=until
+        )
+        == 1
+    )
+
+
+def _release_lease(stream_pk: int, owner: str) -> None:
+    StreamDeliveryState.objects.filter(stream_id=stream_pk, lease_owner=owner).update(
+        lease_owner="", lease_until=None, last_drain_at=timezone.now()
+    )
+
+
+# ---- draining -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    stream_pk: int
+    rows: list[OutboundSET] = field(default_factory=list)
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    retry_at: datetime | None = None
+
+    def record(self, row: OutboundSET, outcome: Outcome, latency_ms: float) -> str:
+        """Apply ``outcome`` to ``row`` in memory; returns the resulting attempt outcome."""
+        now = timezone.now()
+        row.attempts += 1
+        row.last_http_status = outcome.http_status
+        if outcome.kind == KIND_DELIVERED:
+            row.status = OutboundSET.STATUS_DELIVERED
+            row.delivered_at = now
+            row.last_error_code = row.last_error_description = ""
+            result = DeliveryAttempt.OUTCOME_DELIVERED
+        else:
+            row.last_error_code = outcome.error_code[:64]
+            row.last_error_description = outcome.description
+            result = DeliveryAttempt.OUTCOME_FAILED
+            if outcome.kind == KIND_RETRY:
+                result = self._schedule_retry(row, outcome, now)
+            if result == DeliveryAttempt.OUTCOME_FAILED:
+                row.status = OutboundSET.STATUS_FAILED
+        self.rows.append(row)
+        self.attempts.append(
+            DeliveryAttempt(
+                outbound_id=row.pk,
+                at=now,
+                http_status=outcome.http_status,
+                error=(
+                    ""
+                    if outcome.kind == KIND_DELIVERED
+                    else f"{outcome.error_code}: {outcome.description}".strip(": ")
+                ),
+                latency_ms=round(latency_ms, 3),
+                outcome=result,
+            )
+        )
+        return result
+
+    def _schedule_retry(self, row: OutboundSET, outcome: Outcome, now: datetime) -> str:
+        if outcome.error_code in RETRYABLE_SET_ERRORS and row.attempts > int(
+            ssf_settings.PUSH_INVALID_KEY_RETRIES
+        ):
+            return DeliveryAttempt.OUTCOME_FAILED
+        horizon_at = row.queued_at + timedelta(seconds=float(ssf_settings.PUSH_RETRY_HORIZON))
+        if now >= horizon_at:
+            row.status = OutboundSET.STATUS_DEAD
+            row.last_error_description = (
+                f"{row.last_error_description} (dead-lettered after {row.attempts} attempts)"
+            ).strip()
+            return DeliveryAttempt.OUTCOME_DEAD
+        delay = (
+            outcome.retry_after if outcome.retry_after is not None else backoff_delay(row.attempts)
+        )
+        row.next_attempt_at = min(now + timedelta(seconds=delay), horizon_at)
+        self.retry_at = row.next_attempt_at
+        return DeliveryAttempt.OUTCOME_RETRY
+
+    def flush(self) -> bool:
+        """Write the batch; returns False when the stream vanished meanwhile."""
+        if not self.rows:
+            return True
+        now = timezone.now()
+        delivered = [
+            r
+            for r in self.rows
+            if r.status == OutboundSET.STATUS_DELIVERED and not getattr(r, "_token_changed", False)
+        ]
+        others = [r for r in self.rows if r not in delivered]
+        try:
+            with transaction.atomic():
+                by_status: dict[int | None, list[int]] = {}
+                for r in delivered:
+                    by_status.setdefault(r.last_http_status, []).append(r.pk)
+                for http_status, pks in by_status.items():
+                    OutboundSET.objects.filter(pk__in=pks).update(
+                        status=OutboundSET.STATUS_DELIVERED,
+                        delivered_at=now,
+                        attempts=F("attempts") + 1,
+                        last_http_status=http_status,
+                        last_error_code="",
+                        last_error_description="",
+                    )
+                for r in others:
+                    r.save(
+                        update_fields=[
+                            "status",
+                            "attempts",
+                            "delivered_at",
+                            "next_attempt_at",
+                            "last_http_status",
+                            "last_error_code",
+                            "last_error_description",
+                            "token",
+                            "encrypted",
+                        ]
+                    )
+                DeliveryAttempt.objects.bulk_create(self.attempts)
+                if self.retry_at is not None:
+                    # Back the whole stream off: the failed SET stays at the head.
+                    OutboundSET.objects.filter(
+                        stream_id=self.stream_pk,
+                        status=OutboundSET.STATUS_PENDING,
+                        next_attempt_at__lt=self.retry_at,
+                    ).update(next_attempt_at=self.retry_at)
+        except IntegrityError:
+            logger.info("stream pk=%s vanished during delivery; results discarded", self.stream_pk)
+            return False
+        for r in self.rows:
+            if r.status == OutboundSET.STATUS_DELIVERED:
+                if signals.set_delivered.has_listeners():
+                    signals.set_delivered.send(sender=OutboundSET, outbound=r)
+            elif r.status in (OutboundSET.STATUS_FAILED, OutboundSET.STATUS_DEAD):
+                signals.set_delivery_failed.send(
+                    sender=OutboundSET,
+                    outbound=r,
+                    error={"err": r.last_error_code, "description": r.last_error_description},
+                )
+        return True
+
+
+def _stray_rows_for_status(stream: Stream) -> None:
+    """Pending non-control rows on a stream that is not enabled: hold or drop them.
+
+    They appear when an emit read the stream as enabled just before it was paused.
+    """
+    qs = OutboundSET.objects.filter(
+        stream_id=stream.pk, status=OutboundSET.STATUS_PENDING, bypass_pause=False
+    )
+    if stream.status == c.STATUS_PAUSED:
+        qs.update(status=OutboundSET.STATUS_HELD)
+    else:
+        qs.update(
+            status=OutboundSET.STATUS_DROPPED,
+            last_error_code="stream_disabled",
+            last_error_description="dropped: stream disabled",
+        )
+
+
+def _load_stream(stream_pk: int) -> Stream | None:
+    return (
+        Stream.objects.filter(pk=stream_pk)
+        .only(*STREAM_FIELDS, "endpoint_url", "authorization_header")
+        .first()
+    )
+
+
+def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResult) -> str:
+    session = get_session()
+    renew_every = _lease_seconds() / 3
+    renew_at = time.monotonic() + renew_every
+    batch_size = max(1, int(ssf_settings.PUSH_BATCH_SIZE))
+    while True:
+        stream = _load_stream(stream_pk)
+        if stream is None or not stream.is_push:
+            return _GONE
+        enabled = stream.status == c.STATUS_ENABLED
+        if not enabled:
+            _stray_rows_for_status(stream)
+        qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING)
+        if not enabled:
+            qs = qs.filter(bypass_pause=True)
+        rows = list(qs.order_by("id")[:batch_size])
+        if not rows:
+            return _EMPTY
+        batch = _Batch(stream_pk)
+        stop: str | None = None
+        status_check_at = time.monotonic() + 1.0
+        for row in rows:
+            if row.next_attempt_at > timezone.now():
+                stop = _BACKOFF
+                break
+            mono = time.monotonic()
+            if mono > deadline:
+                stop = _BUDGET
+                break
+            if mono >= renew_at:
+                if not _renew_lease(stream_pk, owner):
+                    stop = _LOST
+                    break
+                renew_at = mono + renew_every
+            if mono >= status_check_at:
+                status_check_at = mono + 1.0
+                current = Stream.objects.filter(pk=stream_pk).values_list("status", flat=True)
+                if current.first() != stream.status:
+                    break  # status changed (or stream deleted): reload before going on
+            outcome, latency = _push(session, stream, row)
+            kind = batch.record(row, outcome, latency)
+            result.attempts += 1
+            if kind == DeliveryAttempt.OUTCOME_DELIVERED:
+                result.delivered += 1
+            elif kind == DeliveryAttempt.OUTCOME_FAILED:
+                result.failed += 1
+            elif kind == DeliveryAttempt.OUTCOME_DEAD:
+                result.dead += 1
+            else:
+                result.retried += 1
+                stop = _RETRY
+                break
+        if not batch.flush():
+            return _GONE
+        if stop == _RETRY and batch.retry_at is not None:
+            _schedule(stream_pk, batch.retry_at)
+        if stop is not None:
+            return stop
+
+
+def _schedule(stream_pk: int, when: datetime) -> None:
+    from .tasks import deliver_stream
+
+    countdown = max(0.0, (when - timezone.now()).total_seconds())
+    try:
+        deliver_stream.apply_async((stream_pk,), countdown=countdown)
+    except Exception:
+        logger.exception(
+            "could not schedule the retry of stream pk=%s; the sweeper will", stream_pk
+        )
+
+
+def _has_due_work(stream_pk: int) -> bool:
+    return OutboundSET.objects.filter(
+        stream_id=stream_pk, status=OutboundSET.STATUS_PENDING, next_attempt_at__lte=timezone.now()
+    ).exists()
+
+
+def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> DrainResult:
+    """Deliver the due pending SETs of one push stream, in order, until none is left.
+
+    Returns what happened. Safe to call concurrently for one stream: only the lease
+    holder delivers; the others return at once. Stops after ``max_seconds``
+    (``PUSH_DRAIN_MAX_SECONDS``) and enqueues a follow-up task so one busy stream cannot
+    keep a worker forever.
+    """
+    budget = float(ssf_settings.PUSH_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds)
+    deadline = time.monotonic() + budget
+    result = DrainResult()
+    for _ in range(50):
+        owner = uuid.uuid4().hex
+        if not _acquire_lease(stream_pk, owner):
+            break
+        try:
+            reason = _drain_leased(stream_pk, owner, deadline, result)
+        finally:
+            _release_lease(stream_pk, owner)
+        if reason == _BUDGET:
+            from .tasks import deliver_stream
+
+            deliver_stream.delay(stream_pk)
+            break
+        # New rows may have been committed while we held the lease (their emitter saw
+        # the lease and did not enqueue): look once more after releasing it.
+        if reason != _EMPTY or not _has_due_work(stream_pk):
+            break
+    return result
+
+
+# ---- sweeper, admin services, health ------------------------------------------------------
+
+
+def sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue push streams whose tasks were lost; purge expired paused retention.
+
+    A push stream is re-enqueued when a pending SET's ``next_attempt_at`` passed more
+    than ``SWEEPER_GRACE_SECONDS`` ago and no worker holds the stream's lease. Held SETs
+    older than ``PAUSED_RETENTION_SECONDS`` are dropped, and the count bound
+    ``PAUSED_RETENTION_MAX_EVENTS`` is enforced.
+    """
+    from .api import enforce_paused_retention
+    from .tasks import deliver_stream
+
+    now = now or timezone.now()
+    overdue = now - timedelta(seconds=float(ssf_settings.SWEEPER_GRACE_SECONDS))
+    stream_pks = set(
+        OutboundSET.objects.filter(
+            status=OutboundSET.STATUS_PENDING,
+            next_attempt_at__lte=overdue,
+            stream__delivery_method=c.DELIVERY_PUSH,
+        )
+        .values_list("stream_id", flat=True)
+        .distinct()
+    )
+    leased = set(
+        StreamDeliveryState.objects.filter(
+            stream_id__in=stream_pks, lease_until__gt=now
+        ).values_list("stream_id", flat=True)
+    )
+    requeued = 0
+    for pk in sorted(stream_pks - leased):
+        try:
+            deliver_stream.delay(pk)
+            requeued += 1
+        except Exception:
+            logger.exception("sweeper could not enqueue stream pk=%s", pk)
+    expired_before = now - timedelta(seconds=float(ssf_settings.PAUSED_RETENTION_SECONDS))
+    expired = OutboundSET.objects.filter(
+        status=OutboundSET.STATUS_HELD, created_at__lt=expired_before
+    ).update(
+        status=OutboundSET.STATUS_DROPPED,
+        last_error_code="retention_expired",
+        last_error_description="dropped: held longer than PAUSED_RETENTION_SECONDS",
+    )
+    overflow = enforce_paused_retention()
+    return {"requeued_streams": requeued, "dropped_expired": expired, "dropped_overflow": overflow}
+
+
+def redeliver(queryset: Any) -> int:
+    """Queue the given outbound SETs again (admin action); returns how many.
+
+    Each goes back to ``pending`` (``held`` if its stream is paused) with a fresh retry
+    horizon. SETs of disabled streams are left alone: a disabled stream transmits nothing.
+    """
+    now = timezone.now()
+    count = 0
+    push_pks: set[int] = set()
+    with transaction.atomic():
+        for row in queryset.select_related("stream"):
+            stream = row.stream
+            if stream.status == c.STATUS_DISABLED:
+                continue
+            row.status = (
+                OutboundSET.STATUS_PENDING
+                if stream.status == c.STATUS_ENABLED
+                else OutboundSET.STATUS_HELD
+            )
+            row.queued_at = row.next_attempt_at = now
+            row.served_at = row.acked_at = row.delivered_at = None
+            row.last_error_code = row.last_error_description = ""
+            row.save(
+                update_fields=[
+                    "status",
+                    "queued_at",
+                    "next_attempt_at",
+                    "served_at",
+                    "acked_at",
+                    "delivered_at",
+                    "last_error_code",
+                    "last_error_description",
+                ]
+            )
+            count += 1
+            if stream.is_push and row.status == OutboundSET.STATUS_PENDING:
+                push_pks.add(stream.pk)
+        if push_pks:
+            from .api import enqueue_delivery
+
+            transaction.on_commit(lambda: enqueue_delivery(push_pks), robust=True)
+    return count
+
+
+def drop(queryset: Any) -> int:
+    """Drop the given undelivered SETs (admin action); returns how many."""
+    return queryset.filter(status__in=OutboundSET.UNDELIVERED_STATUSES).update(
+        status=OutboundSET.STATUS_DROPPED,
+        last_error_code="dropped_by_operator",
+        last_error_description="dropped by an operator",
+    )
+
+
+def stream_health(stream: Stream | int) -> dict[str, Any]:
+    """Delivery health of one stream: counts per status, oldest pending age, last error."""
+    pk = stream.pk if isinstance(stream, Stream) else int(stream)
+    qs = OutboundSET.objects.filter(stream_id=pk)
+    counts = {s: 0 for s, _ in OutboundSET.STATUS_CHOICES}
+    for row in qs.values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    agg = qs.aggregate(
+        oldest_pending=Min("created_at", filter=Q(status=OutboundSET.STATUS_PENDING)),
+        last_delivered=Max("delivered_at"),
+    )
+    now = timezone.now()
+    oldest = agg["oldest_pending"]
+    last_err = (
+        qs.exclude(last_error_code="")
+        .order_by("-id")
+        .values("jti", "last_error_code", "last_error_description", "last_http_status", "status")
+        .first()
+    )
+    return {
+        **counts,
+        "oldest_pending_age_seconds": (now - oldest).total_seconds() if oldest else None,
+        "last_delivered_at": agg["last_delivered"],
+        "last_error": last_err,
+    }

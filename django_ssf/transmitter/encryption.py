@@ -1,0 +1,210 @@
+"""Per-stream JWE encryption of SETs: a django-ssf extension (SSF 1.0 defines none).
+
+A stream may carry the receiver's public encryption key, either inline
+(``Stream.encryption_jwk``) or as a ``jwks_uri`` (``Stream.encryption_jwks_uri``) that the
+transmitter fetches through the SSRF-guarded session and caches for
+``SSF["JWKS_CACHE_SECONDS"]``. Every SET of such a stream is signed first and then
+encrypted (RFC 7519 §11.2, outer header ``cty: "JWT"``) with the stream's
+``encryption_alg``/``encryption_enc`` or the ``JWE_ALGORITHM``/``JWE_ENCRYPTION`` defaults,
+for push and poll alike (checklist §11.5, §12.6).
+
+Emitting never waits on the network: an inline key encrypts at once; a ``jwks_uri`` whose
+key set is cached encrypts at once too; otherwise the row keeps the signed JWS with
+``encrypted=False`` and delivery (push task or poll) fetches the key set, encrypts, and
+stores the JWE before the SET leaves. A SET of an encrypted stream is never sent in the
+clear: if no usable key can be obtained, delivery fails for that attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..conf import ssf_settings
+from ..core.errors import OutboundRequestError, SSFKeyError
+from ..core.jose import encrypt_set, validate_encryption_jwk
+
+logger = logging.getLogger("django_ssf.transmitter.encryption")
+
+__all__ = [
+    "CONTENT_ENCRYPTIONS",
+    "clear_jwks_cache",
+    "encrypt_for_stream",
+    "fetch_jwks",
+    "select_encryption_jwk",
+    "stream_encryption_params",
+    "stream_jwk",
+    "validate_stream_encryption",
+]
+
+# RFC 7518 §5.1 content encryption algorithms accepted for a stream.
+CONTENT_ENCRYPTIONS = (
+    "A128GCM",
+    "A192GCM",
+    "A256GCM",
+    "A128CBC-HS256",
+    "A192CBC-HS384",
+    "A256CBC-HS512",
+)
+
+_cache: dict[str, tuple[float, dict]] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_jwks_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def stream_encryption_params(stream: Any) -> tuple[str, str]:
+    """The JWE ``alg`` and ``enc`` of a stream (its own, else the settings' defaults)."""
+    alg = getattr(stream, "encryption_alg", "") or ssf_settings.JWE_ALGORITHM
+    enc = getattr(stream, "encryption_enc", "") or ssf_settings.JWE_ENCRYPTION
+    return alg, enc
+
+
+def _kty_fits(jwk: dict, alg: str) -> bool:
+    kty = jwk.get("kty")
+    if alg.startswith("RSA"):
+        return kty == "RSA"
+    if alg.startswith("ECDH-ES"):
+        return kty in ("EC", "OKP")
+    return True
+
+
+def select_encryption_jwk(jwks: dict, alg: str) -> dict:
+    """Pick the key of a JWKS meant for encryption with ``alg``.
+
+    A key qualifies when its ``use`` is ``enc`` or absent, its ``alg`` is ``alg`` or
+    absent, its ``key_ops`` (if any) allow encryption, and its ``kty`` fits ``alg``. Keys
+    that declare ``use: enc`` are preferred over keys with no ``use``.
+    """
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list):
+        raise SSFKeyError("the receiver's key set is not a JWKS (no 'keys' array)")
+    fitting: list[dict] = []
+    for jwk in keys:
+        if not isinstance(jwk, dict):
+            continue
+        if jwk.get("use") not in (None, "enc"):
+            continue
+        if jwk.get("alg") not in (None, alg):
+            continue
+        ops = jwk.get("key_ops")
+        if ops is not None and not ({"encrypt", "wrapKey", "deriveKey"} & set(ops)):
+            continue
+        if not _kty_fits(jwk, alg):
+            continue
+        fitting.append(jwk)
+    if not fitting:
+        raise SSFKeyError(f"the receiver's key set has no public key usable with {alg}")
+    fitting.sort(key=lambda k: 0 if k.get("use") == "enc" else 1)
+    for jwk in fitting:
+        try:
+            validate_encryption_jwk(jwk, alg)
+        except SSFKeyError:
+            continue
+        return jwk
+    raise SSFKeyError(f"the receiver's key set has no valid public key usable with {alg}")
+
+
+def fetch_jwks(uri: str, *, allow_fetch: bool = True) -> dict | None:
+    """The key set at ``uri``, from the cache or (when allowed) fetched and cached.
+
+    Returns ``None`` when the cache is cold and fetching is not allowed. Fetch failures
+    raise :class:`SSFKeyError` (including SSRF refusals, whose message is kept).
+    """
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(uri)
+    if hit and hit[0] > now:
+        return hit[1]
+    if not allow_fetch:
+        return None
+    from ..core.http import safe_session
+
+    timeout = (ssf_settings.PUSH_CONNECT_TIMEOUT, ssf_settings.PUSH_READ_TIMEOUT)
+    try:
+        with safe_session() as session:
+            resp = session.get(uri, timeout=timeout, headers={"Accept": "application/json"})
+    except OutboundRequestError as exc:
+        raise SSFKeyError(f"refused to fetch the receiver's key set {uri}: {exc}") from exc
+    except Exception as exc:  # requests' network errors
+        raise SSFKeyError(f"could not fetch the receiver's key set {uri}: {exc}") from exc
+    if resp.status_code != 200:
+        raise SSFKeyError(f"fetching the receiver's key set {uri} returned HTTP {resp.status_code}")
+    try:
+        jwks = resp.json()
+    except ValueError as exc:
+        raise SSFKeyError(f"the receiver's key set at {uri} is not JSON") from exc
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise SSFKeyError(f"the document at {uri} is not a JWKS (no 'keys' array)")
+    with _cache_lock:
+        _cache[uri] = (now + float(ssf_settings.JWKS_CACHE_SECONDS), jwks)
+    return jwks
+
+
+def stream_jwk(stream: Any, *, allow_fetch: bool = True) -> dict | None:
+    """The receiver's public JWK of an encrypted stream; ``None`` if not yet known.
+
+    ``None`` only happens with ``allow_fetch=False`` and a cold cache. A stream that is
+    not encrypted raises ``ValueError``.
+    """
+    alg, _enc = stream_encryption_params(stream)
+    if stream.encryption_jwk:
+        return stream.encryption_jwk
+    if stream.encryption_jwks_uri:
+        jwks = fetch_jwks(stream.encryption_jwks_uri, allow_fetch=allow_fetch)
+        if jwks is None:
+            return None
+        return select_encryption_jwk(jwks, alg)
+    raise ValueError(f"stream {stream.stream_id} has no encryption key")
+
+
+def encrypt_for_stream(stream: Any, token: str, *, allow_fetch: bool = True) -> str | None:
+    """Encrypt a signed SET for the stream's receiver; ``None`` when it must wait.
+
+    Raises :class:`SSFKeyError` when the key is unusable or cannot be fetched.
+    """
+    jwk = stream_jwk(stream, allow_fetch=allow_fetch)
+    if jwk is None:
+        return None
+    alg, enc = stream_encryption_params(stream)
+    return encrypt_set(token, jwk, alg=alg, enc=enc)
+
+
+def validate_stream_encryption(
+    *,
+    jwk: dict | None = None,
+    jwks_uri: str | None = None,
+    alg: str | None = None,
+    enc: str | None = None,
+    fetch: bool = False,
+) -> None:
+    """Check encryption settings before a stream stores them; raise ``SSFKeyError``.
+
+    The control plane calls this to answer 400 for unusable keys. An inline JWK is
+    checked fully. A ``jwks_uri`` is checked only when ``fetch`` is true (it is fetched
+    through the SSRF guard); otherwise delivery reports a bad key set later.
+    """
+    if jwk and jwks_uri:
+        raise SSFKeyError("give either an encryption jwk or a jwks_uri, not both")
+    alg = alg or ssf_settings.JWE_ALGORITHM
+    enc = enc or ssf_settings.JWE_ENCRYPTION
+    if jwk is not None:
+        if not isinstance(jwk, dict):
+            raise SSFKeyError("the encryption key must be a JWK (a JSON object)")
+        validate_encryption_jwk(jwk, alg)
+    elif jwks_uri and fetch:
+        jwks = fetch_jwks(jwks_uri)
+        assert jwks is not None
+        select_encryption_jwk(jwks, alg)
+    elif not jwks_uri:
+        raise SSFKeyError("no encryption key given")
+    if enc not in CONTENT_ENCRYPTIONS:
+        raise SSFKeyError(
+            f"unsupported JWE content encryption {enc!r}; "
+            f"use one of {', '.join(CONTENT_ENCRYPTIONS)}"
+        )

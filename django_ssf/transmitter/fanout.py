@@ -1,0 +1,183 @@
+"""Which streams get an event: the fan-out rules of SSF §8.1.3.1 and RISC §2.8, in bulk.
+
+One query loads the candidate streams (status ``enabled`` or ``paused``, the event type in
+``events_delivered``), one query loads the subject rows of all of them that can matter,
+and one query reads the RISC opt-out state. Nothing here runs a query per stream.
+
+Subject rules, per stream (SSF §8.1.3.1, checklist §3.5 and §12.4):
+
+1. A subject row whose canonical key equals the event subject's decides alone: added →
+   deliver, removed → don't.
+2. Otherwise every row that *matches* the event subject (``subjects_match``: complex
+   members missing on either side are wildcards, aliases match when one alias does) is
+   considered: any matching removal excludes the event; else any matching addition
+   includes it.
+3. Otherwise ``default_subjects`` decides: ``ALL`` delivers, ``NONE`` does not.
+
+``verified: false`` additions are treated like verified ones (SSF leaves that policy to
+the transmitter; the receiver vouched for the subject by adding it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Q
+
+from ..core import constants as c
+from ..core.subjects import subject_key, subjects_match
+from ..models import Stream, StreamSubject, SubjectOptState
+
+__all__ = [
+    "STREAM_FIELDS",
+    "SubjectRow",
+    "candidate_streams",
+    "is_opted_out",
+    "opt_state_for_event",
+    "related_subject_keys",
+    "select_streams",
+    "stream_wants_subject",
+]
+
+# Columns the fan-out and the signer need; everything else stays in the database.
+STREAM_FIELDS = (
+    "id",
+    "stream_id",
+    "aud",
+    "events_delivered",
+    "delivery_method",
+    "status",
+    "default_subjects",
+    "encryption_jwk",
+    "encryption_jwks_uri",
+    "encryption_alg",
+    "encryption_enc",
+)
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    subject: dict
+    key: str
+    included: bool
+
+
+def related_subject_keys(subject: dict) -> set[str]:
+    """Keys of the subject itself and of each of its complex members and aliases.
+
+    A simple subject a receiver added can match a complex or aliases event subject
+    through one of its parts, so these are the keys worth looking up.
+    """
+    keys = {subject_key(subject)}
+    fmt = subject.get("format")
+    if fmt == c.FORMAT_COMPLEX:
+        for name, member in subject.items():
+            if name != "format" and isinstance(member, dict):
+                keys |= related_subject_keys(member)
+    elif fmt == c.FORMAT_ALIASES:
+        for ident in subject.get("identifiers") or ():
+            if isinstance(ident, dict):
+                keys.add(subject_key(ident))
+    return keys
+
+
+def candidate_streams(
+    event_type: str, streams: Iterable[Stream | int] | None = None
+) -> list[Stream]:
+    """Streams that are enabled or paused and deliver ``event_type`` (one query).
+
+    Disabled streams are left out: they neither transmit nor hold (SSF §8.1.2.1). On
+    databases with JSON containment (PostgreSQL) the event type is filtered in SQL;
+    elsewhere (SQLite has no ``contains`` for JSON arrays) in Python.
+    """
+    qs = Stream.objects.filter(status__in=(c.STATUS_ENABLED, c.STATUS_PAUSED)).only(*STREAM_FIELDS)
+    if streams is not None:
+        pks = [s.pk if isinstance(s, Stream) else int(s) for s in streams]
+        qs = qs.filter(pk__in=pks)
+    if connection.features.supports_json_field_contains:
+        qs = qs.filter(events_delivered__contains=[event_type])
+        return list(qs.order_by("id"))
+    return [s for s in qs.order_by("id") if event_type in (s.events_delivered or ())]
+
+
+def _subject_rows(stream_pks: Sequence[int], subject: dict) -> dict[int, list[SubjectRow]]:
+    """The subject rows of ``stream_pks`` that could match ``subject`` (one query)."""
+    if not stream_pks:
+        return {}
+    keys = related_subject_keys(subject)
+    cond = (
+        Q(subject_key__in=keys)
+        | Q(subject__format=c.FORMAT_COMPLEX)
+        | Q(subject__format=c.FORMAT_ALIASES)
+    )
+    rows: dict[int, list[SubjectRow]] = defaultdict(list)
+    qs = StreamSubject.objects.filter(stream_id__in=stream_pks).filter(cond)
+    for stream_pk, subj, key, included in qs.values_list(
+        "stream_id", "subject", "subject_key", "included"
+    ):
+        rows[stream_pk].append(SubjectRow(subj, key, bool(included)))
+    return rows
+
+
+def stream_wants_subject(
+    default_subjects: str, rows: Sequence[SubjectRow], subject: dict, key: str
+) -> bool:
+    """Apply the per-stream subject rules of the module docstring."""
+    for row in rows:
+        if row.key == key:
+            return row.included
+    matching = [row for row in rows if subjects_match(row.subject, subject)]
+    if any(not row.included for row in matching):
+        return False
+    if any(row.included for row in matching):
+        return True
+    return default_subjects == c.DEFAULT_SUBJECTS_ALL
+
+
+def opt_state_for_event(subject: dict) -> str | None:
+    """The strictest RISC opt state recorded for the subject or any of its parts."""
+    keys = related_subject_keys(subject)
+    states = set(
+        SubjectOptState.objects.filter(subject_key__in=keys).values_list("state", flat=True)
+    )
+    for state in (
+        SubjectOptState.STATE_OPT_OUT,
+        SubjectOptState.STATE_OPT_OUT_INITIATED,
+        SubjectOptState.STATE_OPT_IN,
+    ):
+        if state in states:
+            return state
+    return None
+
+
+def is_opted_out(subject: dict, event_type: str) -> bool:
+    """True when the subject opted out and the event is not one of the opt-* events.
+
+    RISC §2.8.4: once opt-out is effective the account is no longer part of the
+    exchange; the opt-* events themselves still flow so the receiver can follow the
+    state (and an opt-in brings the account back).
+    """
+    if event_type in c.RISC_OPT_EVENTS:
+        return False
+    return opt_state_for_event(subject) == SubjectOptState.STATE_OPT_OUT
+
+
+def select_streams(
+    event_type: str, subject: dict, streams: Iterable[Stream | int] | None = None
+) -> list[Stream]:
+    """Every stream that must get (or hold) this event about this subject."""
+    if is_opted_out(subject, event_type):
+        return []
+    candidates = candidate_streams(event_type, streams)
+    if not candidates:
+        return []
+    key = subject_key(subject)
+    rows = _subject_rows([s.pk for s in candidates], subject)
+    return [
+        s
+        for s in candidates
+        if stream_wants_subject(s.default_subjects, rows.get(s.pk, ()), subject, key)
+    ]

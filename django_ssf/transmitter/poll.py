@@ -1,0 +1,289 @@
+"""Poll delivery (RFC 8936): acknowledge, report errors, and hand out pending SETs.
+
+The view (:mod:`django_ssf.transmitter.poll_views`) parses the request with
+:func:`parse_poll_request` and calls :func:`poll`, which:
+
+1. processes ``ack`` (only ``jti`` values of *this* stream; unknown ones are ignored)
+   and ``setErrs`` (recorded on the row, which becomes ``failed``; an ``invalid_state``
+   on a verification SET is logged as a failed verification) — RFC 8936 §2.4;
+2. returns up to ``min(maxEvents, POLL_MAX_EVENTS_CAP)`` unacknowledged SETs, oldest
+   first: SETs never served, and SETs served more than ``POLL_REDELIVERY_DELAY``
+   seconds ago without an acknowledgement (redelivery, RFC 8936 §2.4);
+3. when nothing is available and ``returnImmediately`` is not true, waits (long poll,
+   RFC 8936 §2.2) up to ``POLL_LONG_POLL_TIMEOUT`` seconds, checking the outbox with
+   short sleeps that grow up to ``POLL_CHECK_INTERVAL``; the wait holds no database
+   transaction or lock.
+
+While the stream is ``paused`` or ``disabled`` only control events queued before the
+change (the stream-updated that announces it) are served; everything else stays held
+(checklist §12.1 items 1 and 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import signals
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..core.errors import SSFKeyError
+from ..models import DeliveryAttempt, OutboundSET, Stream
+from .encryption import encrypt_for_stream
+
+logger = logging.getLogger("django_ssf.transmitter.poll")
+
+__all__ = [
+    "PollRequest",
+    "PollRequestError",
+    "PollResult",
+    "acknowledge",
+    "fetch_sets",
+    "parse_poll_request",
+    "poll",
+    "record_set_errors",
+]
+
+
+class PollRequestError(ValueError):
+    """An invalid poll request body (answered with 400, RFC 8936 §2.5.1)."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class PollRequest:
+    max_events: int | None = None
+    return_immediately: bool = False
+    ack: list[str] = field(default_factory=list)
+    set_errs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class PollResult:
+    sets: dict[str, str]
+    more_available: bool
+    acked: int = 0
+    errors_recorded: int = 0
+
+    def body(self) -> dict[str, Any]:
+        return {"sets": self.sets, "moreAvailable": self.more_available}
+
+
+def parse_poll_request(data: object) -> PollRequest:
+    """Validate the JSON body of a poll request (RFC 8936 §2.4); ``{}`` is a valid poll."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PollRequestError(None, "The poll request body must be a JSON object.")
+    req = PollRequest()
+    if "maxEvents" in data and data["maxEvents"] is not None:
+        value = data["maxEvents"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PollRequestError("maxEvents", "maxEvents must be a non-negative integer.")
+        req.max_events = value
+    if "returnImmediately" in data and data["returnImmediately"] is not None:
+        value = data["returnImmediately"]
+        if not isinstance(value, bool):
+            raise PollRequestError("returnImmediately", "returnImmediately must be a boolean.")
+        req.return_immediately = value
+    if "ack" in data and data["ack"] is not None:
+        value = data["ack"]
+        if not isinstance(value, list) or not all(isinstance(j, str) and j for j in value):
+            raise PollRequestError("ack", "ack must be an array of jti strings.")
+        req.ack = list(dict.fromkeys(value))
+    if "setErrs" in data and data["setErrs"] is not None:
+        value = data["setErrs"]
+        if not isinstance(value, dict):
+            raise PollRequestError("setErrs", "setErrs must be an object keyed by jti.")
+        for jti, err in value.items():
+            if not isinstance(err, dict) or not isinstance(err.get("err"), str) or not err["err"]:
+                raise PollRequestError(
+                    f"setErrs.{jti}", 'each setErrs value must be {"err": ..., "description": ...}.'
+                )
+            desc = err.get("description", "")
+            if not isinstance(desc, str):
+                raise PollRequestError(f"setErrs.{jti}", "description must be a string.")
+            req.set_errs[jti] = {"err": err["err"], "description": desc}
+    overlap = set(req.ack) & set(req.set_errs)
+    if overlap:
+        raise PollRequestError(
+            "ack",
+            f"a jti cannot be both acknowledged and reported in setErrs: {sorted(overlap)[0]}",
+        )
+    return req
+
+
+def acknowledge(stream: Stream, jtis: list[str]) -> int:
+    """Mark this stream's SETs named in ``jtis`` delivered; returns how many changed."""
+    if not jtis:
+        return 0
+    now = timezone.now()
+    qs = OutboundSET.objects.filter(
+        stream_id=stream.pk, jti__in=jtis, status__in=OutboundSET.UNDELIVERED_STATUSES
+    )
+    rows = (
+        list(qs.only("id", "jti", "stream_id", "event_type"))
+        if (signals.set_delivered.has_listeners())
+        else None
+    )
+    count = qs.update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
+    for row in rows or ():
+        row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
+        signals.set_delivered.send(sender=OutboundSET, outbound=row)
+    return count
+
+
+def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> int:
+    """Record the receiver's ``setErrs`` on this stream's SETs; returns how many."""
+    if not set_errs:
+        return 0
+    now = timezone.now()
+    rows = list(
+        OutboundSET.objects.filter(
+            stream_id=stream.pk,
+            jti__in=list(set_errs),
+            status__in=(*OutboundSET.UNDELIVERED_STATUSES, OutboundSET.STATUS_FAILED),
+        )
+    )
+    attempts = []
+    for row in rows:
+        err = set_errs[row.jti]
+        row.status = OutboundSET.STATUS_FAILED
+        row.last_error_code = err["err"][:64]
+        row.last_error_description = err["description"]
+        row.save(update_fields=["status", "last_error_code", "last_error_description"])
+        attempts.append(
+            DeliveryAttempt(
+                outbound_id=row.pk,
+                at=now,
+                error=f"{err['err']}: {err['description']}".strip(": "),
+                outcome=DeliveryAttempt.OUTCOME_FAILED,
+            )
+        )
+        if row.event_type == c.EVENT_VERIFICATION and err["err"] == c.ERR_INVALID_STATE:
+            logger.warning(
+                "stream %s: receiver reported invalid_state for verification SET %s: %s",
+                stream.stream_id,
+                row.jti,
+                err["description"],
+            )
+        else:
+            logger.info(
+                "stream %s: receiver rejected SET %s: %s %s",
+                stream.stream_id,
+                row.jti,
+                err["err"],
+                err["description"],
+            )
+        signals.set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(err))
+    DeliveryAttempt.objects.bulk_create(attempts)
+    return len(rows)
+
+
+def _available(stream_pk: int, status: str) -> Any:
+    redeliver_before = timezone.now() - _seconds(ssf_settings.POLL_REDELIVERY_DELAY)
+    qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING).filter(
+        Q(served_at__isnull=True) | Q(served_at__lte=redeliver_before)
+    )
+    if status != c.STATUS_ENABLED:
+        qs = qs.filter(bypass_pause=True)
+    return qs
+
+
+def _seconds(value: Any) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=float(value))
+
+
+def _encrypt_pending(stream: Stream, rows: list[OutboundSET]) -> list[OutboundSET]:
+    """Encrypt rows of an encrypted stream that still hold a bare JWS; drop unusable ones."""
+    ready = []
+    for row in rows:
+        if stream.is_encrypted and not row.encrypted:
+            try:
+                jwe = encrypt_for_stream(stream, row.token, allow_fetch=True)
+            except SSFKeyError as exc:
+                logger.warning(
+                    "stream %s: cannot encrypt SET %s: %s", stream.stream_id, row.jti, exc
+                )
+                row.last_error_code = "encryption_key_unavailable"
+                row.last_error_description = str(exc)
+                row.save(update_fields=["last_error_code", "last_error_description"])
+                continue
+            assert jwe is not None
+            row.token, row.encrypted = jwe, True
+            row.save(update_fields=["token", "encrypted"])
+        ready.append(row)
+    return ready
+
+
+def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
+    """Serve up to ``limit`` available SETs (oldest first); returns ``(sets, more)``."""
+    if limit <= 0:
+        return {}, _available(stream.pk, stream.status).exists()
+    now = timezone.now()
+    with transaction.atomic():
+        qs = _available(stream.pk, stream.status).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        rows = list(qs.only("id", "jti", "token", "encrypted", "stream_id")[: limit + 1])
+        more = len(rows) > limit
+        rows = _encrypt_pending(stream, rows[:limit])
+        if rows:
+            pks = [r.pk for r in rows]
+            OutboundSET.objects.filter(pk__in=pks).update(served_at=now, attempts=F("attempts") + 1)
+            DeliveryAttempt.objects.bulk_create(
+                [
+                    DeliveryAttempt(outbound_id=pk, at=now, outcome=DeliveryAttempt.OUTCOME_SERVED)
+                    for pk in pks
+                ]
+            )
+    return {r.jti: r.token for r in rows}, more
+
+
+def _current_status(stream: Stream) -> str | None:
+    return Stream.objects.filter(pk=stream.pk).values_list("status", flat=True).first()
+
+
+def poll(
+    stream: Stream,
+    request: PollRequest,
+    *,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> PollResult:
+    """Serve one poll request for ``stream`` (see the module docstring)."""
+    acked = acknowledge(stream, request.ack)
+    errors = record_set_errors(stream, request.set_errs)
+    cap = int(ssf_settings.POLL_MAX_EVENTS_CAP)
+    limit = cap if request.max_events is None else min(request.max_events, cap)
+    wait = float(ssf_settings.POLL_LONG_POLL_TIMEOUT if timeout is None else timeout)
+    deadline = clock() + max(0.0, wait)
+    interval = 0.05
+    max_interval = max(0.01, float(ssf_settings.POLL_CHECK_INTERVAL))
+    while True:
+        sets, more = fetch_sets(stream, limit)
+        if sets or (limit == 0 and more) or request.return_immediately:
+            return PollResult(sets, more, acked, errors)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return PollResult({}, more, acked, errors)
+        sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
+        status = _current_status(stream)
+        if status is None:  # deleted while waiting
+            return PollResult({}, False, acked, errors)
+        stream.status = status
