@@ -1,3 +1,13 @@
-"""URL routes of the receiver (filled in by the receiver work)."""
+"""URL routes of the receiver: the per-stream push endpoint and our public encryption keys.
 
-urlpatterns: list = []
+Route names start with ``ssf-receiver-``.
+"""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("ssf/receiver/push/<str:push_id>", views.push_endpoint, name="ssf-receiver-push"),
+    path("ssf/receiver/jwks.json", views.encryption_jwks, name="ssf-receiver-jwks"),
+]

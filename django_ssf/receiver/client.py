@@ -1,0 +1,609 @@
+"""The control-plane client: everything the receiver asks of a remote transmitter (SSF §8).
+
+* :func:`add_transmitter` discovers a transmitter (SSF §7.2) and stores it with its
+  credentials; :func:`connect` also creates a stream there - the service behind
+  ``ssf_connect``.
+* :class:`TransmitterClient` speaks to one transmitter: OAuth tokens (a static bearer
+  token, or client credentials with the token cached in the database and refreshed before
+  expiry and once after a 401), create / read / update / replace / delete a stream,
+  status, subjects, verification. Every stream configuration returned is checked: its
+  ``iss`` must be the transmitter's issuer (SSF §8.1.1.1 - §8.1.1.4).
+
+Every failure is a :class:`ControlPlaneError` carrying the HTTP status and body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.db import transaction
+from django.utils import timezone
+
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..core.errors import OutboundRequestError, SSFError
+from ..models.receiver import (
+    InboundSET,
+    PendingVerification,
+    ReceiverStream,
+    Transmitter,
+    generate_authorization_header,
+)
+from .discovery import (
+    DiscoveryError,
+    discover,
+    discover_authorization_server,
+    http_session,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ControlPlaneError",
+    "TransmitterClient",
+    "VerificationError",
+    "add_transmitter",
+    "connect",
+    "supported_event_types",
+]
+
+DELIVERY_ALIASES = {"push": c.DELIVERY_PUSH, "poll": c.DELIVERY_POLL}
+
+
+class ControlPlaneError(SSFError):
+    """The transmitter refused or failed a control-plane request (or answered nonsense)."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class VerificationError(ControlPlaneError):
+    """No matching verification event arrived in time, or one with a wrong ``state`` did."""
+
+
+def supported_event_types(*, include_deprecated: bool = False) -> list[str]:
+    """Every event type this receiver understands (what a stream requests by default)."""
+    from ..core.events import registry
+
+    return registry.uris(include_control=False, include_deprecated=include_deprecated)
+
+
+def _timeout() -> float:
+    return float(ssf_settings.RECEIVER_HTTP_TIMEOUT)
+
+
+def _describe(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000]
+
+
+class TransmitterClient:
+    """Control-plane calls against one :class:`Transmitter`."""
+
+    def __init__(self, transmitter: Transmitter, *, session: requests.Session | None = None):
+        self.transmitter = transmitter
+        self.session = session or http_session()
+
+    # ---- tokens -------------------------------------------------------------------------
+    def _token_endpoint(self) -> tuple[str, str]:
+        t = self.transmitter
+        scope = t.scope
+        if not t.token_endpoint:
+            try:
+                endpoint, scopes = discover_authorization_server(t.issuer, session=self.session)
+            except DiscoveryError as exc:
+                raise ControlPlaneError(str(exc)) from exc
+            t.token_endpoint = endpoint
+            if not scope and scopes:
+                t.scope = " ".join(scopes)
+            Transmitter.objects.filter(pk=t.pk).update(
+                token_endpoint=t.token_endpoint, scope=t.scope
+            )
+        return t.token_endpoint, t.scope or f"{c.SCOPE_READ} {c.SCOPE_MANAGE}"
+
+    def fetch_token(self) -> str:
+        """Run the client-credentials grant (RFC 6749 §4.4) and cache the token in the DB."""
+        t = self.transmitter
+        endpoint, scope = self._token_endpoint()
+        data = {"grant_type": "client_credentials"}
+        if scope:
+            data["scope"] = scope
+        # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
+        auth = (quote(t.client_id, safe=""), quote(t.client_secret, safe=""))
+        try:
+            response = self.session.post(
+                endpoint, data=data, auth=auth, timeout=_timeout(),
+                headers={"Accept": "application/json"},
+            )
+        except (requests.RequestException, OutboundRequestError) as exc:
+            raise ControlPlaneError(f"token request to {endpoint} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise ControlPlaneError(
+                f"token endpoint {endpoint} answered {response.status_code}",
+                status=response.status_code, body=_describe(response),
+            )
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ControlPlaneError(f"token endpoint {endpoint} did not answer JSON") from exc
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ControlPlaneError(f"token endpoint {endpoint} returned no access_token",
+                                    status=200, body=payload)
+        expires_in = payload.get("expires_in")
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            expires_at = timezone.now() + dt.timedelta(seconds=float(expires_in))
+        else:
+            expires_at = timezone.now() + dt.timedelta(hours=1)
+        t.access_token, t.access_token_expires_at = token, expires_at
+        Transmitter.objects.filter(pk=t.pk).update(
+            access_token=token, access_token_expires_at=expires_at
+        )
+        return token
+
+    def access_token(self, *, force_refresh: bool = False) -> str | None:
+        """The bearer token for the control plane, or ``None`` when none is configured."""
+        t = self.transmitter
+        if t.auth_method == Transmitter.AUTH_BEARER:
+            return t.bearer_token or None
+        if t.auth_method != Transmitter.AUTH_CLIENT_CREDENTIALS:
+            return None
+        if not force_refresh:
+            # Another process may have refreshed it: read the shared cache first.
+            fresh = Transmitter.objects.filter(pk=t.pk).values(
+                "access_token", "access_token_expires_at"
+            ).first()
+            if fresh:
+                t.access_token = fresh["access_token"]
+                t.access_token_expires_at = fresh["access_token_expires_at"]
+            margin = dt.timedelta(seconds=float(ssf_settings.RECEIVER_TOKEN_REFRESH_MARGIN))
+            if t.access_token and t.access_token_expires_at and (
+                t.access_token_expires_at - margin > timezone.now()
+            ):
+                return t.access_token
+        return self.fetch_token()
+
+    # ---- HTTP -----------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        expected: Iterable[int] = (200,),
+        headers: dict | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """One authenticated request; refreshes an OAuth token once after a 401."""
+        if not url:
+            raise ControlPlaneError(f"the transmitter {self.transmitter.issuer} publishes no "
+                                    f"endpoint for this operation")
+        expected = tuple(expected)
+        response = self._send(method, url, json=json, params=params, headers=headers,
+                              timeout=timeout, force_refresh=False)
+        if (
+            response.status_code == 401
+            and self.transmitter.auth_method == Transmitter.AUTH_CLIENT_CREDENTIALS
+        ):
+            response = self._send(method, url, json=json, params=params, headers=headers,
+                                  timeout=timeout, force_refresh=True)
+        if response.status_code not in expected:
+            body = _describe(response)
+            raise ControlPlaneError(
+                f"{method} {url} answered {response.status_code}: {body}",
+                status=response.status_code, body=body,
+            )
+        return response
+
+    def _send(self, method, url, *, json, params, headers, timeout, force_refresh):
+        all_headers = {"Accept": "application/json"}
+        token = self.access_token(force_refresh=force_refresh)
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        all_headers.update(headers or {})
+        try:
+            return self.session.request(
+                method, url, json=json, params=params, headers=all_headers,
+                timeout=timeout or _timeout(),
+            )
+        except (requests.RequestException, OutboundRequestError) as exc:
+            raise ControlPlaneError(f"{method} {url} failed: {exc}") from exc
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ControlPlaneError(
+                f"{response.request.method} {response.url} did not answer JSON",
+                status=response.status_code, body=response.text[:2000],
+            ) from exc
+
+    # ---- stream configuration ------------------------------------------------------------
+    def _check_config(self, config: Any) -> dict:
+        if not isinstance(config, dict):
+            raise ControlPlaneError("the stream configuration is not a JSON object", body=config)
+        iss = config.get("iss")
+        if iss is None and self.transmitter.legacy:
+            return config
+        if iss != self.transmitter.issuer:
+            raise ControlPlaneError(
+                f"the stream configuration's iss {iss!r} is not the transmitter's issuer "
+                f"{self.transmitter.issuer!r} (SSF §8.1.1)", body=config,
+            )
+        if not config.get("stream_id") and not self.transmitter.legacy:
+            raise ControlPlaneError("the stream configuration has no stream_id", body=config)
+        return config
+
+    def _delivery_uri(self, method: str) -> str:
+        """The method URI to send: the draft RISC one only if the transmitter wants it."""
+        t = self.transmitter
+        supported = (t.metadata or {}).get("delivery_methods_supported") or []
+        if t.allows_legacy_delivery_uris and method not in supported:
+            for legacy, modern in c.LEGACY_DELIVERY_MAP.items():
+                if modern == method and legacy in supported:
+                    return legacy
+        return method
+
+    def _apply_config(self, stream: ReceiverStream, config: dict) -> ReceiverStream:
+        delivery = config.get("delivery") if isinstance(config.get("delivery"), dict) else {}
+        method = delivery.get("method") or stream.delivery_method
+        if self.transmitter.allows_legacy_delivery_uris:
+            method = c.LEGACY_DELIVERY_MAP.get(method, method)
+        if method not in c.DELIVERY_METHODS:
+            raise ControlPlaneError(f"unknown delivery method {method!r} in the stream "
+                                    f"configuration", body=config)
+        stream.delivery_method = method
+        if method == c.DELIVERY_POLL:
+            url = delivery.get("endpoint_url")
+            if not isinstance(url, str) or not url:
+                raise ControlPlaneError("a poll stream's configuration has no endpoint_url",
+                                        body=config)
+            try:
+                from ..core.http import check_endpoint_url
+
+                check_endpoint_url(url)
+            except ValueError as exc:
+                raise ControlPlaneError(f"poll endpoint_url {url!r} is not acceptable: {exc}",
+                                        body=config) from exc
+            stream.poll_url = url
+        if config.get("stream_id"):
+            stream.stream_id = str(config["stream_id"])
+        stream.iss = config.get("iss") or self.transmitter.issuer
+        if "aud" in config:
+            stream.aud = config["aud"]
+        for name in ("events_supported", "events_requested"):
+            if name in config:
+                setattr(stream, name, config[name])
+        stream.events_delivered = config.get("events_delivered") or []
+        if isinstance(config.get("description"), str):
+            stream.description = config["description"]
+        stream.config = config
+        stream.active = True
+        stream.save()
+        return stream
+
+    def _wanted(self, stream: ReceiverStream, *, include_delivery: bool = True) -> dict:
+        body: dict[str, Any] = {}
+        if include_delivery:
+            if stream.is_push:
+                body["delivery"] = {
+                    "method": self._delivery_uri(c.DELIVERY_PUSH),
+                    "endpoint_url": stream.push_url(),
+                    "authorization_header": stream.authorization_header,
+                }
+            else:
+                body["delivery"] = {"method": self._delivery_uri(c.DELIVERY_POLL)}
+        if stream.events_requested is not None:
+            body["events_requested"] = stream.events_requested
+        if stream.description:
+            body["description"] = stream.description
+        return body
+
+    def create_stream(
+        self,
+        *,
+        delivery_method: str = c.DELIVERY_PUSH,
+        events_requested: list[str] | None = None,
+        description: str = "",
+    ) -> ReceiverStream:
+        """Create a stream (SSF §8.1.1.1); on 409 adopt the existing one and reconfigure it."""
+        t = self.transmitter
+        method = DELIVERY_ALIASES.get(delivery_method, delivery_method)
+        if method not in c.DELIVERY_METHODS:
+            raise ControlPlaneError(f"unknown delivery method {delivery_method!r}")
+        if events_requested is None:
+            events_requested = supported_event_types(include_deprecated=t.legacy)
+        stream = ReceiverStream.objects.create(
+            transmitter=t,
+            delivery_method=method,
+            authorization_header=generate_authorization_header() if method == c.DELIVERY_PUSH
+            else "",
+            events_requested=list(events_requested),
+            description=description or "",
+        )
+        url = t.endpoint("configuration_endpoint")
+        try:
+            response = self.request("POST", url, json=self._wanted(stream),
+                                    expected=(200, 201, 409))
+            if response.status_code == 409:
+                return self._adopt_existing(stream)
+            return self._apply_config(stream, self._check_config(self._json(response)))
+        except Exception:
+            if stream.pk and not stream.stream_id:
+                stream.delete()
+            raise
+
+    def _adopt_existing(self, new: ReceiverStream) -> ReceiverStream:
+        """409 Conflict: find the existing stream, reuse it, bring it to ``new``'s config."""
+        configs = self.list_streams()
+        if not configs:
+            raise ControlPlaneError("create answered 409 but the transmitter lists no stream",
+                                    status=409)
+        ours = {s.stream_id: s for s in ReceiverStream.objects.filter(transmitter=self.transmitter)
+                .exclude(stream_id="")}
+        same_method = [
+            cfg for cfg in configs
+            if c.LEGACY_DELIVERY_MAP.get((cfg.get("delivery") or {}).get("method"),
+                                         (cfg.get("delivery") or {}).get("method"))
+            == new.delivery_method
+        ]
+        config = next((cfg for cfg in configs if str(cfg.get("stream_id")) in ours), None)
+        config = config or (same_method or configs)[0]
+        stream_id = str(config.get("stream_id") or "")
+        existing = ours.get(stream_id)
+        if existing is not None:
+            existing.delivery_method = new.delivery_method
+            existing.events_requested = new.events_requested
+            existing.description = new.description or existing.description
+            if existing.is_push and not existing.authorization_header:
+                existing.authorization_header = generate_authorization_header()
+            new.delete()
+            stream = existing
+        else:
+            stream = new
+        stream.stream_id = stream_id
+        stream.save()
+        body = {"stream_id": stream_id, **self._wanted(stream)}
+        response = self.request("PATCH", self.transmitter.endpoint("configuration_endpoint"),
+                                json=body, expected=(200, 202))
+        if response.status_code == 202:
+            return self.read_stream(stream)
+        return self._apply_config(stream, self._check_config(self._json(response)))
+
+    def list_streams(self) -> list[dict]:
+        """GET the configuration endpoint without ``stream_id``: every stream of ours there."""
+        response = self.request("GET", self.transmitter.endpoint("configuration_endpoint"))
+        data = self._json(response)
+        if isinstance(data, dict):  # SSF ID1: a single object
+            data = [data]
+        if not isinstance(data, list):
+            raise ControlPlaneError("the stream list is not a JSON array", body=data)
+        return [self._check_config(cfg) for cfg in data]
+
+    def read_stream(self, stream: ReceiverStream) -> ReceiverStream:
+        """GET one stream's configuration and store it locally (SSF §8.1.1.2)."""
+        response = self.request("GET", self.transmitter.endpoint("configuration_endpoint"),
+                                params={"stream_id": stream.stream_id})
+        data = self._json(response)
+        if isinstance(data, list):
+            data = next((d for d in data if isinstance(d, dict)
+                         and str(d.get("stream_id")) == stream.stream_id), None)
+        return self._apply_config(stream, self._check_config(data))
+
+    def update_stream(self, stream: ReceiverStream, **fields: Any) -> ReceiverStream:
+        """PATCH the given Receiver-supplied properties (SSF §8.1.1.3)."""
+        body = {"stream_id": stream.stream_id, **fields}
+        response = self.request("PATCH", self.transmitter.endpoint("configuration_endpoint"),
+                                json=body, expected=(200, 202))
+        if response.status_code == 202:
+            return stream
+        return self._apply_config(stream, self._check_config(self._json(response)))
+
+    def replace_stream(self, stream: ReceiverStream, **fields: Any) -> ReceiverStream:
+        """PUT the complete Receiver-supplied configuration (SSF §8.1.1.4).
+
+        Without ``fields``, the stream's local configuration (delivery, events_requested,
+        description) is sent - the "re-sync" of the admin.
+        """
+        body = {"stream_id": stream.stream_id, **(fields or self._wanted(stream))}
+        response = self.request("PUT", self.transmitter.endpoint("configuration_endpoint"),
+                                json=body, expected=(200, 202))
+        if response.status_code == 202:
+            return stream
+        return self._apply_config(stream, self._check_config(self._json(response)))
+
+    def delete_stream(self, stream: ReceiverStream) -> None:
+        """DELETE the stream (SSF §8.1.1.5); the local row stays, inactive, for history."""
+        self.request("DELETE", self.transmitter.endpoint("configuration_endpoint"),
+                     params={"stream_id": stream.stream_id}, expected=(200, 202, 204))
+        stream.active = False
+        stream.status = c.STATUS_DISABLED
+        stream.reason = "deleted by the receiver"
+        stream.save(update_fields=["active", "status", "reason", "updated_at"])
+
+    # ---- status ---------------------------------------------------------------------------
+    def _apply_status(self, stream: ReceiverStream, data: Any) -> dict:
+        if not isinstance(data, dict) or data.get("status") not in c.STREAM_STATUSES:
+            raise ControlPlaneError("the status response is not a stream status", body=data)
+        if "stream_id" in data and str(data["stream_id"]) != stream.stream_id:
+            raise ControlPlaneError("the status response names another stream", body=data)
+        stream.status = data["status"]
+        stream.reason = data.get("reason") if isinstance(data.get("reason"), str) else ""
+        stream.save(update_fields=["status", "reason", "updated_at"])
+        return data
+
+    def get_status(self, stream: ReceiverStream) -> dict:
+        """GET the stream status (SSF §8.1.2.1) and store it locally."""
+        response = self.request("GET", self.transmitter.endpoint("status_endpoint"),
+                                params={"stream_id": stream.stream_id})
+        return self._apply_status(stream, self._json(response))
+
+    def set_status(self, stream: ReceiverStream, status: str, reason: str | None = None) -> dict:
+        """POST a new status (SSF §8.1.2.2). A 202 (undecided) re-reads it."""
+        if status not in c.STREAM_STATUSES:
+            raise ControlPlaneError(f"unknown stream status {status!r}")
+        body: dict[str, Any] = {"stream_id": stream.stream_id, "status": status}
+        if reason:
+            body["reason"] = reason
+        response = self.request("POST", self.transmitter.endpoint("status_endpoint"),
+                                json=body, expected=(200, 202))
+        if response.status_code == 202:
+            return {"stream_id": stream.stream_id, "status": stream.status, "pending": status}
+        return self._apply_status(stream, self._json(response))
+
+    # ---- subjects -------------------------------------------------------------------------
+    def add_subject(self, stream: ReceiverStream, subject: dict,
+                    verified: bool | None = None) -> None:
+        """POST to the add-subject endpoint (SSF §8.1.3.2); success is 200 (or 204)."""
+        body: dict[str, Any] = {"stream_id": stream.stream_id, "subject": subject}
+        if verified is not None:
+            body["verified"] = verified
+        self.request("POST", self.transmitter.endpoint("add_subject_endpoint"), json=body,
+                     expected=(200, 202, 204))
+
+    def remove_subject(self, stream: ReceiverStream, subject: dict) -> None:
+        """POST to the remove-subject endpoint (SSF §8.1.3.3); success is 204 (or 200)."""
+        self.request("POST", self.transmitter.endpoint("remove_subject_endpoint"),
+                     json={"stream_id": stream.stream_id, "subject": subject},
+                     expected=(200, 202, 204))
+
+    # ---- verification ---------------------------------------------------------------------
+    def request_verification(self, stream: ReceiverStream) -> PendingVerification:
+        """Ask for a verification event with a fresh random ``state`` (SSF §8.1.4.2)."""
+        pending = PendingVerification.objects.create(
+            stream=stream, state=secrets.token_urlsafe(24)
+        )
+        try:
+            self.request("POST", self.transmitter.endpoint("verification_endpoint"),
+                         json={"stream_id": stream.stream_id, "state": pending.state},
+                         expected=(200, 202, 204))
+        except ControlPlaneError:
+            pending.delete()
+            raise
+        return pending
+
+    def verify(self, stream: ReceiverStream, *, timeout: float | None = None,
+               interval: float = 0.2) -> PendingVerification:
+        """Request verification and wait until the matching event has arrived.
+
+        Poll streams are polled while waiting. Raises :class:`VerificationError` on
+        timeout, or when a verification with a wrong ``state`` arrives meanwhile.
+        """
+        timeout = float(ssf_settings.RECEIVER_VERIFY_TIMEOUT if timeout is None else timeout)
+        pending = self.request_verification(stream)
+        deadline = time.monotonic() + timeout
+        while True:
+            if stream.is_poll:
+                from .poller import poll_stream
+
+                poll_stream(stream, once=True, return_immediately=True, client=self)
+            pending.refresh_from_db()
+            if pending.completed_at is not None:
+                stream.refresh_from_db()
+                return pending
+            wrong = InboundSET.objects.filter(
+                stream=stream, error_code=c.ERR_INVALID_STATE,
+                received_at__gte=pending.requested_at,
+            ).first()
+            if wrong is not None:
+                raise VerificationError(
+                    f"a verification event with an unexpected state arrived (jti {wrong.jti!r})"
+                )
+            if time.monotonic() >= deadline:
+                raise VerificationError(
+                    f"no verification event with state {pending.state!r} within {timeout:g} s"
+                )
+            time.sleep(interval)
+
+    # ---- convenience ----------------------------------------------------------------------
+    def sync(self, stream: ReceiverStream) -> ReceiverStream:
+        """Re-read configuration and status from the transmitter."""
+        self.read_stream(stream)
+        if self.transmitter.endpoint("status_endpoint"):
+            self.get_status(stream)
+        return stream
+
+
+def add_transmitter(
+    issuer_or_url: str,
+    *,
+    token: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    token_endpoint: str | None = None,
+    scope: str | None = None,
+    legacy: bool = False,
+    session: requests.Session | None = None,
+) -> Transmitter:
+    """Discover a transmitter and store (or update) it with the given credentials."""
+    try:
+        found = discover(issuer_or_url, legacy=legacy, session=session)
+    except DiscoveryError as exc:
+        raise ControlPlaneError(str(exc)) from exc
+    with transaction.atomic():
+        transmitter, _ = Transmitter.objects.get_or_create(issuer=found.issuer)
+        transmitter.configuration_url = found.configuration_url
+        transmitter.metadata = found.metadata
+        spec_version = found.metadata.get("spec_version")
+        transmitter.spec_version = spec_version if isinstance(spec_version, str) else "1_0-ID1"
+        if token:
+            transmitter.auth_method = Transmitter.AUTH_BEARER
+            transmitter.bearer_token = token
+        elif client_id:
+            if not client_secret:
+                raise ControlPlaneError("--client-id needs --client-secret")
+            transmitter.auth_method = Transmitter.AUTH_CLIENT_CREDENTIALS
+            transmitter.client_id = client_id
+            transmitter.client_secret = client_secret
+            transmitter.token_endpoint = token_endpoint or ""
+            transmitter.access_token = ""
+            transmitter.access_token_expires_at = None
+        if scope is not None:
+            transmitter.scope = scope
+        if legacy:
+            transmitter.legacy = True
+        transmitter.save()
+    return transmitter
+
+
+def connect(
+    issuer_or_url: str,
+    *,
+    delivery: str = "push",
+    token: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    token_endpoint: str | None = None,
+    events: list[str] | None = None,
+    description: str = "",
+    legacy: bool = False,
+    session: requests.Session | None = None,
+) -> ReceiverStream:
+    """Add the transmitter and create a stream there (the ``ssf_connect`` command)."""
+    transmitter = add_transmitter(
+        issuer_or_url, token=token, client_id=client_id, client_secret=client_secret,
+        token_endpoint=token_endpoint, legacy=legacy, session=session,
+    )
+    if events:
+        from .handlers import resolve_event_type
+
+        try:
+            events = [resolve_event_type(e) for e in events]
+        except ValueError as exc:
+            raise ControlPlaneError(str(exc)) from exc
+    client = TransmitterClient(transmitter, session=session)
+    return client.create_stream(
+        delivery_method=delivery, events_requested=events, description=description
+    )

@@ -1,0 +1,596 @@
+"""Validate and store one received SET, exactly once; then process it after the answer.
+
+:func:`ingest` is THE service function behind the push endpoint, the poller and the admin
+"reprocess" action. It runs the receiver validation pipeline (checklist §2.4), maps every
+failure to exactly one RFC 8935 §2.4 error code, and stores the outcome - valid, duplicate,
+discarded or rejected - *before* the caller answers the transmitter:
+
+1. the stream is still ours (``access_denied`` once deleted at the transmitter);
+2. JWE → decrypted with our receiver keys (``invalid_key`` / ``invalid_request``);
+3. the stream configuration ``iss`` and the discovery issuer agree (``invalid_issuer``);
+4. :func:`django_ssf.core.jose.verify_set`: ``alg``/``typ``, signature with the
+   transmitter's cached JWKS (``invalid_key``), ``iss`` (``invalid_issuer``), ``aud`` = the
+   stream's ``aud`` (``invalid_audience``), ``iat``, ``jti``, no ``sub``/``exp``, one
+   event, ``txn`` (``invalid_request``);
+5. the event URI (draft ``sse`` URIs only for transmitters allowed them);
+6. the subject: ``sub_id``, or for legacy transmitters the subject inside the event;
+   Google's ``subject_type`` only when allowed; RFC 9493 validation (``invalid_request``);
+   a complex subject with a ``critical_subject_members`` member we cannot process is
+   *discarded*: acknowledged, stored, never processed (SSF §3.6);
+7. the event payload against its type (``invalid_request``);
+8. verification: ``state`` must match a verification we requested (``invalid_state``);
+   the subject of verification / stream-updated must be this stream (``invalid_request``).
+
+Storage is unique on (transmitter, ``jti``) for the one valid copy; a redelivery becomes a
+``duplicate`` row pointing at it, is acknowledged again and is never processed twice.
+Verification and stream-updated events update the local stream at once (they are state,
+not business events); everything else is processed after commit by :func:`process_inbound`
+(Celery task, or inline with ``RECEIVER_PROCESS_INLINE``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import signals
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..core.errors import EventValidationError, SETValidationError, SubjectError
+from ..models.receiver import (
+    ActionRecord,
+    InboundSET,
+    PendingVerification,
+    ReceiverStream,
+)
+from .events import ReceivedEvent
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "IngestResult",
+    "ValidatedSET",
+    "ingest",
+    "process_inbound",
+    "reprocess",
+    "schedule_processing",
+    "validate_set",
+]
+
+MAX_JTI_LENGTH = 255
+# The stream's ``last_event_at`` is written at most this often (one row, many writers).
+LAST_EVENT_RESOLUTION = dt.timedelta(seconds=1)
+
+
+@dataclass
+class ValidatedSET:
+    """The outcome of a successful validation (nothing stored yet)."""
+
+    claims: dict[str, Any]
+    event_type: str
+    payload: dict[str, Any]
+    subject: dict[str, Any] | None
+    txn: str
+    discard_reason: str = ""
+
+
+@dataclass
+class IngestResult:
+    """What :func:`ingest` did. ``ok`` means: acknowledge (push 202, poll ``ack``)."""
+
+    status: str
+    inbound: InboundSET | None
+    error: SETValidationError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in InboundSET.ACKNOWLEDGED_STATUSES
+
+    @property
+    def jti(self) -> str:
+        return self.inbound.jti if self.inbound is not None else ""
+
+
+# ---- validation -----------------------------------------------------------------------
+
+
+def _reject(code: str, description: str) -> SETValidationError:
+    return SETValidationError(code, description)
+
+
+def _as_text(token: str | bytes) -> str:
+    if isinstance(token, bytes):
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise _reject(c.ERR_INVALID_REQUEST, "the SET is not ASCII text") from None
+    if not isinstance(token, str):
+        raise _reject(c.ERR_INVALID_REQUEST, "the SET must be a string")
+    return token.strip()
+
+
+def _decrypt_if_needed(token: str) -> str:
+    from ..core import jose
+
+    if not jose.is_jwe(token):
+        return token
+    from ..keystore import get_key_provider
+
+    return jose.decrypt_set(token, get_key_provider().decryption_keys())
+
+
+def _subject_of(stream: ReceiverStream, claims: dict, event_type: str, payload: dict):
+    """The primary subject, with legacy conversions when the transmitter is allowed them."""
+    from ..core.subjects import from_legacy, validate_subject
+
+    transmitter = stream.transmitter
+    subject = claims.get("sub_id")
+    where = "sub_id"
+    if subject is None and transmitter.allows_subject_in_event:
+        subject = payload.get("subject")
+        where = f"events[{event_type}].subject"
+    if subject is None:
+        if transmitter.allows_subject_in_event and event_type in c.CONTROL_EVENTS:
+            return None  # SSF ID1 control events carry no subject at all
+        raise _reject(c.ERR_INVALID_REQUEST, "the SET has no sub_id (SSF §3.1)")
+    if not isinstance(subject, dict):
+        raise _reject(c.ERR_INVALID_REQUEST, f"{where} must be a JSON object")
+    if "subject_type" in subject:
+        if not transmitter.allows_subject_type:
+            raise _reject(
+                c.ERR_INVALID_REQUEST,
+                f"{where} uses subject_type; SSF 1.0 subjects use format (RFC 9493 §3)",
+            )
+        subject = from_legacy(subject)
+    legacy = transmitter.allows_subject_type or transmitter.allows_subject_in_event
+    try:
+        return validate_subject(subject, legacy=legacy)
+    except SubjectError as exc:
+        raise _reject(c.ERR_INVALID_REQUEST, f"{where} is not a valid subject: {exc}") from None
+
+
+def _check_stream_subject(stream: ReceiverStream, subject: dict | None, event_type: str) -> None:
+    """Verification and stream-updated name the stream itself (SSF §8.1.4.1, §8.1.5)."""
+    if subject is None:
+        return
+    if subject.get("format") != c.FORMAT_OPAQUE or subject.get("id") != stream.stream_id:
+        raise _reject(
+            c.ERR_INVALID_REQUEST,
+            f"the subject of a {event_type.rsplit('/', 1)[-1]} event must be "
+            f"{{'format': 'opaque', 'id': '{stream.stream_id}'}} (this stream)",
+        )
+
+
+def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
+    """Run the validation pipeline of this module's docstring; raise ``SETValidationError``.
+
+    Verification ``state`` matching needs the database and is checked by :func:`ingest`.
+    """
+    from ..core import jose
+    from ..core.events import normalize_event_uri, validate_event_payload, validate_event_subject
+    from ..core.subjects import unprocessable_critical_members
+    from .jwks import key_resolver
+
+    transmitter = stream.transmitter
+    if not stream.active:
+        raise _reject(c.ERR_ACCESS_DENIED, "this stream has been deleted by the receiver")
+    token = _decrypt_if_needed(_as_text(token))
+    if stream.iss and stream.iss != transmitter.issuer:
+        raise _reject(
+            c.ERR_INVALID_ISSUER,
+            f"the stream's iss {stream.iss!r} is not the transmitter issuer "
+            f"{transmitter.issuer!r} (SSF §4.1.6)",
+        )
+    if not stream.audiences:
+        raise _reject(
+            c.ERR_INVALID_AUDIENCE, "the transmitter returned no aud for this stream"
+        )
+    claims = jose.verify_set(
+        token,
+        key_resolver=key_resolver(transmitter),
+        issuer=transmitter.issuer,
+        audience=stream.aud,
+        allowed_algs=list(ssf_settings.ACCEPTED_ALGORITHMS),
+        leeway=int(ssf_settings.IAT_LEEWAY),
+        require_sub_id=not transmitter.allows_subject_in_event,
+        allow_numeric_txn=transmitter.allows_numeric_txn,
+    )
+    if len(claims["jti"]) > MAX_JTI_LENGTH:
+        raise _reject(c.ERR_INVALID_REQUEST, f"jti is longer than {MAX_JTI_LENGTH} characters")
+    ((raw_type, payload),) = claims["events"].items()
+    if raw_type.startswith(c.LEGACY_SSE_EVENT_BASE) and not transmitter.allows_sse_namespace:
+        raise _reject(
+            c.ERR_INVALID_REQUEST,
+            f"{raw_type} is a draft (sse) event URI; SSF 1.0 uses {c.SSF_EVENT_BASE}",
+        )
+    event_type = normalize_event_uri(raw_type, legacy=transmitter.allows_sse_namespace)
+    subject = _subject_of(stream, claims, event_type, payload)
+    try:
+        validate_event_payload(event_type, payload, unknown_ok=True)
+        if subject is not None and claims.get("sub_id") is not None:
+            validate_event_subject(event_type, subject)
+    except (EventValidationError, SubjectError) as exc:
+        raise _reject(c.ERR_INVALID_REQUEST, str(exc)) from None
+    if event_type in c.CONTROL_EVENTS:
+        _check_stream_subject(stream, subject, event_type)
+    discard = ""
+    if subject is not None:
+        bad = unprocessable_critical_members(
+            subject,
+            transmitter.critical_subject_members,
+            list(ssf_settings.PROCESSABLE_SUBJECT_MEMBERS),
+        )
+        if bad:
+            discard = (
+                f"critical subject member(s) {', '.join(bad)} cannot be processed (SSF §3.6)"
+            )
+    txn = claims.get("txn")
+    return ValidatedSET(
+        claims=claims,
+        event_type=event_type,
+        payload=payload,
+        subject=subject,
+        txn=str(txn) if txn is not None else "",
+        discard_reason=discard,
+    )
+
+
+def _check_state(stream: ReceiverStream, validated: ValidatedSET) -> PendingVerification | None:
+    if validated.event_type != c.EVENT_VERIFICATION:
+        return None
+    state = validated.payload.get("state")
+    if state is None:
+        return None  # unsolicited verification (SSF §8.1.4.1)
+    if not isinstance(state, str):
+        raise _reject(c.ERR_INVALID_STATE, "the verification state must be a string")
+    pending = PendingVerification.objects.filter(stream=stream, state=state).first()
+    if pending is None:
+        raise _reject(
+            c.ERR_INVALID_STATE, "the verification state matches no verification we requested"
+        )
+    return pending
+
+
+# ---- storage --------------------------------------------------------------------------
+
+
+def _peek(token: str | bytes) -> dict | None:
+    """Best-effort unverified claims of a rejected SET, for the operator's eyes only."""
+    from ..core import jose
+
+    try:
+        text = token.decode("ascii") if isinstance(token, bytes) else str(token)
+        return jose.peek_claims(text.strip())
+    except Exception:
+        return None
+
+
+def _str_claim(claims: dict | None, name: str, limit: int) -> str:
+    value = (claims or {}).get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _token_text(token: str | bytes) -> str:
+    if isinstance(token, bytes):
+        return token.decode("utf-8", errors="replace")
+    return str(token)
+
+
+def _store_rejected(
+    stream: ReceiverStream, token: str | bytes, error: SETValidationError, via: str
+) -> InboundSET:
+    claims = _peek(token)
+    events = (claims or {}).get("events")
+    event_type = next(iter(events), "") if isinstance(events, dict) else ""
+    return InboundSET.objects.create(
+        transmitter=stream.transmitter,
+        stream=stream,
+        jti=_str_claim(claims, "jti", MAX_JTI_LENGTH),
+        via=via,
+        token=_token_text(token),
+        claims=claims,
+        iss=_str_claim(claims, "iss", 512),
+        event_type=event_type[:512] if isinstance(event_type, str) else "",
+        status=InboundSET.STATUS_REJECTED,
+        error_code=error.code,
+        error_description=error.description,
+    )
+
+
+def _apply_control_event(
+    stream: ReceiverStream,
+    inbound: InboundSET,
+    validated: ValidatedSET,
+    pending: PendingVerification | None,
+) -> None:
+    """Verification completes the pending request; stream-updated updates the stream."""
+    now = timezone.now()
+    if validated.event_type == c.EVENT_VERIFICATION:
+        if pending is not None and pending.completed_at is None:
+            PendingVerification.objects.filter(pk=pending.pk).update(
+                completed_at=now, inbound=inbound
+            )
+        ReceiverStream.objects.filter(pk=stream.pk).update(last_verified_at=now)
+        stream.last_verified_at = now
+        ActionRecord.objects.create(
+            inbound=inbound,
+            action="verification",
+            outcome=ActionRecord.OUTCOME_DONE,
+            detail=(
+                f"verification with state {pending.state!r} completed"
+                if pending is not None
+                else "unsolicited verification (no state)"
+            ),
+        )
+    elif validated.event_type == c.EVENT_STREAM_UPDATED:
+        status = validated.payload.get("status")
+        reason = validated.payload.get("reason")
+        reason = reason if isinstance(reason, str) else ""
+        old = stream.status
+        ReceiverStream.objects.filter(pk=stream.pk).update(status=status, reason=reason)
+        stream.status, stream.reason = status, reason
+        ActionRecord.objects.create(
+            inbound=inbound,
+            action="stream_updated",
+            outcome=ActionRecord.OUTCOME_DONE,
+            detail=f"stream status {old} → {status}" + (f" ({reason})" if reason else ""),
+        )
+
+
+def _store_valid(
+    stream: ReceiverStream,
+    token: str | bytes,
+    validated: ValidatedSET,
+    pending: PendingVerification | None,
+    via: str,
+) -> InboundSET:
+    claims = validated.claims
+    status = InboundSET.STATUS_DISCARDED if validated.discard_reason else InboundSET.STATUS_ACCEPTED
+    now = timezone.now()
+    row = InboundSET(
+        transmitter=stream.transmitter,
+        stream=stream,
+        jti=claims["jti"],
+        via=via,
+        token=_token_text(token),
+        claims=claims,
+        iss=claims["iss"],
+        event_type=validated.event_type,
+        subject=validated.subject,
+        txn=validated.txn[:255],
+        status=status,
+        error_description=validated.discard_reason,
+        received_at=now,
+    )
+    with transaction.atomic():
+        row.save(force_insert=True)
+        if stream.last_event_at is None or now - stream.last_event_at >= LAST_EVENT_RESOLUTION:
+            ReceiverStream.objects.filter(pk=stream.pk).update(last_event_at=now)
+            stream.last_event_at = now
+        if status == InboundSET.STATUS_ACCEPTED and validated.event_type in c.CONTROL_EVENTS:
+            _apply_control_event(stream, row, validated, pending)
+    return row
+
+
+def _store_duplicate(stream: ReceiverStream, token: str | bytes, validated: ValidatedSET,
+                     via: str) -> InboundSET:
+    original = (
+        InboundSET.objects.filter(
+            transmitter=stream.transmitter,
+            jti=validated.claims["jti"],
+            status__in=InboundSET.ORIGINAL_STATUSES,
+        )
+        .only("pk")
+        .first()
+    )
+    return InboundSET.objects.create(
+        transmitter=stream.transmitter,
+        stream=stream,
+        jti=validated.claims["jti"],
+        via=via,
+        token=_token_text(token),
+        claims=validated.claims,
+        iss=validated.claims["iss"],
+        event_type=validated.event_type,
+        subject=validated.subject,
+        txn=validated.txn[:255],
+        status=InboundSET.STATUS_DUPLICATE,
+        duplicate_of=original,
+    )
+
+
+def ingest(
+    stream: ReceiverStream,
+    token: str | bytes,
+    *,
+    via: str = InboundSET.VIA_PUSH,
+    process: bool = True,
+) -> IngestResult:
+    """Validate ``token`` for ``stream``, store the outcome, schedule processing.
+
+    Never raises for a bad SET: the result says ``rejected`` and carries the
+    ``SETValidationError`` to report (push 400 body, poll ``setErrs``). Processing of an
+    accepted SET is scheduled with ``transaction.on_commit`` unless ``process`` is false.
+    """
+    try:
+        validated = validate_set(stream, token)
+        pending = _check_state(stream, validated)
+    except SETValidationError as error:
+        inbound = _store_rejected(stream, token, error, via)
+        _send(signals.set_received, inbound=inbound)
+        _send(signals.set_rejected, inbound=inbound, error=error)
+        logger.info("rejected SET %r from %s: %s", inbound.jti, stream.transmitter, error)
+        return IngestResult(InboundSET.STATUS_REJECTED, inbound, error)
+    try:
+        inbound = _store_valid(stream, token, validated, pending, via)
+    except IntegrityError:
+        inbound = _store_duplicate(stream, token, validated, via)
+        _send(signals.set_received, inbound=inbound)
+        return IngestResult(InboundSET.STATUS_DUPLICATE, inbound)
+    _send(signals.set_received, inbound=inbound)
+    if signals.set_validated.has_listeners(ReceiverStream):
+        _send(signals.set_validated, inbound=inbound, event=ReceivedEvent.from_inbound(inbound))
+    if inbound.status == InboundSET.STATUS_ACCEPTED and process:
+        schedule_processing(inbound)
+    return IngestResult(inbound.status, inbound)
+
+
+def _send(signal, **kwargs) -> None:
+    if signal.has_listeners(ReceiverStream):
+        signal.send(sender=ReceiverStream, **kwargs)
+
+
+def schedule_processing(inbound: InboundSET) -> None:
+    """Process ``inbound`` once the current transaction commits (Celery, or inline)."""
+    pk = inbound.pk
+
+    def dispatch() -> None:
+        if ssf_settings.RECEIVER_PROCESS_INLINE:
+            process_inbound(pk)
+            return
+        from .tasks import process_inbound_set
+
+        try:
+            process_inbound_set.delay(pk)
+        except Exception:
+            logger.exception("could not enqueue processing of inbound SET %s", pk)
+
+    transaction.on_commit(dispatch)
+
+
+# ---- processing -----------------------------------------------------------------------
+
+
+def process_inbound(inbound_id: int, *, force: bool = False) -> InboundSET | None:
+    """Process one stored SET: built-in actions, ``event_received``, registered handlers.
+
+    Claims the row atomically (``accepted`` → ``processing``), so two workers never
+    process the same SET. ``force`` also re-runs ``processed`` and ``failed`` rows (the
+    admin "reprocess" action). Returns the row, or ``None`` when there was nothing to do.
+    """
+    from .actions import run_builtin_actions
+    from .handlers import get_handlers
+
+    claimable = [InboundSET.STATUS_ACCEPTED]
+    if force:
+        claimable += [InboundSET.STATUS_FAILED, InboundSET.STATUS_PROCESSED,
+                      InboundSET.STATUS_PROCESSING]
+    claimed = InboundSET.objects.filter(pk=inbound_id, status__in=claimable).update(
+        status=InboundSET.STATUS_PROCESSING
+    )
+    if not claimed:
+        return None
+    inbound = InboundSET.objects.select_related("stream", "transmitter").get(pk=inbound_id)
+    event = ReceivedEvent.from_inbound(inbound)
+    failures: list[str] = []
+    records: list[ActionRecord] = []
+    first_exc: BaseException | None = None
+    try:
+        records.extend(run_builtin_actions(event, inbound))
+    except Exception as exc:
+        first_exc = exc
+        failures.append(f"built-in actions: {exc!r}")
+        logger.exception("built-in action failed for inbound SET %s", inbound_id)
+    for receiver, result in signals.event_received.send_robust(sender=ReceiverStream, event=event):
+        if isinstance(result, BaseException):
+            first_exc = first_exc or result
+            name = getattr(receiver, "__qualname__", repr(receiver))
+            failures.append(f"event_received receiver {name}: {result!r}")
+            records.append(ActionRecord.objects.create(
+                inbound=inbound, action=f"signal:{name}"[:128],
+                outcome=ActionRecord.OUTCOME_FAILED, detail=repr(result)))
+    for handler in get_handlers(event.event_type):
+        qualname = getattr(handler, "__qualname__", repr(handler))
+        name = f"handler:{getattr(handler, '__module__', '')}.{qualname}"
+        try:
+            result = handler(event)
+        except Exception as exc:
+            first_exc = first_exc or exc
+            failures.append(f"{name}: {exc!r}")
+            logger.exception("handler %s failed for inbound SET %s", name, inbound_id)
+            records.append(ActionRecord.objects.create(
+                inbound=inbound, action=name[:128], outcome=ActionRecord.OUTCOME_FAILED,
+                detail=repr(exc)))
+        else:
+            records.append(ActionRecord.objects.create(
+                inbound=inbound, action=name[:128], outcome=ActionRecord.OUTCOME_DONE,
+                detail="" if result is None else str(result)[:1000]))
+    now = timezone.now()
+    if failures:
+        inbound.status = InboundSET.STATUS_FAILED
+        inbound.error_description = "; ".join(failures)[:4000]
+        inbound.processed_at = now
+        inbound.save(update_fields=["status", "error_description", "processed_at"])
+        _send(signals.set_processing_failed, inbound=inbound, event=event, exception=first_exc)
+    else:
+        inbound.status = InboundSET.STATUS_PROCESSED
+        inbound.error_description = ""
+        inbound.processed_at = now
+        inbound.save(update_fields=["status", "error_description", "processed_at"])
+        _send(signals.set_processed, inbound=inbound, event=event, actions=records)
+    return inbound
+
+
+def reprocess(inbound: InboundSET) -> IngestResult:
+    """Run a stored SET through the pipeline again (the admin action).
+
+    Rejected and discarded SETs are validated again (keys, legacy switches or subject
+    members may have changed since) and, once valid, processed; accepted, failed and
+    processed ones are processed again. Duplicates are left alone.
+    """
+    if inbound.status == InboundSET.STATUS_DUPLICATE:
+        return IngestResult(inbound.status, inbound)
+    if inbound.status in (InboundSET.STATUS_REJECTED, InboundSET.STATUS_DISCARDED):
+        stream = inbound.stream
+        if stream is None:
+            return IngestResult(inbound.status, inbound)
+        try:
+            validated = validate_set(stream, inbound.token)
+            pending = _check_state(stream, validated)
+        except SETValidationError as error:
+            inbound.status = InboundSET.STATUS_REJECTED
+            inbound.error_code, inbound.error_description = error.code, error.description
+            inbound.save(update_fields=["status", "error_code", "error_description"])
+            return IngestResult(inbound.status, inbound, error)
+        inbound.claims = validated.claims
+        inbound.jti = validated.claims["jti"]
+        inbound.iss = validated.claims["iss"]
+        inbound.event_type = validated.event_type
+        inbound.subject = validated.subject
+        inbound.txn = validated.txn[:255]
+        inbound.error_code = ""
+        inbound.error_description = validated.discard_reason
+        inbound.status = (
+            InboundSET.STATUS_DISCARDED if validated.discard_reason else InboundSET.STATUS_ACCEPTED
+        )
+        try:
+            with transaction.atomic():
+                inbound.save()
+                if inbound.status == InboundSET.STATUS_ACCEPTED and (
+                    validated.event_type in c.CONTROL_EVENTS
+                ):
+                    _apply_control_event(stream, inbound, validated, pending)
+        except IntegrityError:
+            inbound.status = InboundSET.STATUS_DUPLICATE
+            inbound.duplicate_of = (
+                InboundSET.objects.filter(
+                    transmitter=inbound.transmitter_id,
+                    jti=inbound.jti,
+                    status__in=InboundSET.ORIGINAL_STATUSES,
+                ).exclude(pk=inbound.pk).first()
+            )
+            inbound.save()
+            return IngestResult(inbound.status, inbound)
+        if inbound.status == InboundSET.STATUS_ACCEPTED:
+            processed = process_inbound(inbound.pk)
+            inbound = processed or inbound
+        return IngestResult(inbound.status, inbound)
+    processed = process_inbound(inbound.pk, force=True)
+    if processed is not None:
+        inbound = processed
+    return IngestResult(inbound.status, inbound)

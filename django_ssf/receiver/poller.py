@@ -1,0 +1,196 @@
+"""The RFC 8936 poller: fetch SETs from a transmitter's poll endpoint, ingest, acknowledge.
+
+Each request is ``POST {endpoint_url}`` with ``{"maxEvents", "returnImmediately", "ack",
+"setErrs"}`` (RFC 8936 §2.4). Every SET in the response goes through the same
+:func:`~django_ssf.receiver.ingest.ingest` as a pushed one; valid, duplicate and discarded
+SETs are acknowledged in the next request, invalid ones are reported in ``setErrs`` (and
+that request carries ``Content-Language: en``, RFC 8936 §2.6). After the last batch an
+acknowledge-only request (``maxEvents: 0``, ``returnImmediately: true``) is sent so nothing
+stays unacknowledged. Transient failures (network, 5xx, anything unexpected) are retried
+with bounded exponential backoff; the pending ``ack``/``setErrs`` are kept and resent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..models.receiver import InboundSET, ReceiverStream
+from .client import ControlPlaneError, TransmitterClient
+from .ingest import ingest
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PollResult", "poll_all", "poll_stream"]
+
+# In ``once`` mode, give up after this many consecutive failed requests.
+ONCE_MAX_ATTEMPTS = 3
+CONTENT_LANGUAGE = "en"
+
+
+@dataclass
+class PollResult:
+    """Counts from polling one stream."""
+
+    stream: int
+    requests: int = 0
+    received: int = 0
+    acked: int = 0
+    errors: int = 0
+    failures: int = 0
+    last_error: str = ""
+    jtis: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "stream": self.stream,
+            "requests": self.requests,
+            "received": self.received,
+            "acked": self.acked,
+            "errors": self.errors,
+            "failures": self.failures,
+            "last_error": self.last_error or None,
+        }
+
+
+def _backoff(attempt: int) -> float:
+    cap = float(ssf_settings.RECEIVER_POLL_BACKOFF_MAX)
+    return min(cap, 0.5 * (2 ** max(0, attempt - 1)))
+
+
+def poll_stream(
+    stream: ReceiverStream,
+    *,
+    once: bool = True,
+    return_immediately: bool | None = None,
+    max_events: int | None = None,
+    client: TransmitterClient | None = None,
+    stop: threading.Event | None = None,
+    max_requests: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PollResult:
+    """Poll one stream.
+
+    ``once``: drain what is available (following ``moreAvailable``), acknowledge, return;
+    short polls by default. Otherwise keep long-polling until ``stop`` is set or
+    ``max_requests`` requests were made, backing off after failures.
+    """
+    if not stream.is_poll or not stream.poll_url:
+        raise ControlPlaneError(f"stream {stream.pk} is not a poll stream with an endpoint_url")
+    client = client or TransmitterClient(stream.transmitter)
+    if return_immediately is None:
+        return_immediately = once
+    max_events = int(ssf_settings.RECEIVER_POLL_MAX_EVENTS if max_events is None else max_events)
+    result = PollResult(stream=stream.pk)
+    ack: list[str] = []
+    set_errs: dict[str, dict[str, str]] = {}
+    failures_in_a_row = 0
+
+    def send(body: dict) -> dict | None:
+        nonlocal failures_in_a_row
+        headers = {"Content-Language": CONTENT_LANGUAGE} if body.get("setErrs") else {}
+        timeout = (
+            float(ssf_settings.RECEIVER_HTTP_TIMEOUT)
+            if body.get("returnImmediately")
+            else float(ssf_settings.RECEIVER_POLL_TIMEOUT)
+        )
+        result.requests += 1
+        try:
+            response = client.request("POST", stream.poll_url, json=body, headers=headers,
+                                      expected=(200,), timeout=timeout)
+            data = response.json()
+            if not isinstance(data, dict):
+                raise ValueError("the poll response is not a JSON object")
+            sets = data.get("sets", {})
+            if not isinstance(sets, dict):
+                raise ValueError("sets in the poll response is not a JSON object")
+        except (ControlPlaneError, ValueError) as exc:
+            failures_in_a_row += 1
+            result.failures += 1
+            result.last_error = str(exc)
+            logger.warning("poll of stream %s failed (attempt %s): %s", stream.pk,
+                           failures_in_a_row, exc)
+            return None
+        failures_in_a_row = 0
+        result.acked += len(body.get("ack", ()))
+        result.errors += len(body.get("setErrs", {}))
+        return data
+
+    def stopped() -> bool:
+        if stop is not None and stop.is_set():
+            return True
+        return max_requests is not None and result.requests >= max_requests
+
+    while not stopped():
+        body: dict = {"maxEvents": max_events, "returnImmediately": bool(return_immediately)}
+        if ack:
+            body["ack"] = list(ack)
+        if set_errs:
+            body["setErrs"] = dict(set_errs)
+        data = send(body)
+        if data is None:
+            if once and failures_in_a_row >= ONCE_MAX_ATTEMPTS:
+                break
+            sleep(_backoff(failures_in_a_row))
+            continue
+        ack.clear()
+        set_errs.clear()
+        sets = data.get("sets") or {}
+        for jti, token in sets.items():
+            outcome = ingest(stream, token, via=InboundSET.VIA_POLL)
+            result.received += 1
+            result.jtis.append(str(jti))
+            if outcome.ok:
+                ack.append(str(jti))
+            else:
+                assert outcome.error is not None
+                set_errs[str(jti)] = outcome.error.as_dict()
+        ReceiverStream.objects.filter(pk=stream.pk).update(last_polled_at=timezone.now())
+        if once and not (data.get("moreAvailable") is True and sets):
+            break
+    # Acknowledge what is left: acknowledge-only, returning at once (RFC 8936 §2.4).
+    attempts = 0
+    while (ack or set_errs) and attempts < ONCE_MAX_ATTEMPTS:
+        body = {"maxEvents": 0, "returnImmediately": True}
+        if ack:
+            body["ack"] = list(ack)
+        if set_errs:
+            body["setErrs"] = dict(set_errs)
+        attempts += 1
+        if send(body) is not None:
+            ack.clear()
+            set_errs.clear()
+        elif attempts < ONCE_MAX_ATTEMPTS:
+            sleep(_backoff(attempts))
+    return result
+
+
+def poll_all(
+    *,
+    once: bool = True,
+    return_immediately: bool | None = None,
+    streams=None,
+) -> list[PollResult]:
+    """Poll every active, not disabled, poll stream once (errors are logged, not raised)."""
+    if streams is None:
+        streams = (
+            ReceiverStream.objects.select_related("transmitter")
+            .filter(delivery_method=c.DELIVERY_POLL, active=True)
+            .exclude(status=c.STATUS_DISABLED)
+            .exclude(poll_url="")
+        )
+    results = []
+    for stream in streams:
+        try:
+            results.append(poll_stream(stream, once=once, return_immediately=return_immediately))
+        except ControlPlaneError as exc:
+            logger.error("cannot poll stream %s: %s", stream.pk, exc)
+            results.append(PollResult(stream=stream.pk, failures=1, last_error=str(exc)))
+    return results

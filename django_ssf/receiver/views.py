@@ -1,0 +1,111 @@
+"""The push endpoint (RFC 8935) and our public encryption keys.
+
+The push endpoint is a plain Django view on purpose: the body is a compact SET
+(``application/secevent+jwt``), not something DRF parsers understand, and the only
+authentication is the per-stream ``authorization_header`` we gave the transmitter. Cheap
+checks come before crypto (RFC 8935 §5.4): method, stream lookup, size, ``Authorization``
+(constant time); then :func:`django_ssf.receiver.ingest.ingest` validates and stores the
+SET *before* we answer:
+
+* ``202 Accepted`` with an empty body for a valid, duplicate or discarded SET;
+* ``400`` with ``{"err", "description"}``, ``Content-Type: application/json`` and
+  ``Content-Language: en`` for an invalid one (RFC 8935 §2.3);
+* ``401`` when the ``Authorization`` header is missing or wrong, ``404`` for an unknown
+  push URL, ``405`` for anything but POST, ``413`` for a body over ``PUSH_MAX_BODY_BYTES``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..models.receiver import ReceiverStream
+from .ingest import ingest
+
+__all__ = ["encryption_jwks", "error_response", "push_endpoint"]
+
+# The only language our error descriptions are written in (RFC 8935 §2.3: English when
+# the requested language is not available).
+CONTENT_LANGUAGE = "en"
+
+
+def error_response(code: str, description: str, status: int = 400) -> HttpResponse:
+    """The RFC 8935 §2.3 error response: JSON ``{"err", "description"}`` + Content-Language."""
+    body = json.dumps({"err": code, "description": description})
+    response = HttpResponse(body, status=status, content_type="application/json")
+    response["Content-Language"] = CONTENT_LANGUAGE
+    return response
+
+
+def _authorized(expected: str, given: str | None) -> bool:
+    if not expected:
+        return True
+    if given is None:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The body, or ``None`` when it is larger than ``limit`` bytes."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+@csrf_exempt
+def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
+    """RFC 8935 push endpoint of one receiver stream."""
+    if request.method != "POST":
+        response = HttpResponse(status=405)
+        response["Allow"] = "POST"
+        return response
+    try:
+        stream = ReceiverStream.objects.select_related("transmitter").get(
+            push_id=push_id, delivery_method=c.DELIVERY_PUSH
+        )
+    except ReceiverStream.DoesNotExist:
+        raise Http404("no such push endpoint") from None
+    if not _authorized(stream.authorization_header, request.META.get("HTTP_AUTHORIZATION")):
+        response = error_response(
+            c.ERR_AUTHENTICATION_FAILED,
+            "the Authorization header is missing or wrong for this stream",
+            status=401,
+        )
+        scheme = stream.authorization_header.split(" ", 1)[0] or "Bearer"
+        response["WWW-Authenticate"] = f'{scheme} realm="ssf-receiver"'
+        return response
+    limit = int(ssf_settings.PUSH_MAX_BODY_BYTES)
+    body = _read_body(request, limit)
+    if body is None:
+        return error_response(
+            c.ERR_INVALID_REQUEST, f"the SET is larger than {limit} bytes", status=413
+        )
+    if not body.strip():
+        return error_response(c.ERR_INVALID_REQUEST, "the request body is empty")
+    result = ingest(stream, body)
+    if result.ok:
+        return HttpResponse(status=202)
+    error = result.error
+    assert error is not None  # a rejected result always carries its error
+    return error_response(error.code, error.description)
+
+
+@require_GET
+def encryption_jwks(request: HttpRequest) -> JsonResponse:
+    """Our receiver's public encryption keys (JWK Set) for transmitters that encrypt SETs."""
+    from ..keystore import get_key_provider
+
+    response = JsonResponse(get_key_provider().public_encryption_jwks())
+    response["Cache-Control"] = "public, max-age=300"
+    return response
