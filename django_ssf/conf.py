@@ -39,6 +39,14 @@ DEFAULTS: dict[str, Any] = {
     # issuer, in push endpoint URLs and in outbound requests. Off by default; the example
     # project turns it on for development.
     "ALLOW_INSECURE_LOOPBACK": False,
+    # ---- outbound HTTP (django_ssf.core.http, docs/security-outbound-http.md) --------
+    # Let outbound requests (push delivery, control-plane client, JWKS) connect to
+    # private addresses (RFC 1918, 100.64.0.0/10, fc00::/7). Link-local and metadata
+    # addresses stay refused.
+    "OUTBOUND_ALLOW_PRIVATE": False,
+    # CIDR strings outbound requests may always connect to, whatever their category
+    # (e.g. ["10.20.0.0/16"] for one internal receiver network).
+    "OUTBOUND_ALLOWED_NETWORKS": [],
     # ---- keys and JOSE --------------------------------------------------------------
     # Algorithm of newly generated signing keys: RS256, PS256, ES256 or EdDSA.
     "SIGNING_ALGORITHM": "RS256",
@@ -48,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     # keeps private keys encrypted at rest.
     "KEY_PROVIDER": "django_ssf.keystore.DatabaseKeyProvider",
     # Secret used to encrypt private keys at rest. ``None`` derives a key from Django's
-    # SECRET_KEY; set your own (and rotate it) in production.
+    # SECRET_KEY (and SECRET_KEY_FALLBACKS); set your own in production. A list rotates
+    # it: the first secret encrypts, every one decrypts (see docs/keys.md).
     "KEY_ENCRYPTION_SECRET": None,
     # Algorithms a receiver accepts on incoming SETs. Never "none", never HMAC.
     "ACCEPTED_ALGORITHMS": ["RS256", "PS256", "ES256", "EdDSA"],
@@ -100,12 +109,21 @@ DEFAULTS: dict[str, Any] = {
     "PUSH_RETRY_MAX_DELAY": 600.0,
     # How long (seconds) a SET may keep being retried before it is dead-lettered.
     "PUSH_RETRY_HORIZON": 24 * 3600,
+    # How many times a SET rejected with RFC 8935 ``invalid_key`` is retried (the
+    # receiver may refetch the JWKS after a key rotation); other 400 errors are final.
+    "PUSH_INVALID_KEY_RETRIES": 3,
+    # Time budget (seconds) of one drain task; a longer backlog continues in a new task.
+    "PUSH_DRAIN_MAX_SECONDS": 60.0,
+    # Keep-alive connections per host in each worker thread's push session.
+    "PUSH_POOL_MAXSIZE": 10,
     # Paused-stream retention (SSF §8.1.2.1, IOP §2.3.5).
     "PAUSED_RETENTION_MAX_EVENTS": 10_000,
     "PAUSED_RETENTION_SECONDS": 7 * 24 * 3600,
     # Long-poll cap in seconds (RFC 8936 §2.2).
     "POLL_LONG_POLL_TIMEOUT": 15.0,
     "POLL_MAX_EVENTS_CAP": 1000,
+    # Longest pause (seconds) between two outbox checks of a waiting long poll.
+    "POLL_CHECK_INTERVAL": 0.5,
     # Seconds after which a served but unacknowledged poll SET is served again.
     "POLL_REDELIVERY_DELAY": 30.0,
     # Sweeper: re-enqueue pending rows older than this many seconds.
@@ -130,6 +148,18 @@ DEFAULTS: dict[str, Any] = {
     "ACTION_REVOKE_TOKENS": True,
     "ACTION_DEACTIVATE_ACCOUNT": True,
     "RECEIVER_HTTP_TIMEOUT": 10.0,
+    # (receiver) For ``iss_sub`` subjects whose ``iss`` is not our own ISSUER: the user
+    # model field the ``sub`` is matched against (e.g. "username"); None = no match.
+    "RECEIVER_ISS_SUB_FIELD": None,
+    # (receiver) Refresh a cached OAuth access token this many seconds before it expires.
+    "RECEIVER_TOKEN_REFRESH_MARGIN": 60,
+    # (receiver) Poller: ``maxEvents`` per request, long-poll read timeout (seconds) and
+    # the cap of the exponential backoff after a transient failure (seconds).
+    "RECEIVER_POLL_MAX_EVENTS": 100,
+    "RECEIVER_POLL_TIMEOUT": 30.0,
+    "RECEIVER_POLL_BACKOFF_MAX": 60.0,
+    # (receiver) How long ``ssf_verify`` / ``client.verify`` wait for the verification event.
+    "RECEIVER_VERIFY_TIMEOUT": 30.0,
 }
 
 # Settings whose values are import strings, resolved on first access.

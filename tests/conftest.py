@@ -12,6 +12,9 @@ from django.conf import settings
 
 from tests.celery_app import app as celery_app  # noqa: F401  (makes it the current app)
 
+# Fixtures of the live fake transmitter used by the receiver tests.
+pytest_plugins = ["tests.fake_transmitter"]
+
 
 def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
     try:
@@ -29,7 +32,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         host, port = parts.hostname or "127.0.0.1", parts.port or 5432
         if not _reachable(host, port):
             pytest.exit(
-                f"PostgreSQL is not reachable at {host}:{port} (DATABASE_URL={url}). Start it with:\n"
+                f"PostgreSQL is not reachable at {host}:{port} (DATABASE_URL={url}).\n"
+                "Start it with:\n"
                 "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
                 returncode=3,
             )
@@ -43,7 +47,8 @@ def redis_url() -> str:
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     if not _reachable(host, port):
         pytest.fail(
-            f"Redis is not reachable at {host}:{port} ({url}); these tests need it. Start it with:\n"
+            f"Redis is not reachable at {host}:{port} ({url}); these tests need it.\n"
+            "Start it with:\n"
             "  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
             "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
             pytrace=False,

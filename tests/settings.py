@@ -9,7 +9,7 @@ import os
 
 import dj_database_url
 
-SECRET_KEY = "django-ssf-tests-not-secret"  # noqa: S105
+SECRET_KEY = "django-ssf-tests-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
@@ -57,7 +57,9 @@ TEMPLATES = [
 _sqlite_file = os.environ.get("SSF_TEST_SQLITE", f"/tmp/django-ssf-test-{os.getpid()}.sqlite3")
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "sqlite:///" + _sqlite_file.replace(".sqlite3", "-main.sqlite3")),
+        os.environ.get(
+            "DATABASE_URL", "sqlite:///" + _sqlite_file.replace(".sqlite3", "-main.sqlite3")
+        ),
         conn_max_age=0,
     )
 }
@@ -77,6 +79,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {"TITLE": "django-ssf control plane", "VERSION": "1.0"}
 
+# Named explicitly so that the migration autodetector can resolve DOT's swappable model.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 OAUTH2_PROVIDER = {
     "SCOPES": {"ssf.read": "Read SSF streams and poll events", "ssf.manage": "Manage SSF streams"},
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
