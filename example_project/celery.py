@@ -1,7 +1,12 @@
 """Celery app of the example project.
 
 With ``CELERY_BROKER_URL`` unset, tasks run eagerly in-process (the embedded default);
-with it set (e.g. ``redis://127.0.0.1:6379/0``), run ``celery -A example_project worker -B``.
+with it set (e.g. ``redis://127.0.0.1:6379/0``), run a worker with beat next to each site::
+
+    celery -A example_project worker -B --loglevel INFO
+
+The beat schedule (sweepers, the receiver's poller, the inactivity check) is
+``CELERY_BEAT_SCHEDULE`` in :mod:`example_project.settings`.
 """
 
 import os
@@ -12,4 +17,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
 app = Celery("example_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# django-ssf keeps its tasks per role: django_ssf.transmitter.tasks (delivery, sweeper),
+# django_ssf.transmitter.control_tasks (inactivity) and django_ssf.receiver.tasks.
+app.autodiscover_tasks(["django_ssf.transmitter", "django_ssf.receiver"])
+app.autodiscover_tasks(["django_ssf.transmitter"], related_name="control_tasks")
 app.autodiscover_tasks()

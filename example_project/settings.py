@@ -3,8 +3,20 @@
 ``DATABASE_URL``      database (default: an SQLite file next to manage.py, in WAL mode)
 ``SSF_ISSUER``        this site's issuer (default ``http://127.0.0.1:8000``)
 ``CELERY_BROKER_URL`` Celery broker; unset means tasks run in-process (eager)
+``SSF_SITE_NAME``     display name of this site in page titles and headers (branding only:
+                      every site is both a transmitter and a receiver)
+``CELERY_TASK_DEFAULT_QUEUE`` queue the site's tasks go to (default ``celery``); give two
+                      sites sharing one Redis their own queues
 ``SECRET_KEY``        Django secret (a development default is used when unset)
 ``DEBUG``             "1" for debug mode
+``ALLOWED_HOSTS``     comma-separated; default: the issuer's host and the loopback names
+
+Two sites run from this one module, each with its own database and issuer, e.g.::
+
+    DATABASE_URL=sqlite:///var/idp.sqlite3 SSF_ISSUER=http://127.0.0.1:8000 \
+        SSF_SITE_NAME="Identity provider" ./manage.py runserver 127.0.0.1:8000
+    DATABASE_URL=sqlite:///var/app.sqlite3 SSF_ISSUER=http://127.0.0.1:8001 \
+        SSF_SITE_NAME="SaaS app" ./manage.py runserver 127.0.0.1:8001
 """
 
 import os
@@ -18,7 +30,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get("SECRET_KEY", "example-project-development-only-not-secret")
 DEBUG = os.environ.get("DEBUG", "0") == "1"
 SSF_ISSUER = os.environ.get("SSF_ISSUER", "http://127.0.0.1:8000")
-_issuer_host = urlsplit(SSF_ISSUER).hostname or "127.0.0.1"
+SSF_SITE_NAME = os.environ.get("SSF_SITE_NAME", "") or "django-ssf example"
+_issuer_parts = urlsplit(SSF_ISSUER)
+_issuer_host = _issuer_parts.hostname or "127.0.0.1"
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h] or [
     _issuer_host,
     "127.0.0.1",
@@ -62,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "example_project.views.site_context",
             ]
         },
     }
@@ -87,6 +102,12 @@ TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+# Browsers share cookies between ports of one host, so two sites on 127.0.0.1:8000 and
+# 127.0.0.1:8001 would overwrite each other's session: name the cookies after the port.
+_cookie_suffix = str(_issuer_parts.port or ("443" if _issuer_parts.scheme == "https" else "80"))
+SESSION_COOKIE_NAME = f"sessionid_{_cookie_suffix}"
+CSRF_COOKIE_NAME = f"csrftoken_{_cookie_suffix}"
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
@@ -111,7 +132,23 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
-CELERY_BEAT_SCHEDULE = {}
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "") or "celery"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat (``celery -A example_project worker -B``): only used when CELERY_BROKER_URL is set.
+CELERY_BEAT_SCHEDULE = {
+    # Transmitter: re-enqueue push work whose task was lost, purge expired paused retention.
+    "ssf-sweep-outbox": {"task": "django_ssf.sweep_outbox", "schedule": 30.0},
+    # Transmitter: SSF §8.1.1 inactivity_timeout (a no-op while INACTIVITY_TIMEOUT is None).
+    "ssf-inactivity": {"task": "django_ssf.transmitter.check_inactivity", "schedule": 300.0},
+    # Receiver: one short poll of every poll stream, acks included. Every 2 seconds so that
+    # a person watching the dashboard sees an event arrive; production uses 15-60 seconds.
+    "ssf-receiver-poll": {"task": "django_ssf.receiver.tasks.poll_streams", "schedule": 2.0},
+    # Receiver: process stored SETs whose processing task was lost.
+    "ssf-receiver-sweep": {
+        "task": "django_ssf.receiver.tasks.process_pending_sets",
+        "schedule": 120.0,
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,20 @@
+"""URLs of the example project: the django-ssf endpoints at the root, plus a login page,
+the admin, a home page and the live SSF dashboard."""
+
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from . import views
+
 urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("whoami/", views.whoami, name="whoami"),
+    path("ssf/dashboard/", views.dashboard, name="ssf-dashboard"),
+    path("ssf/dashboard.json", views.dashboard_json, name="ssf-dashboard-json"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("django_ssf.urls")),
