@@ -243,3 +243,66 @@ def check_signing_key(
             id="django_ssf.I001",
         )
     ]
+
+
+def _dot_available_scopes() -> set[str] | None:
+    """Scopes django-oauth-toolkit grants an application that has no ReceiverClient row.
+
+    That is what DOT's own validator asks of the configured scopes backend
+    (``get_available_scopes``). ``None`` when the backend cannot answer without a real
+    application or request (a host's custom backend): nothing can be concluded then.
+    """
+    from oauth2_provider.scopes import get_scopes_backend
+
+    try:
+        return {str(s) for s in get_scopes_backend().get_available_scopes()}
+    except Exception:  # a custom backend that needs an application / request
+        return None
+
+
+@register(Tags.security)
+def check_transmitter_settings(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Transmitter configuration: OAuth scopes known to DOT, the rate-limit cache."""
+    try:
+        ssf_settings.user_settings  # noqa: B018 - reported by check_settings
+    except ImproperlyConfigured:
+        return []
+    messages: list[CheckMessage] = []
+    available = _dot_available_scopes()
+    if available is not None:
+        missing = [
+            s for s in (ssf_settings.READ_SCOPE, ssf_settings.MANAGE_SCOPE) if s not in available
+        ]
+        if missing:
+            names = ", ".join(repr(s) for s in missing)
+            messages.append(
+                Warning(
+                    f"django-oauth-toolkit does not offer the SSF scope(s) {names}: an OAuth "
+                    "client without a ReceiverClient row cannot obtain a token for the SSF "
+                    "control plane or the poll endpoint.",
+                    hint=f'Add {names} to OAUTH2_PROVIDER["SCOPES"] (or serve them from '
+                    'OAUTH2_PROVIDER["SCOPES_BACKEND_CLASS"]), or register every receiver '
+                    "with 'manage.py ssf_register_client', whose clients get their scopes "
+                    "from the ReceiverClient row.",
+                    id="django_ssf.W003",
+                )
+            )
+    if ssf_settings.SUBJECT_RATE_LIMIT:
+        from django.core.cache import caches
+        from django.core.cache.backends.base import InvalidCacheBackendError
+
+        alias = ssf_settings.RATE_LIMIT_CACHE
+        try:
+            caches[alias]
+        except (InvalidCacheBackendError, TypeError):
+            messages.append(
+                Error(
+                    f"SSF['RATE_LIMIT_CACHE'] {alias!r} is not a cache in CACHES.",
+                    hint="Name a configured cache alias, or set SSF['SUBJECT_RATE_LIMIT'] = "
+                    "None to turn the add/remove-subject rate limit off.",
+                    id="django_ssf.E011",
+                )
+            )
+    return messages

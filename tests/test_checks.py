@@ -170,3 +170,77 @@ def test_signing_key_check_tolerates_missing_table(monkeypatch):
 def test_signing_key_check_ignores_external_providers(settings):
     settings.SSF = {**BASE, "KEY_PROVIDER": "tests.test_keystore.ExternalProvider"}
     assert checks.check_signing_key(databases=["default"]) == []
+
+
+# ---- transmitter: OAuth scopes known to DOT, rate-limit cache ---------------------------
+class _ServesSSFScopes:
+    """A host's scopes backend that offers the SSF scopes to every application."""
+
+    def get_all_scopes(self):
+        return {"ssf.read": "r", "ssf.manage": "m"}
+
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
+        return ["ssf.read", "ssf.manage"]
+
+    def get_default_scopes(self, application=None, request=None, *args, **kwargs):
+        return ["ssf.read"]
+
+
+class _NeedsApplication(_ServesSSFScopes):
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
+        raise AttributeError("application is required")
+
+
+def _transmitter_ids():
+    return {m.id: m for m in checks.check_transmitter_settings()}
+
+
+def test_transmitter_check_is_registered_and_clean_by_default():
+    assert checks.check_transmitter_settings in registry.get_checks()
+    assert _transmitter_ids() == {}
+
+
+def test_ssf_scopes_missing_from_dot_is_a_warning(settings):
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "SCOPES": {"read": "Read"}}
+    found = _transmitter_ids()
+    message = found["django_ssf.W003"]
+    assert isinstance(message, Warning)
+    assert "'ssf.read'" in message.msg and "'ssf.manage'" in message.msg
+    assert 'OAUTH2_PROVIDER["SCOPES"]' in message.hint
+    assert "ssf_register_client" in message.hint
+
+
+def test_only_the_missing_scope_is_named(settings):
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "SCOPES": {"ssf.read": "Read"}}
+    message = _transmitter_ids()["django_ssf.W003"]
+    assert "'ssf.manage'" in message.msg and "'ssf.read'" not in message.msg
+
+
+def test_renamed_ssf_scopes_are_checked(settings):
+    settings.SSF = {**settings.SSF, "READ_SCOPE": "events.read"}
+    assert "events.read" in _transmitter_ids()["django_ssf.W003"].msg
+
+
+def test_scopes_served_by_a_backend_are_accepted(settings):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "SCOPES": {"read": "Read"},
+        "SCOPES_BACKEND_CLASS": "tests.test_checks._ServesSSFScopes",
+    }
+    assert "django_ssf.W003" not in _transmitter_ids()
+
+
+def test_backend_that_cannot_answer_is_not_reported(settings):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "SCOPES": {"read": "Read"},
+        "SCOPES_BACKEND_CLASS": "tests.test_checks._NeedsApplication",
+    }
+    assert "django_ssf.W003" not in _transmitter_ids()
+
+
+def test_unknown_rate_limit_cache_is_an_error(settings):
+    settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope"}
+    assert isinstance(_transmitter_ids()["django_ssf.E011"], Error)
+    settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope", "SUBJECT_RATE_LIMIT": None}
+    assert "django_ssf.E011" not in _transmitter_ids()

@@ -105,6 +105,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
 
 @dataclass
@@ -156,7 +157,9 @@ def _handler(state: ReceiverState) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            received = Received(self.path, dict(self.headers.items()), body, time.monotonic())
+            received = Received(
+                self.path, dict(self.headers.items()), body, time.monotonic(), self.command
+            )
             if state.delay:
                 time.sleep(state.delay)
             with state.lock:

@@ -212,6 +212,15 @@ def _on_commit_enqueue(stream_pks: Iterable[int]) -> None:
         transaction.on_commit(lambda: enqueue_delivery(pks), robust=True)
 
 
+def _on_commit_wake_pollers(stream_pks: Iterable[int]) -> None:
+    """After commit, wake this process's long polls waiting on these poll streams."""
+    from .poll import notify_poll_waiters
+
+    pks = sorted(set(stream_pks))
+    if pks:
+        transaction.on_commit(lambda: notify_poll_waiters(pks), robust=True)
+
+
 def enforce_paused_retention(stream_pks: Iterable[int] | None = None) -> int:
     """Drop held SETs beyond ``PAUSED_RETENTION_MAX_EVENTS`` per stream, oldest first.
 
@@ -340,6 +349,7 @@ def emit(
         if paused:
             enforce_paused_retention(paused)
         _on_commit_enqueue(s.pk for s in targets if s.is_push and s.status == c.STATUS_ENABLED)
+        _on_commit_wake_pollers(s.pk for s in targets if s.is_poll and s.status == c.STATUS_ENABLED)
         jtis = [r.jti for r in rows]
         if signals.set_emitted.has_listeners():
             transaction.on_commit(
@@ -384,6 +394,8 @@ def _send_control(
             row.save(update_fields=["last_error_code", "last_error_description"])
         if stream.is_push and status == OutboundSET.STATUS_PENDING:
             _on_commit_enqueue([stream.pk])
+        elif stream.is_poll and status == OutboundSET.STATUS_PENDING:
+            _on_commit_wake_pollers([stream.pk])
     return row
 
 
@@ -432,6 +444,8 @@ def apply_status_change(stream: Stream, old_status: str, new_status: str) -> Non
             )
             if stream.is_push:
                 _on_commit_enqueue([stream.pk])
+            else:
+                _on_commit_wake_pollers([stream.pk])
         elif new_status == c.STATUS_PAUSED:
             qs.filter(status=OutboundSET.STATUS_PENDING, bypass_pause=False).update(
                 status=OutboundSET.STATUS_HELD

@@ -45,7 +45,7 @@ from rest_framework.views import APIView
 
 from ..conf import ssf_settings
 from ..models.transmitter import ReceiverClient, Stream
-from .streams import StreamError, VerificationTooFrequent
+from .streams import StreamError, TooManyRequests
 
 __all__ = [
     "BearerError",
@@ -327,7 +327,7 @@ def _error_response(exc: Exception) -> Response | None:
         return response
     if isinstance(exc, StreamError):
         headers = {}
-        if isinstance(exc, VerificationTooFrequent):
+        if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
         return _error_response(
             ControlPlaneError(

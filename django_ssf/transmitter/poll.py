@@ -12,7 +12,14 @@ The view (:mod:`django_ssf.transmitter.poll_views`) parses the request with
 3. when nothing is available and ``returnImmediately`` is not true, waits (long poll,
    RFC 8936 §2.2) up to ``POLL_LONG_POLL_TIMEOUT`` seconds, checking the outbox with
    short sleeps that grow up to ``POLL_CHECK_INTERVAL``; the wait holds no database
-   transaction or lock.
+   transaction or lock (the view opts out of ``ATOMIC_REQUESTS``). A SET committed for
+   the stream in the same process (an emit, a control event, a release from hold)
+   wakes the waiting poll at once through :func:`notify_poll_waiters`; one committed
+   by another process is seen at the next outbox check.
+
+Redelivery may be capped (RFC 8936 §2.4): with ``POLL_MAX_DELIVERIES`` set, a SET served
+that many times without an acknowledgement is marked ``failed`` with the reason
+``poll_redelivery_limit`` instead of being served again.
 
 While the stream is ``paused`` or ``disabled`` only control events queued before the
 change (the stream-updated that announces it) are served; everything else stays held
@@ -22,8 +29,10 @@ change (the stream-updated that announces it) are served; everything else stays 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +54,9 @@ __all__ = [
     "PollRequestError",
     "PollResult",
     "acknowledge",
+    "fail_exhausted",
     "fetch_sets",
+    "notify_poll_waiters",
     "parse_poll_request",
     "poll",
     "record_set_errors",
@@ -191,6 +202,90 @@ def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> in
     return len(rows)
 
 
+# ---- in-process wake-up of waiting long polls ------------------------------------------
+_waiters_lock = threading.Lock()
+_waiters: dict[int, set[threading.Event]] = {}
+
+
+def notify_poll_waiters(stream_pks: Iterable[int]) -> None:
+    """Wake the long polls of this process waiting on these streams (call after commit)."""
+    with _waiters_lock:
+        events = [ev for pk in set(stream_pks) for ev in _waiters.get(pk, ())]
+    for ev in events:
+        ev.set()
+
+
+@contextmanager
+def _waiting(stream_pk: int) -> Iterator[threading.Event]:
+    ev = threading.Event()
+    with _waiters_lock:
+        _waiters.setdefault(stream_pk, set()).add(ev)
+    try:
+        yield ev
+    finally:
+        with _waiters_lock:
+            group = _waiters.get(stream_pk)
+            if group is not None:
+                group.discard(ev)
+                if not group:
+                    del _waiters[stream_pk]
+
+
+REDELIVERY_LIMIT_ERROR = "poll_redelivery_limit"
+
+
+def fail_exhausted(stream: Stream) -> int:
+    """Mark failed this stream's SETs due for redelivery that reached POLL_MAX_DELIVERIES.
+
+    Returns how many. Each gets a ``failed`` attempt record and the
+    :data:`~django_ssf.signals.set_delivery_failed` signal (RFC 8936 §2.4: a transmitter
+    MAY cap redelivery).
+    """
+    cap = ssf_settings.POLL_MAX_DELIVERIES
+    if cap is None:
+        return 0
+    cap = max(1, int(cap))
+    rows = list(
+        _available(stream.pk, stream.status)
+        .filter(served_at__isnull=False, attempts__gte=cap)
+        .only("id", "jti", "stream_id", "event_type", "attempts")
+    )
+    if not rows:
+        return 0
+    now = timezone.now()
+    description = f"served {cap} time(s) by poll without an acknowledgement (POLL_MAX_DELIVERIES)"
+    changed = OutboundSET.objects.filter(
+        pk__in=[r.pk for r in rows], status=OutboundSET.STATUS_PENDING
+    ).update(
+        status=OutboundSET.STATUS_FAILED,
+        last_error_code=REDELIVERY_LIMIT_ERROR,
+        last_error_description=description,
+    )
+    DeliveryAttempt.objects.bulk_create(
+        [
+            DeliveryAttempt(
+                outbound_id=r.pk,
+                at=now,
+                error=f"{REDELIVERY_LIMIT_ERROR}: {description}",
+                outcome=DeliveryAttempt.OUTCOME_FAILED,
+            )
+            for r in rows
+        ]
+    )
+    logger.warning(
+        "stream %s: %d poll SET(s) never acknowledged after %d serves marked failed",
+        stream.stream_id,
+        changed,
+        cap,
+    )
+    error = {"err": REDELIVERY_LIMIT_ERROR, "description": description}
+    for row in rows:
+        row.status = OutboundSET.STATUS_FAILED
+        row.last_error_code, row.last_error_description = REDELIVERY_LIMIT_ERROR, description
+        signals.set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(error))
+    return changed
+
+
 def _available(stream_pk: int, status: str) -> Any:
     redeliver_before = timezone.now() - _seconds(ssf_settings.POLL_REDELIVERY_DELAY)
     qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING).filter(
@@ -231,6 +326,7 @@ def _encrypt_pending(stream: Stream, rows: list[OutboundSET]) -> list[OutboundSE
 
 def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
     """Serve up to ``limit`` available SETs (oldest first); returns ``(sets, more)``."""
+    fail_exhausted(stream)
     if limit <= 0:
         return {}, _available(stream.pk, stream.status).exists()
     now = timezone.now()
@@ -262,10 +358,15 @@ def poll(
     request: PollRequest,
     *,
     timeout: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PollResult:
-    """Serve one poll request for ``stream`` (see the module docstring)."""
+    """Serve one poll request for ``stream`` (see the module docstring).
+
+    ``timeout`` overrides ``POLL_LONG_POLL_TIMEOUT``. ``sleep`` replaces the wait between
+    two outbox checks (tests); by default the wait ends early when
+    :func:`notify_poll_waiters` is called for the stream.
+    """
     acked = acknowledge(stream, request.ack)
     errors = record_set_errors(stream, request.set_errs)
     cap = int(ssf_settings.POLL_MAX_EVENTS_CAP)
@@ -274,16 +375,21 @@ def poll(
     deadline = clock() + max(0.0, wait)
     interval = 0.05
     max_interval = max(0.01, float(ssf_settings.POLL_CHECK_INTERVAL))
-    while True:
-        sets, more = fetch_sets(stream, limit)
-        if sets or (limit == 0 and more) or request.return_immediately:
-            return PollResult(sets, more, acked, errors)
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return PollResult({}, more, acked, errors)
-        sleep(min(interval, remaining))
-        interval = min(interval * 2, max_interval)
-        status = _current_status(stream)
-        if status is None:  # deleted while waiting
-            return PollResult({}, False, acked, errors)
-        stream.status = status
+    with _waiting(stream.pk) as wake:
+        while True:
+            sets, more = fetch_sets(stream, limit)
+            if sets or (limit == 0 and more) or request.return_immediately:
+                return PollResult(sets, more, acked, errors)
+            remaining = deadline - clock()
+            if remaining <= 0:
+                return PollResult({}, more, acked, errors)
+            if sleep is None:
+                wake.wait(min(interval, remaining))
+                wake.clear()
+            else:
+                sleep(min(interval, remaining))
+            interval = min(interval * 2, max_interval)
+            status = _current_status(stream)
+            if status is None:  # deleted while waiting
+                return PollResult({}, False, acked, errors)
+            stream.status = status

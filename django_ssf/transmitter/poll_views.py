@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -30,6 +31,13 @@ class PollView(SSFAPIView):
     """Poll for SETs, acknowledge them and report errors (RFC 8936 §2.2 to §2.5)."""
 
     required_scope = "read"
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # A long poll waits up to POLL_LONG_POLL_TIMEOUT seconds: never inside the
+        # request-wide transaction of ATOMIC_REQUESTS (it would hold a connection in a
+        # transaction and, on some isolation levels, hide SETs committed meanwhile).
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     @extend_schema(
         operation_id="ssf_poll",

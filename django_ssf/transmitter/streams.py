@@ -29,9 +29,12 @@ __all__ = [
     "StreamConflict",
     "StreamError",
     "StreamValidationError",
+    "SubjectRequestsTooFrequent",
+    "TooManyRequests",
     "VerificationTooFrequent",
     "add_subject",
     "check_inactivity",
+    "check_subject_rate_limit",
     "create_stream",
     "delete_stream",
     "events_supported",
@@ -86,18 +89,37 @@ class StreamConflict(StreamError):
     error = "conflict"
 
 
-class VerificationTooFrequent(StreamError):
-    """429: verification requested within ``min_verification_interval`` (SSF §8.1.4.2)."""
+class TooManyRequests(StreamError):
+    """429 with ``Retry-After``: the receiver must slow down (SSF §8.1.3.2, §8.1.4.2)."""
 
     status = 429
     error = "too_many_requests"
 
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class VerificationTooFrequent(TooManyRequests):
+    """429: verification requested within ``min_verification_interval`` (SSF §8.1.4.2)."""
+
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             f"Verification was requested less than min_verification_interval ago; "
-            f"retry after {retry_after} seconds."
+            f"retry after {retry_after} seconds.",
+            retry_after,
         )
-        self.retry_after = retry_after
+
+
+class SubjectRequestsTooFrequent(TooManyRequests):
+    """429: too many add/remove-subject calls on one stream (SSF §8.1.3.2, §8.1.3.3)."""
+
+    def __init__(self, retry_after: int, limit: int, window: int) -> None:
+        super().__init__(
+            f"More than {limit} add/remove-subject requests in {window} seconds on this "
+            f"stream; retry after {retry_after} seconds.",
+            retry_after,
+        )
 
 
 # ---- configuration values -------------------------------------------------------------
@@ -571,6 +593,41 @@ def check_inactivity(now: Any = None) -> list[Stream]:
 
 
 # ---- subjects -------------------------------------------------------------------------
+def check_subject_rate_limit(stream: Stream, *, now: float | None = None) -> None:
+    """Count one add/remove-subject request against the stream's limit, or raise 429.
+
+    A fixed window of ``SUBJECT_RATE_LIMIT_WINDOW`` seconds allows
+    ``SUBJECT_RATE_LIMIT`` requests per stream (add and remove share the budget;
+    checklist §11.6). The counter lives in the Django cache named by
+    ``RATE_LIMIT_CACHE``: ``add`` + ``incr`` are atomic on Redis, Memcached and the
+    local-memory cache, so concurrent requests cannot overshoot. With a per-process
+    cache (LocMemCache) each worker process counts on its own; use a shared cache in
+    production. ``SUBJECT_RATE_LIMIT = None`` turns the limit off.
+    """
+    import time
+
+    from django.core.cache import caches
+
+    limit = ssf_settings.SUBJECT_RATE_LIMIT
+    if not limit:
+        return
+    limit = int(limit)
+    window = max(1, int(ssf_settings.SUBJECT_RATE_LIMIT_WINDOW))
+    now = time.time() if now is None else now
+    bucket = int(now // window)
+    key = f"django_ssf:subject-rate:{stream.stream_id}:{bucket}"
+    cache = caches[ssf_settings.RATE_LIMIT_CACHE]
+    cache.add(key, 0, timeout=window + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr: this request opens a new count
+        cache.set(key, 1, timeout=window + 1)
+        count = 1
+    if count > limit:
+        retry_after = max(1, math.ceil((bucket + 1) * window - now))
+        raise SubjectRequestsTooFrequent(retry_after, limit, window)
+
+
 def _canonical_subject(subject: Any) -> tuple[dict[str, Any], str]:
     from ..core.subjects import canonicalize, subject_key, validate_subject
 

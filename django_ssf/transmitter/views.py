@@ -55,6 +55,13 @@ _AUTH_ERRORS = {
 _NOT_FOUND = {
     404: OpenApiResponse(ErrorSerializer, description="No such stream for this receiver.")
 }
+_TOO_MANY = {
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Too many subject requests on this stream (SUBJECT_RATE_LIMIT); "
+        "see Retry-After.",
+    )
+}
 _STREAM_ID = OpenApiParameter(
     "stream_id", OpenApiTypes.STR, OpenApiParameter.QUERY, description="The stream's id."
 )
@@ -311,7 +318,10 @@ class StatusView(SSFAPIView):
 
 
 class AddSubjectView(SSFAPIView):
-    """The ``add_subject_endpoint`` (SSF §8.1.3.2): 200 with an empty body."""
+    """The ``add_subject_endpoint`` (SSF §8.1.3.2): 200 with an empty body.
+
+    Rate-limited per stream (``SUBJECT_RATE_LIMIT``): 429 with ``Retry-After``.
+    """
 
     @extend_schema(
         operation_id="subject_add",
@@ -320,12 +330,14 @@ class AddSubjectView(SSFAPIView):
             200: OpenApiResponse(description="Added (empty body)."),
             **_AUTH_ERRORS,
             **_NOT_FOUND,
+            **_TOO_MANY,
         },
         tags=["subjects"],
     )
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
+        streams.check_subject_rate_limit(stream)
         if "subject" not in data:
             raise streams.StreamValidationError("subject is required.", field="subject")
         streams.record_activity(stream)
@@ -334,17 +346,18 @@ class AddSubjectView(SSFAPIView):
 
 
 class RemoveSubjectView(SSFAPIView):
-    """The ``remove_subject_endpoint`` (SSF §8.1.3.3): 204."""
+    """The ``remove_subject_endpoint`` (SSF §8.1.3.3): 204; 429 like add-subject."""
 
     @extend_schema(
         operation_id="subject_remove",
         request=RemoveSubjectSerializer,
-        responses={204: None, **_AUTH_ERRORS, **_NOT_FOUND},
+        responses={204: None, **_AUTH_ERRORS, **_NOT_FOUND, **_TOO_MANY},
         tags=["subjects"],
     )
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
+        streams.check_subject_rate_limit(stream)
         if "subject" not in data:
             raise streams.StreamValidationError("subject is required.", field="subject")
         streams.record_activity(stream)
