@@ -457,6 +457,7 @@ def _make_handler(fake: FakeTransmitter):
             body = body or {}
             with fake._lock:
                 fake.poll_requests.append({"body": body,
+                                           "content_type": self.headers.get("Content-Type"),
                                            "content_language":
                                                self.headers.get("Content-Language")})
                 if fake.fail_next_polls > 0:

@@ -95,12 +95,75 @@ def test_fractional_event_timestamp_is_exact(fake, inline_processing, alice, cli
 def test_session_revoked_without_timestamp_ends_every_session(fake, inline_processing, alice,
                                                               client):
     keys = [logged_in_client().session.session_key for _ in range(2)]
-    # A session with no record (started before django-ssf was installed) is ended too.
-    UserSessionRecord.objects.filter(session_key=keys[0]).delete()
     stream = make_stream(fake)
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED, sub_id=ALICE)
                     ).status_code == 202
     assert not Session.objects.filter(session_key__in=keys).exists()
+    assert not UserSessionRecord.objects.exists()
+
+
+def test_revocation_does_not_scan_the_session_table(fake, inline_processing, alice, client,
+                                                    django_assert_max_num_queries):
+    """Ending a user's sessions costs the same with 1 or 300 sessions in the deployment."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from django_ssf.receiver.actions import end_user_sessions
+
+    key = logged_in_client().session.session_key
+    for _ in range(300):  # other people's sessions
+        other = SessionStore()
+        other["_auth_user_id"] = "999999"
+        other.create()
+    with django_assert_max_num_queries(8):
+        assert end_user_sessions(alice) == 1
+    assert not Session.objects.filter(session_key=key).exists()
+    assert Session.objects.count() == 300
+
+
+def test_untracked_sessions_are_ended_after_the_backfill_command(fake, inline_processing, alice,
+                                                                 client):
+    """Sessions older than django-ssf are tracked by ``ssf_track_sessions`` (one-off)."""
+    import io
+    import json
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    keys = [logged_in_client().session.session_key for _ in range(2)]
+    UserSessionRecord.objects.all().delete()  # as if started before django-ssf was installed
+    anonymous = SessionStore()
+    anonymous["cart"] = [1]
+    anonymous.create()
+    stream = make_stream(fake)
+    before = int(time.time()) - 3600  # any timestamp: untracked starts count as older
+    assert post_set(client, stream, fake.make_set(
+        SESSION_REVOKED, {"event_timestamp": before}, sub_id=ALICE)).status_code == 202
+    assert Session.objects.filter(session_key__in=keys).count() == 2  # unknown: not ended
+
+    out = io.StringIO()
+    call_command("ssf_track_sessions", "--dry-run", stdout=out)
+    assert json.loads(out.getvalue())["recorded"] == 2
+    assert not UserSessionRecord.objects.exists()
+    out = io.StringIO()
+    call_command("ssf_track_sessions", stdout=out)
+    counts = json.loads(out.getvalue())
+    assert (counts["recorded"], counts["anonymous"], counts["scanned"]) == (2, 1, 3)
+    out = io.StringIO()
+    call_command("ssf_track_sessions", stdout=out)  # idempotent
+    assert json.loads(out.getvalue())["already_tracked"] == 2
+
+    assert post_set(client, stream, fake.make_set(
+        SESSION_REVOKED, {"event_timestamp": before}, sub_id=ALICE)).status_code == 202
+    assert not Session.objects.filter(session_key__in=keys).exists()
+    assert Session.objects.filter(session_key=anonymous.session_key).exists()
+
+
+def test_backfill_refuses_a_session_engine_without_a_table(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    with pytest.raises(CommandError, match="cannot be enumerated"):
+        call_command("ssf_track_sessions")
 
 
 def test_deprecated_risc_sessions_revoked_is_treated_alike(fake, inline_processing, alice,
@@ -345,3 +408,24 @@ def test_process_pending_sets_sweeper(fake, client):
         received_at=timezone.now() - dt.timedelta(minutes=5))
     assert process_pending_sets(older_than=60) == 1
     assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSED
+
+
+def test_sweeper_hands_back_rows_whose_worker_died_mid_processing(fake, client, settings):
+    """A claim older than RECEIVER_PROCESSING_STALE_SECONDS is a dead worker's: redo it."""
+    from django_ssf.receiver.ingest import ingest
+    from django_ssf.receiver.tasks import process_pending_sets
+
+    settings.SSF = {**settings.SSF, "RECEIVER_PROCESSING_STALE_SECONDS": 600}
+    stream = make_stream(fake)
+    stuck = ingest(stream, fake.make_set(SESSION_REVOKED), process=False).inbound
+    fresh = ingest(stream, fake.make_set(SESSION_REVOKED), process=False).inbound
+    long_ago = timezone.now() - dt.timedelta(minutes=30)
+    InboundSET.objects.filter(pk=stuck.pk).update(
+        status=InboundSET.STATUS_PROCESSING, claimed_at=long_ago, received_at=long_ago)
+    # A claim taken a moment ago belongs to a live worker: left alone.
+    InboundSET.objects.filter(pk=fresh.pk).update(
+        status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now(), received_at=long_ago)
+    assert process_pending_sets(older_than=60) == 1
+    assert InboundSET.objects.get(pk=stuck.pk).status == InboundSET.STATUS_PROCESSED
+    assert InboundSET.objects.get(pk=stuck.pk).claimed_at is not None
+    assert InboundSET.objects.get(pk=fresh.pk).status == InboundSET.STATUS_PROCESSING

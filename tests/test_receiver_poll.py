@@ -124,4 +124,5 @@ def test_poll_streams_task(fake, inline_processing):
 
     stream = make_stream(fake, delivery=POLL)
     fake.enqueue(stream.stream_id, fake.make_set(SESSION_REVOKED))
-    assert poll_streams() == {"streams": 1, "received": 1, "acked": 1, "errors": 0}
+    assert poll_streams() == {"streams": 1, "received": 1, "acked": 1, "errors": 0,
+                              "kept_alive": 0}

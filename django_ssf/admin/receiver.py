@@ -194,7 +194,8 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
                        "authorization_header_display", "poll_url", "iss", "aud",
                        "events_supported", "events_requested", "events_delivered", "status",
                        "reason", "config_display", "active", "last_verified_at",
-                       "last_event_at", "last_polled_at", "created_at", "updated_at")
+                       "last_event_at", "last_polled_at", "last_management_at", "created_at",
+                       "updated_at")
     fields = ("description", *readonly_fields)
     inlines = (PendingVerificationInline,)
     actions = ("verify", "pause", "resume", "resync")

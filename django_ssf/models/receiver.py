@@ -187,6 +187,10 @@ class ReceiverStream(models.Model):
     last_verified_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    # Last successful control-plane call that referenced this stream (read, update,
+    # status, subjects, verification): the receiver activity that restarts the
+    # transmitter's ``inactivity_timeout`` counter (SSF §8.1.1); drives the keep-alive.
+    last_management_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -210,6 +214,14 @@ class ReceiverStream(models.Model):
     @property
     def is_poll(self) -> bool:
         return self.delivery_method == c.DELIVERY_POLL
+
+    @property
+    def inactivity_timeout(self) -> float | None:
+        """The transmitter's ``inactivity_timeout`` for this stream (seconds), if any."""
+        value = (self.config or {}).get("inactivity_timeout")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            return None
+        return float(value)
 
     @property
     def audiences(self) -> list[str]:
@@ -318,6 +330,9 @@ class InboundSET(models.Model):
     )
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When a worker claimed the row for processing; lets the sweeper hand back rows whose
+    # worker died mid-processing (see receiver.tasks.process_pending_sets).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]

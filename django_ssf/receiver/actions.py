@@ -50,6 +50,7 @@ __all__ = [
     "revoke_user_tokens",
     "run_builtin_actions",
     "set_user_active",
+    "track_existing_sessions",
 ]
 
 SESSION_EVENTS = (c.CAEP_SESSION_REVOKED, c.RISC_SESSIONS_REVOKED)
@@ -154,16 +155,17 @@ def session_cutoff(event) -> dt.datetime | None:
 def end_user_sessions(user, before: dt.datetime | None = None) -> int:
     """End ``user``'s Django sessions started before ``before`` (all when ``None``).
 
-    Sessions are known from :class:`UserSessionRecord` (written on every login). With a
-    database-backed session engine, sessions of the user that have no record (started
-    before django-ssf was installed) are treated as old and ended too. Returns the count.
+    Sessions are known from :class:`UserSessionRecord`, written on every login: the cost is
+    one indexed query on the user's own records, whatever the number of sessions in the
+    deployment. Sessions that existed before django-ssf was installed have no record until
+    ``manage.py ssf_track_sessions`` is run once (see :func:`track_existing_sessions`).
+    Returns the number of sessions that existed and were ended.
     """
     store_class = _session_store_class()
     records = UserSessionRecord.objects.filter(user=user)
     if before is not None:
         records = records.filter(created_at__lt=before)
-    keys = set(records.values_list("session_key", flat=True))
-    keys |= _untracked_db_sessions(user, store_class)
+    keys = list(records.values_list("session_key", flat=True))
     ended = 0
     for key in keys:
         store = store_class(session_key=key)
@@ -174,26 +176,71 @@ def end_user_sessions(user, before: dt.datetime | None = None) -> int:
     return ended
 
 
-def _untracked_db_sessions(user, store_class: type[SessionBase]) -> set[str]:
-    """Sessions in the database session table that belong to ``user`` but have no record."""
+# Start time recorded for sessions found by the backfill: their real start is unknown, so
+# they count as older than any event (a revocation ends them, never the opposite).
+UNKNOWN_SESSION_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def track_existing_sessions(*, dry_run: bool = False, batch_size: int = 1000) -> dict[str, int]:
+    """Record the owner of every live database session that has no record yet.
+
+    The one-off backfill behind ``manage.py ssf_track_sessions``: sessions started before
+    django-ssf was installed (or while its login signal was not connected) become known
+    to :func:`end_user_sessions`. Their start time is unknown, so they are recorded as
+    :data:`UNKNOWN_SESSION_START` (older than any ``event_timestamp``). Only session
+    engines with a database model (``db``, ``cached_db`` or a subclass) can be enumerated;
+    others raise ``ValueError``. Idempotent. Returns counts.
+    """
+    store_class = _session_store_class()
     get_model = getattr(store_class, "get_model_class", None)
     if get_model is None:
-        return set()
+        raise ValueError(
+            f"the session engine {store_class.__module__} keeps no database table; its "
+            "sessions cannot be enumerated (only sessions started from now on are tracked)"
+        )
     model = get_model()
-    tracked = set(UserSessionRecord.objects.values_list("session_key", flat=True))
-    found: set[str] = set()
-    user_pk = str(user.pk)
+    User = get_user_model()
     store = store_class()
-    for session in model.objects.filter(expire_date__gt=timezone.now()).iterator():
-        if session.session_key in tracked:
-            continue
-        try:
-            data = store.decode(session.session_data)
-        except Exception:  # noqa: S112 - corrupt session: not ours to judge
-            continue
-        if str(data.get("_auth_user_id")) == user_pk:
-            found.add(session.session_key)
-    return found
+    counts = {"scanned": 0, "recorded": 0, "already_tracked": 0, "anonymous": 0}
+
+    def handle(chunk: list) -> None:
+        keys = [session.session_key for session in chunk]
+        known = set(UserSessionRecord.objects.filter(session_key__in=keys)
+                    .values_list("session_key", flat=True))
+        owners: dict[str, Any] = {}
+        for session in chunk:
+            counts["scanned"] += 1
+            if session.session_key in known:
+                counts["already_tracked"] += 1
+                continue
+            try:
+                user_id = store.decode(session.session_data).get("_auth_user_id")
+                owners[session.session_key] = User._meta.pk.to_python(user_id)
+            except Exception:  # corrupt, or no user: a session we cannot attribute
+                owners[session.session_key] = None
+        wanted = {pk for pk in owners.values() if pk is not None}
+        existing = set(User._default_manager.filter(pk__in=wanted).values_list("pk", flat=True))
+        records = []
+        for key, user_pk in owners.items():
+            if user_pk is None or user_pk not in existing:
+                counts["anonymous"] += 1
+                continue
+            records.append(UserSessionRecord(user_id=user_pk, session_key=key,
+                                             created_at=UNKNOWN_SESSION_START))
+        counts["recorded"] += len(records)
+        if records and not dry_run:
+            UserSessionRecord.objects.bulk_create(records, ignore_conflicts=True)
+
+    chunk: list = []
+    sessions = model.objects.filter(expire_date__gt=timezone.now()).order_by("pk")
+    for session in sessions.iterator(chunk_size=batch_size):
+        chunk.append(session)
+        if len(chunk) >= batch_size:
+            handle(chunk)
+            chunk = []
+    if chunk:
+        handle(chunk)
+    return counts
 
 
 def revoke_user_tokens(user) -> tuple[int, int]:

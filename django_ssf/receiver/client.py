@@ -185,8 +185,13 @@ class TransmitterClient:
         expected: Iterable[int] = (200,),
         headers: dict | None = None,
         timeout: float | None = None,
+        stream: ReceiverStream | None = None,
     ) -> requests.Response:
-        """One authenticated request; refreshes an OAuth token once after a 401."""
+        """One authenticated request; refreshes an OAuth token once after a 401.
+
+        ``stream``: the stream the call references; a successful call is recorded as its
+        ``last_management_at`` (the activity that keeps it alive, SSF §8.1.1).
+        """
         if not url:
             raise ControlPlaneError(f"the transmitter {self.transmitter.issuer} publishes no "
                                     f"endpoint for this operation")
@@ -205,6 +210,10 @@ class TransmitterClient:
                 f"{method} {url} answered {response.status_code}: {body}",
                 status=response.status_code, body=body,
             )
+        if stream is not None and stream.pk is not None:
+            now = timezone.now()
+            stream.last_management_at = now
+            ReceiverStream.objects.filter(pk=stream.pk).update(last_management_at=now)
         return response
 
     def _send(self, method, url, *, json, params, headers, timeout, force_refresh):
@@ -336,7 +345,7 @@ class TransmitterClient:
         url = t.endpoint("configuration_endpoint")
         try:
             response = self.request("POST", url, json=self._wanted(stream),
-                                    expected=(200, 201, 409))
+                                    expected=(200, 201, 409), stream=stream)
             if response.status_code == 409:
                 return self._adopt_existing(stream)
             return self._apply_config(stream, self._check_config(self._json(response)))
@@ -377,7 +386,7 @@ class TransmitterClient:
         stream.save()
         body = {"stream_id": stream_id, **self._wanted(stream)}
         response = self.request("PATCH", self.transmitter.endpoint("configuration_endpoint"),
-                                json=body, expected=(200, 202))
+                                json=body, expected=(200, 202), stream=stream)
         if response.status_code == 202:
             return self.read_stream(stream)
         return self._apply_config(stream, self._check_config(self._json(response)))
@@ -395,7 +404,7 @@ class TransmitterClient:
     def read_stream(self, stream: ReceiverStream) -> ReceiverStream:
         """GET one stream's configuration and store it locally (SSF §8.1.1.2)."""
         response = self.request("GET", self.transmitter.endpoint("configuration_endpoint"),
-                                params={"stream_id": stream.stream_id})
+                                params={"stream_id": stream.stream_id}, stream=stream)
         data = self._json(response)
         if isinstance(data, list):
             data = next((d for d in data if isinstance(d, dict)
@@ -406,7 +415,7 @@ class TransmitterClient:
         """PATCH the given Receiver-supplied properties (SSF §8.1.1.3)."""
         body = {"stream_id": stream.stream_id, **fields}
         response = self.request("PATCH", self.transmitter.endpoint("configuration_endpoint"),
-                                json=body, expected=(200, 202))
+                                json=body, expected=(200, 202), stream=stream)
         if response.status_code == 202:
             return stream
         return self._apply_config(stream, self._check_config(self._json(response)))
@@ -419,7 +428,7 @@ class TransmitterClient:
         """
         body = {"stream_id": stream.stream_id, **(fields or self._wanted(stream))}
         response = self.request("PUT", self.transmitter.endpoint("configuration_endpoint"),
-                                json=body, expected=(200, 202))
+                                json=body, expected=(200, 202), stream=stream)
         if response.status_code == 202:
             return stream
         return self._apply_config(stream, self._check_config(self._json(response)))
@@ -447,7 +456,7 @@ class TransmitterClient:
     def get_status(self, stream: ReceiverStream) -> dict:
         """GET the stream status (SSF §8.1.2.1) and store it locally."""
         response = self.request("GET", self.transmitter.endpoint("status_endpoint"),
-                                params={"stream_id": stream.stream_id})
+                                params={"stream_id": stream.stream_id}, stream=stream)
         return self._apply_status(stream, self._json(response))
 
     def set_status(self, stream: ReceiverStream, status: str, reason: str | None = None) -> dict:
@@ -458,7 +467,7 @@ class TransmitterClient:
         if reason:
             body["reason"] = reason
         response = self.request("POST", self.transmitter.endpoint("status_endpoint"),
-                                json=body, expected=(200, 202))
+                                json=body, expected=(200, 202), stream=stream)
         if response.status_code == 202:
             return {"stream_id": stream.stream_id, "status": stream.status, "pending": status}
         return self._apply_status(stream, self._json(response))
@@ -471,13 +480,13 @@ class TransmitterClient:
         if verified is not None:
             body["verified"] = verified
         self.request("POST", self.transmitter.endpoint("add_subject_endpoint"), json=body,
-                     expected=(200, 202, 204))
+                     expected=(200, 202, 204), stream=stream)
 
     def remove_subject(self, stream: ReceiverStream, subject: dict) -> None:
         """POST to the remove-subject endpoint (SSF §8.1.3.3); success is 204 (or 200)."""
         self.request("POST", self.transmitter.endpoint("remove_subject_endpoint"),
                      json={"stream_id": stream.stream_id, "subject": subject},
-                     expected=(200, 202, 204))
+                     expected=(200, 202, 204), stream=stream)
 
     # ---- verification ---------------------------------------------------------------------
     def request_verification(self, stream: ReceiverStream) -> PendingVerification:
@@ -488,7 +497,7 @@ class TransmitterClient:
         try:
             self.request("POST", self.transmitter.endpoint("verification_endpoint"),
                          json={"stream_id": stream.stream_id, "state": pending.state},
-                         expected=(200, 202, 204))
+                         expected=(200, 202, 204), stream=stream)
         except ControlPlaneError:
             pending.delete()
             raise

@@ -24,14 +24,17 @@ discarded or rejected - *before* the caller answers the transmitter:
 Storage is unique on (transmitter, ``jti``) for the one valid copy; a redelivery becomes a
 ``duplicate`` row pointing at it, is acknowledged again and is never processed twice.
 Verification and stream-updated events update the local stream at once (they are state,
-not business events); everything else is processed after commit by :func:`process_inbound`
-(Celery task, or inline with ``RECEIVER_PROCESS_INLINE``).
+not business events); everything else is processed after commit by the stream's debounced
+drain (:func:`request_drain`, :func:`drain_stream`; Celery), or inline by
+:func:`process_inbound` with ``RECEIVER_PROCESS_INLINE``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +58,12 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "IngestResult",
     "ValidatedSET",
+    "drain_stream",
     "ingest",
+    "load_push_stream",
     "process_inbound",
     "reprocess",
+    "request_drain",
     "schedule_processing",
     "validate_set",
 ]
@@ -94,6 +100,107 @@ class IngestResult:
     @property
     def jti(self) -> str:
         return self.inbound.jti if self.inbound is not None else ""
+
+
+# ---- the push endpoint's stream lookup ------------------------------------------------
+
+# Only what the push path reads; every other field is deferred (loaded on first access).
+_STREAM_COLUMNS = ("id", "transmitter_id", "stream_id", "delivery_method", "push_id",
+                   "authorization_header", "iss", "aud", "status", "active", "last_event_at")
+_TRANSMITTER_COLUMNS = ("id", "issuer", "metadata", "jwks_fetched_at", "jwks_refetched_at",
+                        "jwks_refetch_fruitless", "legacy", "legacy_subject_in_event",
+                        "legacy_subject_type", "legacy_sse_namespace", "legacy_delivery_uris",
+                        "legacy_numeric_txn")
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """The prepared SELECT of :func:`load_push_stream` for one database alias."""
+
+    sql: str
+    stream_columns: list[tuple[str, list, Any]]
+    transmitter_columns: list[tuple[str, list, Any]]
+
+
+_lookups: dict[str, _Lookup] = {}
+
+
+def _prepare_lookup(alias: str) -> _Lookup:
+    from django.db import connections
+
+    from ..models.receiver import Transmitter
+
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+
+    def columns(model, names, table_alias):
+        selected, converters = [], []
+        for name in names:
+            field = model._meta.get_field(name)
+            col = field.get_col(table_alias)
+            selected.append(f"{table_alias}.{quote(field.column)}")
+            # The converters Django's own compiler applies to this column (JSON, booleans
+            # and datetimes on SQLite, ...), computed once.
+            converters.append((field.attname,
+                               connection.ops.get_db_converters(col)
+                               + col.get_db_converters(connection), col))
+        return selected, converters
+
+    stream_sel, stream_conv = columns(ReceiverStream, _STREAM_COLUMNS, "s")
+    tr_sel, tr_conv = columns(Transmitter, _TRANSMITTER_COLUMNS, "t")
+    push_id = quote(ReceiverStream._meta.get_field("push_id").column)
+    method = quote(ReceiverStream._meta.get_field("delivery_method").column)
+    fk = quote(ReceiverStream._meta.get_field("transmitter").column)
+    sql = (
+        f"SELECT {', '.join(stream_sel + tr_sel)} "  # noqa: S608 - identifiers only
+        f"FROM {quote(ReceiverStream._meta.db_table)} s "
+        f"INNER JOIN {quote(Transmitter._meta.db_table)} t ON s.{fk} = t.{quote('id')} "
+        f"WHERE s.{push_id} = %s AND s.{method} = %s"
+    )
+    return _Lookup(sql, stream_conv, tr_conv)
+
+
+def _convert(values, columns, connection) -> tuple[list[str], list]:
+    names, converted = [], []
+    for value, (attname, converters, col) in zip(values, columns, strict=True):
+        for converter in converters:
+            value = converter(value, col, connection)
+        names.append(attname)
+        converted.append(value)
+    return names, converted
+
+
+def load_push_stream(push_id: str) -> ReceiverStream | None:
+    """The push stream with this ``push_id``, its transmitter attached; ``None`` if unknown.
+
+    The hot path of every push. It reads fresh rows on every call (nothing is cached
+    across requests, so a changed ``authorization_header`` or a deleted stream takes
+    effect at once) with ONE prepared SELECT joining stream and transmitter and reading
+    only the columns the push path needs. Compiling the equivalent ``select_related``
+    queryset on every request cost more than running it (~0.4 ms against ~0.1 ms per
+    request on SQLite). The results are ordinary model instances built with the
+    converters Django itself would apply; the other fields load on first access.
+    """
+    from django.db import connections, router
+
+    from ..models.receiver import Transmitter
+
+    alias = router.db_for_read(ReceiverStream)
+    lookup = _lookups.get(alias)
+    if lookup is None:
+        lookup = _lookups[alias] = _prepare_lookup(alias)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(lookup.sql, [push_id, c.DELIVERY_PUSH])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(lookup.stream_columns)
+    names, values = _convert(row[:split], lookup.stream_columns, connection)
+    stream = ReceiverStream.from_db(alias, names, values)
+    names, values = _convert(row[split:], lookup.transmitter_columns, connection)
+    stream.transmitter = Transmitter.from_db(alias, names, values)
+    return stream
 
 
 # ---- validation -----------------------------------------------------------------------
@@ -367,14 +474,27 @@ def _store_valid(
         error_description=validated.discard_reason,
         received_at=now,
     )
+    touch = stream.last_event_at is None or now - stream.last_event_at >= LAST_EVENT_RESOLUTION
+    control = status == InboundSET.STATUS_ACCEPTED and validated.event_type in c.CONTROL_EVENTS
+    if not control and not transaction.get_connection().in_atomic_block:
+        # The common case, in autocommit: the insert is its own transaction (a duplicate
+        # jti raises IntegrityError with nothing to roll back); no BEGIN/COMMIT round trip.
+        row.save(force_insert=True)
+        if touch:
+            _touch_last_event(stream, now)
+        return row
     with transaction.atomic():
         row.save(force_insert=True)
-        if stream.last_event_at is None or now - stream.last_event_at >= LAST_EVENT_RESOLUTION:
-            ReceiverStream.objects.filter(pk=stream.pk).update(last_event_at=now)
-            stream.last_event_at = now
-        if status == InboundSET.STATUS_ACCEPTED and validated.event_type in c.CONTROL_EVENTS:
+        if touch:
+            _touch_last_event(stream, now)
+        if control:
             _apply_control_event(stream, row, validated, pending)
     return row
+
+
+def _touch_last_event(stream: ReceiverStream, now: dt.datetime) -> None:
+    ReceiverStream.objects.filter(pk=stream.pk).update(last_event_at=now)
+    stream.last_event_at = now
 
 
 def _store_duplicate(stream: ReceiverStream, token: str | bytes, validated: ValidatedSET,
@@ -446,21 +566,147 @@ def _send(signal, **kwargs) -> None:
 
 
 def schedule_processing(inbound: InboundSET) -> None:
-    """Process ``inbound`` once the current transaction commits (Celery, or inline)."""
-    pk = inbound.pk
+    """Process ``inbound`` once the current transaction commits.
 
-    def dispatch() -> None:
-        if ssf_settings.RECEIVER_PROCESS_INLINE:
-            process_inbound(pk)
-            return
-        from .tasks import process_inbound_set
+    Inline (``RECEIVER_PROCESS_INLINE``): this one row, in this process, right after the
+    commit. Otherwise: :func:`request_drain` of the row's stream, so that a burst of SETs
+    costs one Celery message, not one per SET.
+    """
+    pk, stream_pk = inbound.pk, inbound.stream_id
+    if ssf_settings.RECEIVER_PROCESS_INLINE:
+        transaction.on_commit(lambda: process_inbound(pk))
+    elif stream_pk is not None:
+        transaction.on_commit(lambda: request_drain(stream_pk))
 
-        try:
-            process_inbound_set.delay(pk)
-        except Exception:
-            logger.exception("could not enqueue processing of inbound SET %s", pk)
 
-    transaction.on_commit(dispatch)
+# ---- the per-stream drain -------------------------------------------------------------
+#
+# Why the debounce below never strands a SET (the reasoning the tests rely on):
+#
+# * ``request_drain(S)`` runs in ``on_commit``, i.e. strictly after the row it is called
+#   for is committed and visible to every other connection.
+# * When it sends, it first reads the clock (t0), then sends the task with
+#   ``countdown=D``: Celery stamps an ETA of at least t0 + D, and the worker does not start
+#   the task before its ETA. The process-local guard for S is set to expire at
+#   t0 + D - margin, i.e. *before* the task can start.
+# * A later call for S that finds the guard active returns without sending. Its row was
+#   committed before that call, hence before the guard expired, hence before the task
+#   started; the task's first query (which starts after the task does) sees it.
+# * Once the guard has expired a call sends a new task, whatever a running drain is
+#   doing. Several drains of one stream may overlap; each row is still processed once,
+#   because a drain claims a row atomically before processing it.
+# * A lost message (broker down at send time, worker killed) leaves rows ``accepted``:
+#   the periodic sweeper ``process_pending_sets`` processes them (the safety net).
+# * Eager Celery (tests) runs the task inside ``apply_async``, before the guard could
+#   matter, so no guard is set then.
+
+_drain_lock = threading.Lock()
+# stream pk → time.monotonic() at which the scheduled drain task may start
+_drain_guard: dict[int, float] = {}
+# Clock-skew allowance between this process and the worker (the ETA is wall-clock time).
+DRAIN_GUARD_MARGIN = 0.1
+
+
+def request_drain(stream_pk: int) -> bool:
+    """Make sure a drain of stream ``stream_pk`` will run after now; True if one was sent.
+
+    Call it only after the rows to process are committed (``transaction.on_commit``).
+    """
+    from .tasks import drain_stream as drain_task
+
+    eager = bool(getattr(drain_task.app.conf, "task_always_eager", False))
+    delay = max(0.0, float(ssf_settings.RECEIVER_DRAIN_DELAY))
+    t0 = time.monotonic()
+    guard_until = t0 + max(0.0, delay - DRAIN_GUARD_MARGIN)
+    if not eager and guard_until > t0:
+        with _drain_lock:
+            if _drain_guard.get(stream_pk, 0.0) > t0:
+                return False
+            _drain_guard[stream_pk] = guard_until
+    try:
+        if eager or delay <= 0:
+            drain_task.apply_async(args=[stream_pk])
+        else:
+            drain_task.apply_async(args=[stream_pk], countdown=delay)
+    except Exception:
+        with _drain_lock:
+            if _drain_guard.get(stream_pk) == guard_until:
+                del _drain_guard[stream_pk]
+        logger.exception(
+            "could not enqueue the drain of receiver stream %s; the sweeper will process "
+            "its SETs", stream_pk,
+        )
+        return False
+    return True
+
+
+def _claim_next_batch(stream_pk: int, size: int) -> list[int]:
+    """Atomically claim (``accepted`` → ``processing``) up to ``size`` oldest rows.
+
+    PostgreSQL (and any backend with ``SKIP LOCKED``): rows another drain holds locked are
+    skipped, so concurrent drains never wait on each other. Elsewhere (SQLite): every row
+    is claimed by a conditional ``UPDATE ... WHERE status = 'accepted'``, which only one
+    drain can win.
+    """
+    from django.db import connection
+
+    accepted = InboundSET.objects.filter(
+        stream_id=stream_pk, status=InboundSET.STATUS_ACCEPTED
+    ).order_by("received_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            ids = list(
+                accepted.select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
+            )
+            if ids:
+                InboundSET.objects.filter(pk__in=ids).update(
+                    status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now()
+                )
+        return ids
+    claimed = []
+    for pk in accepted.values_list("pk", flat=True)[:size]:
+        if InboundSET.objects.filter(pk=pk, status=InboundSET.STATUS_ACCEPTED).update(
+            status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now()
+        ):
+            claimed.append(pk)
+    return claimed
+
+
+DRAIN_BATCH = 50
+
+
+def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> int:
+    """Process every accepted SET of one stream, oldest first; returns how many.
+
+    Rows are claimed in small batches (a crash leaves at most one batch ``processing``).
+    When the time budget (``RECEIVER_DRAIN_MAX_SECONDS``) runs out with rows left, a new
+    drain is requested and this one returns.
+    """
+    budget = float(
+        ssf_settings.RECEIVER_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds
+    )
+    deadline = time.monotonic() + budget
+    done = 0
+    while True:
+        ids = _claim_next_batch(stream_pk, DRAIN_BATCH)
+        if not ids:
+            return done
+        for index, pk in enumerate(ids):
+            if index and time.monotonic() >= deadline:
+                # Give the rest of the batch back, oldest first, for the next drain.
+                InboundSET.objects.filter(
+                    pk__in=ids[index:], status=InboundSET.STATUS_PROCESSING
+                ).update(status=InboundSET.STATUS_ACCEPTED)
+                request_drain(stream_pk)
+                return done
+            _process_claimed(pk)
+            done += 1
+        if time.monotonic() >= deadline:
+            if InboundSET.objects.filter(
+                stream_id=stream_pk, status=InboundSET.STATUS_ACCEPTED
+            ).exists():
+                request_drain(stream_pk)
+            return done
 
 
 # ---- processing -----------------------------------------------------------------------
@@ -473,18 +719,23 @@ def process_inbound(inbound_id: int, *, force: bool = False) -> InboundSET | Non
     process the same SET. ``force`` also re-runs ``processed`` and ``failed`` rows (the
     admin "reprocess" action). Returns the row, or ``None`` when there was nothing to do.
     """
-    from .actions import run_builtin_actions
-    from .handlers import get_handlers
-
     claimable = [InboundSET.STATUS_ACCEPTED]
     if force:
         claimable += [InboundSET.STATUS_FAILED, InboundSET.STATUS_PROCESSED,
                       InboundSET.STATUS_PROCESSING]
     claimed = InboundSET.objects.filter(pk=inbound_id, status__in=claimable).update(
-        status=InboundSET.STATUS_PROCESSING
+        status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now()
     )
     if not claimed:
         return None
+    return _process_claimed(inbound_id)
+
+
+def _process_claimed(inbound_id: int) -> InboundSET:
+    """Run actions, signal and handlers for a row this caller has claimed."""
+    from .actions import run_builtin_actions
+    from .handlers import get_handlers
+
     inbound = InboundSET.objects.select_related("stream", "transmitter").get(pk=inbound_id)
     event = ReceivedEvent.from_inbound(inbound)
     failures: list[str] = []

@@ -7,8 +7,10 @@ are rate limited without ever blocking a genuine rotation: the first refetch aft
 set last changed is always allowed; once a refetch brings nothing new (a forged or stale
 ``kid``), the next one waits ``JWKS_REFETCH_INTERVAL`` seconds.
 
-Parsed keys are kept per process, keyed by the fetch time, so the hot path of a push does
-no JWK parsing.
+Parsed keys are kept per process, keyed by the transmitter and the fetch time of the
+stored JWKS (its version), so the hot path of a push does no JWK parsing and does not even
+read the JWKS JSON from the database (:func:`~django_ssf.receiver.ingest.load_push_stream`
+defers it).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:
 
     with _parsed_lock:
         cached = _parsed.get(transmitter.pk)
-        if cached and cached[0] == transmitter.jwks_fetched_at and cached[0] is not None:
+        if cached and cached[0] is not None and cached[0] == transmitter.jwks_fetched_at:
             return cached[1], cached[2]
     by_kid: dict[str, Any] = {}
     all_keys: list[Any] = []
@@ -142,9 +144,10 @@ def key_resolver(transmitter) -> Callable[[dict], Any]:
         kid = str(kid) if kid is not None else None
         now = timezone.now()
         max_age = dt.timedelta(seconds=float(ssf_settings.JWKS_CACHE_SECONDS))
-        stale = transmitter.jwks is None or transmitter.jwks_fetched_at is None or (
-            now - transmitter.jwks_fetched_at >= max_age
-        )
+        # ``jwks_fetched_at`` is the version of the stored JWKS: the JSON itself is only
+        # read when the parsed keys of that version are not yet in this process.
+        fetched_at = transmitter.jwks_fetched_at
+        stale = fetched_at is None or now - fetched_at >= max_age
         if stale:
             try:
                 refresh_jwks(transmitter)

@@ -2,8 +2,11 @@
 
 Each request is ``POST {endpoint_url}`` with ``{"maxEvents", "returnImmediately", "ack",
 "setErrs"}`` (RFC 8936 §2.4). Every SET in the response goes through the same
-:func:`~django_ssf.receiver.ingest.ingest` as a pushed one; valid, duplicate and discarded
-SETs are acknowledged in the next request, invalid ones are reported in ``setErrs`` (and
+:func:`~django_ssf.receiver.ingest.ingest` as a pushed one (stored first); valid, duplicate
+and discarded SETs are acknowledged in the next request, and processing of the valid ones
+is scheduled only once that acknowledgement was sent (RFC 8936 §2.4: acknowledge before
+taking local action). Processing failures never reach ``setErrs``, which carries only
+validation errors (RFC 8936 §2); invalid ones are reported in ``setErrs`` (and
 that request carries ``Content-Language: en``, RFC 8936 §2.6). After the last batch an
 acknowledge-only request (``maxEvents: 0``, ``returnImmediately: true``) is sent so nothing
 stays unacknowledged. Transient failures (network, 5xx, anything unexpected) are retried
@@ -24,7 +27,7 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from ..models.receiver import InboundSET, ReceiverStream
 from .client import ControlPlaneError, TransmitterClient
-from .ingest import ingest
+from .ingest import ingest, schedule_processing
 
 logger = logging.getLogger(__name__)
 
@@ -128,47 +131,66 @@ def poll_stream(
             return True
         return max_requests is not None and result.requests >= max_requests
 
-    while not stopped():
-        body: dict = {"maxEvents": max_events, "returnImmediately": bool(return_immediately)}
-        if ack:
-            body["ack"] = list(ack)
-        if set_errs:
-            body["setErrs"] = dict(set_errs)
-        data = send(body)
-        if data is None:
-            if once and failures_in_a_row >= ONCE_MAX_ATTEMPTS:
-                break
-            sleep(_backoff(failures_in_a_row))
-            continue
-        ack.clear()
-        set_errs.clear()
-        sets = data.get("sets") or {}
-        for jti, token in sets.items():
-            outcome = ingest(stream, token, via=InboundSET.VIA_POLL)
-            result.received += 1
-            result.jtis.append(str(jti))
-            if outcome.ok:
-                ack.append(str(jti))
-            else:
-                assert outcome.error is not None
-                set_errs[str(jti)] = outcome.error.as_dict()
-        ReceiverStream.objects.filter(pk=stream.pk).update(last_polled_at=timezone.now())
-        if once and not (data.get("moreAvailable") is True and sets):
-            break
-    # Acknowledge what is left: acknowledge-only, returning at once (RFC 8936 §2.4).
-    attempts = 0
-    while (ack or set_errs) and attempts < ONCE_MAX_ATTEMPTS:
-        body = {"maxEvents": 0, "returnImmediately": True}
-        if ack:
-            body["ack"] = list(ack)
-        if set_errs:
-            body["setErrs"] = dict(set_errs)
-        attempts += 1
-        if send(body) is not None:
+    # Stored, valid SETs whose processing waits for their acknowledgement to be sent:
+    # RFC 8936 §2.4 - acknowledge promptly, and before taking local action.
+    awaiting_ack: list[InboundSET] = []
+
+    def acknowledged() -> None:
+        for inbound in awaiting_ack:
+            schedule_processing(inbound)
+        awaiting_ack.clear()
+
+    try:
+        while not stopped():
+            body: dict = {"maxEvents": max_events,
+                          "returnImmediately": bool(return_immediately)}
+            if ack:
+                body["ack"] = list(ack)
+            if set_errs:
+                body["setErrs"] = dict(set_errs)
+            data = send(body)
+            if data is None:
+                if once and failures_in_a_row >= ONCE_MAX_ATTEMPTS:
+                    break
+                sleep(_backoff(failures_in_a_row))
+                continue
             ack.clear()
             set_errs.clear()
-        elif attempts < ONCE_MAX_ATTEMPTS:
-            sleep(_backoff(attempts))
+            acknowledged()
+            sets = data.get("sets") or {}
+            for jti, token in sets.items():
+                outcome = ingest(stream, token, via=InboundSET.VIA_POLL, process=False)
+                result.received += 1
+                result.jtis.append(str(jti))
+                if outcome.ok:
+                    ack.append(str(jti))
+                    if outcome.status == InboundSET.STATUS_ACCEPTED:
+                        awaiting_ack.append(outcome.inbound)
+                else:
+                    assert outcome.error is not None
+                    set_errs[str(jti)] = outcome.error.as_dict()
+            ReceiverStream.objects.filter(pk=stream.pk).update(last_polled_at=timezone.now())
+            if once and not (data.get("moreAvailable") is True and sets):
+                break
+        # Acknowledge what is left: acknowledge-only, returning at once (RFC 8936 §2.4).
+        attempts = 0
+        while (ack or set_errs) and attempts < ONCE_MAX_ATTEMPTS:
+            body = {"maxEvents": 0, "returnImmediately": True}
+            if ack:
+                body["ack"] = list(ack)
+            if set_errs:
+                body["setErrs"] = dict(set_errs)
+            attempts += 1
+            if send(body) is not None:
+                ack.clear()
+                set_errs.clear()
+                acknowledged()
+            elif attempts < ONCE_MAX_ATTEMPTS:
+                sleep(_backoff(attempts))
+    finally:
+        # Stored rows are processed even when their acknowledgement could not be sent
+        # (the transmitter will redeliver them; the redelivery is a duplicate).
+        acknowledged()
     return result
 
 

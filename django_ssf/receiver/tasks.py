@@ -1,15 +1,25 @@
 """Celery tasks of the receiver.
 
-* ``process_inbound_set(inbound_id)``: process one stored SET (enqueued on commit by ingest).
+* ``drain_stream(stream_id)``: process every accepted SET of one stream in arrival order.
+  Enqueued by ingest after commit, debounced: a burst of SETs sends one task
+  (``RECEIVER_DRAIN_DELAY``; see :func:`django_ssf.receiver.ingest.request_drain`).
+* ``process_inbound_set(inbound_id)``: process one stored SET (kept for messages enqueued
+  by earlier versions, and for hosts that call it directly).
 * ``process_pending_sets(older_than=60)``: sweeper for SETs whose task was lost (broker down
   at enqueue time, worker killed); schedule it with Celery beat.
-* ``poll_streams()``: one short poll of every enabled poll stream; schedule it with beat::
+* ``poll_streams()``: one short poll of every enabled poll stream, then the keep-alive;
+  schedule it with beat.
+* ``keep_streams_alive()``: a ``GET status`` for every stream whose transmitter set an
+  ``inactivity_timeout`` and that saw no management call for a quarter of it (SSF §8.1.1);
+  schedule it with beat at an interval of at most a quarter of the shortest timeout::
 
     CELERY_BEAT_SCHEDULE = {
         "ssf-receiver-poll": {"task": "django_ssf.receiver.tasks.poll_streams",
                               "schedule": 30.0},
         "ssf-receiver-sweep": {"task": "django_ssf.receiver.tasks.process_pending_sets",
                                "schedule": 300.0},
+        "ssf-receiver-keepalive": {"task": "django_ssf.receiver.tasks.keep_streams_alive",
+                                   "schedule": 300.0},
     }
 """
 
@@ -20,7 +30,23 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
-__all__ = ["poll_streams", "process_inbound_set", "process_pending_sets"]
+from ..conf import ssf_settings
+
+__all__ = [
+    "drain_stream",
+    "keep_streams_alive",
+    "poll_streams",
+    "process_inbound_set",
+    "process_pending_sets",
+]
+
+
+@shared_task(name="django_ssf.receiver.tasks.drain_stream", ignore_result=True)
+def drain_stream(stream_id: int) -> int:
+    """Process the accepted SETs of one receiver stream, oldest first; returns the count."""
+    from .ingest import drain_stream as drain
+
+    return drain(stream_id)
 
 
 @shared_task(name="django_ssf.receiver.tasks.process_inbound_set", ignore_result=True)
@@ -38,7 +64,19 @@ def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
     from ..models.receiver import InboundSET
     from .ingest import process_inbound
 
-    cutoff = timezone.now() - dt.timedelta(seconds=older_than)
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=older_than)
+    # A worker that died mid-processing leaves its claimed rows in ``processing``: hand
+    # them back once the claim is older than any drain could legitimately run. Their
+    # processing may have been partly done: built-in actions are idempotent, and host
+    # handlers are documented to be (at-least-once after a crash).
+    stale = now - dt.timedelta(seconds=float(ssf_settings.RECEIVER_PROCESSING_STALE_SECONDS))
+    InboundSET.objects.filter(
+        status=InboundSET.STATUS_PROCESSING, claimed_at__lt=stale
+    ).update(status=InboundSET.STATUS_ACCEPTED)
+    InboundSET.objects.filter(
+        status=InboundSET.STATUS_PROCESSING, claimed_at__isnull=True, received_at__lt=stale
+    ).update(status=InboundSET.STATUS_ACCEPTED)
     ids = list(
         InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED, received_at__lt=cutoff)
         .order_by("received_at")
@@ -53,13 +91,25 @@ def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
 
 @shared_task(name="django_ssf.receiver.tasks.poll_streams", ignore_result=True)
 def poll_streams() -> dict[str, int]:
-    """Short-poll every enabled poll stream once (acks included); returns counts."""
+    """Short-poll every enabled poll stream once (acks included), then the keep-alive."""
+    from .keepalive import keep_alive
     from .poller import poll_all
 
     results = poll_all(once=True, return_immediately=True)
+    kept = keep_alive()
     return {
         "streams": len(results),
         "received": sum(r.received for r in results),
         "acked": sum(r.acked for r in results),
         "errors": sum(r.errors for r in results),
+        "kept_alive": sum(1 for r in kept if r.ok),
     }
+
+
+@shared_task(name="django_ssf.receiver.tasks.keep_streams_alive", ignore_result=True)
+def keep_streams_alive() -> dict[str, int]:
+    """The SSF §8.1.1 keep-alive of every due stream; returns counts."""
+    from .keepalive import keep_alive
+
+    results = keep_alive()
+    return {"called": len(results), "failed": sum(1 for r in results if not r.ok)}

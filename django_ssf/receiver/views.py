@@ -11,7 +11,11 @@ SET *before* we answer:
 * ``400`` with ``{"err", "description"}``, ``Content-Type: application/json`` and
   ``Content-Language: en`` for an invalid one (RFC 8935 §2.3);
 * ``401`` when the ``Authorization`` header is missing or wrong, ``404`` for an unknown
-  push URL, ``405`` for anything but POST, ``413`` for a body over ``PUSH_MAX_BODY_BYTES``.
+  push URL, ``405`` for anything but POST, ``413`` for a body over ``PUSH_MAX_BODY_BYTES``;
+* ``429`` with ``Retry-After`` when the stream is over ``RECEIVER_PUSH_RATE_LIMIT``
+  (checked after the ``Authorization`` header, before any cryptography; RFC 8935 §5.4).
+  It is an HTTP-level refusal, not a SET validation failure, so not an RFC 8935 ``400``:
+  nothing is stored and the transmitter retries later.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from django.views.decorators.http import require_GET
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from ..models.receiver import ReceiverStream
-from .ingest import ingest
+from .ingest import ingest, load_push_stream
+from .ratelimit import rate_limited
 
 __all__ = ["encryption_jwks", "error_response", "push_endpoint"]
 
@@ -70,12 +74,9 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         response = HttpResponse(status=405)
         response["Allow"] = "POST"
         return response
-    try:
-        stream = ReceiverStream.objects.select_related("transmitter").get(
-            push_id=push_id, delivery_method=c.DELIVERY_PUSH
-        )
-    except ReceiverStream.DoesNotExist:
-        raise Http404("no such push endpoint") from None
+    stream = load_push_stream(push_id)
+    if stream is None:
+        raise Http404("no such push endpoint")
     if not _authorized(stream.authorization_header, request.META.get("HTTP_AUTHORIZATION")):
         response = error_response(
             c.ERR_AUTHENTICATION_FAILED,
@@ -84,6 +85,16 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         )
         scheme = stream.authorization_header.split(" ", 1)[0] or "Bearer"
         response["WWW-Authenticate"] = f'{scheme} realm="ssf-receiver"'
+        return response
+    retry_after = rate_limited(stream)
+    if retry_after is not None:
+        response = HttpResponse(
+            json.dumps({"description": "too many SETs for this stream; retry later"}),
+            status=429,
+            content_type="application/json",
+        )
+        response["Retry-After"] = str(retry_after)
+        response["Content-Language"] = CONTENT_LANGUAGE
         return response
     limit = int(ssf_settings.PUSH_MAX_BODY_BYTES)
     body = _read_body(request, limit)
