@@ -96,6 +96,13 @@ DEFAULTS: dict[str, Any] = {
     "DESCRIPTION_MAX_LENGTH": 255,
     "READ_SCOPE": "ssf.read",
     "MANAGE_SCOPE": "ssf.manage",
+    # Add/remove-subject rate limit per stream (SSF §8.1.3.2/§8.1.3.3 429, checklist
+    # §11.6): at most SUBJECT_RATE_LIMIT requests per SUBJECT_RATE_LIMIT_WINDOW seconds,
+    # counted in the Django cache RATE_LIMIT_CACHE (use a shared one, e.g. Redis, when
+    # several processes serve the control plane). None = no limit.
+    "SUBJECT_RATE_LIMIT": 600,
+    "SUBJECT_RATE_LIMIT_WINDOW": 60,
+    "RATE_LIMIT_CACHE": "default",
     # Token endpoint published to receivers; None means this app's own DOT token view.
     "TOKEN_ENDPOINT": None,
     # Authorization server named in RFC 9728 metadata; None means the issuer.
@@ -126,6 +133,10 @@ DEFAULTS: dict[str, Any] = {
     "POLL_CHECK_INTERVAL": 0.5,
     # Seconds after which a served but unacknowledged poll SET is served again.
     "POLL_REDELIVERY_DELAY": 30.0,
+    # How many times a poll SET is served in all (RFC 8936 §2.4 MAY cap redelivery);
+    # when still unacknowledged after that many serves it is marked failed
+    # ("poll_redelivery_limit"). None = serve again until acknowledged.
+    "POLL_MAX_DELIVERIES": None,
     # Sweeper: re-enqueue pending rows older than this many seconds.
     "SWEEPER_GRACE_SECONDS": 60,
     # Emitters for Django's auth signals (logout, password change, deactivation).
@@ -143,7 +154,7 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_SECONDS": 3600,
     # Import string of ``(subject: dict, transmitter) -> user | None``.
     "SUBJECT_RESOLVER": "django_ssf.receiver.actions.default_subject_resolver",
-    # Built-in actions, each opt-in.
+    # Built-in receiver actions: on by default, each can be turned off.
     "ACTION_SESSION_REVOKED": True,
     "ACTION_REVOKE_TOKENS": True,
     "ACTION_DEACTIVATE_ACCOUNT": True,
@@ -160,6 +171,21 @@ DEFAULTS: dict[str, Any] = {
     "RECEIVER_POLL_BACKOFF_MAX": 60.0,
     # (receiver) How long ``ssf_verify`` / ``client.verify`` wait for the verification event.
     "RECEIVER_VERIFY_TIMEOUT": 30.0,
+    # (receiver) Processing is one debounced "drain" task per stream: a burst of pushed
+    # SETs sends one task, started this many seconds after the first SET of the burst.
+    "RECEIVER_DRAIN_DELAY": 0.5,
+    # (receiver) Time budget (seconds) of one drain task; a longer backlog continues in a
+    # new task.
+    # (receiver) A row left ``processing`` longer than this (its worker died) is handed
+    # back to the sweeper (``process_pending_sets``) and processed again.
+    "RECEIVER_PROCESSING_STALE_SECONDS": 600,
+    "RECEIVER_DRAIN_MAX_SECONDS": 60.0,
+    # (receiver) Optional push rate limit per stream, e.g. "100/s", "5000/m"; None = off.
+    # Over the limit the push endpoint answers 429 with Retry-After (RFC 8935 §5.4).
+    "RECEIVER_PUSH_RATE_LIMIT": None,
+    # (receiver) Django cache alias holding the rate-limit counters (use a shared cache,
+    # e.g. Redis, so that the limit holds across worker processes).
+    "RECEIVER_PUSH_RATE_LIMIT_CACHE": "default",
 }
 
 # Settings whose values are import strings, resolved on first access.

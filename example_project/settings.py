@@ -142,8 +142,10 @@ CELERY_BEAT_SCHEDULE = {
     "ssf-inactivity": {"task": "django_ssf.transmitter.check_inactivity", "schedule": 300.0},
     # Receiver: one short poll of every poll stream, acks included. Every 2 seconds so that
     # a person watching the dashboard sees an event arrive; production uses 15-60 seconds.
+    # It also sends the SSF §8.1.1 keep-alive calls for streams with an inactivity_timeout.
     "ssf-receiver-poll": {"task": "django_ssf.receiver.tasks.poll_streams", "schedule": 2.0},
-    # Receiver: process stored SETs whose processing task was lost.
+    # Receiver: process stored SETs whose processing task was lost, and hand back those
+    # whose worker died mid-processing.
     "ssf-receiver-sweep": {
         "task": "django_ssf.receiver.tasks.process_pending_sets",
         "schedule": 120.0,
