@@ -425,10 +425,13 @@ def test_encrypted_push_round_trip_with_inline_jwk(receiver):
     stream = make_stream(endpoint_url=url, encryption_jwk=public)
     (jti,) = _emit()
     row = OutboundSET.objects.get(jti=jti)
-    assert row.encrypted and jose.is_jwe(row.token)
+    # The outbox keeps the signed JWS; it is encrypted when it leaves (finding 5).
+    assert not row.encrypted and not jose.is_jwe(row.token)
     drain_stream(stream.pk)
     body = state.wait_for(1)[0].body.decode()
     assert jose.is_jwe(body)
+    row.refresh_from_db()
+    assert row.encrypted and row.status == OutboundSET.STATUS_DELIVERED
     header = json.loads(jose._b64url_decode(body.split(".")[0], "header"))
     assert (
         header["cty"] == "JWT" and header["alg"] == "RSA-OAEP-256" and header["kid"] == "rcv-enc-1"
@@ -448,15 +451,18 @@ def test_encrypted_push_with_jwks_uri_fetched_at_delivery(receiver):
     stream = make_stream(endpoint_url=url + "/events", encryption_jwks_uri=url + "/jwks")
     (jti,) = _emit()
     row = OutboundSET.objects.get(jti=jti)
-    assert not row.encrypted  # cold cache: emitting never waits on the network
+    assert not row.encrypted  # emitting never waits on the network
     drain_stream(stream.pk)
     pushed = [r for r in state.requests if r.path == "/events"]
     assert len(pushed) == 1
     assert decode(jose.decrypt_set(pushed[0].body.decode(), [private]))["jti"] == jti
     row.refresh_from_db()
-    assert row.encrypted and row.token == pushed[0].body.decode()
+    # Stored: the signed JWS the JWE wrapped; recorded: it left encrypted.
+    assert row.encrypted and decode(row.token)["jti"] == jti
     (jti2,) = _emit()
-    assert OutboundSET.objects.get(jti=jti2).encrypted  # warm cache: encrypted at emit
+    drain_stream(stream.pk)  # warm cache: no second fetch of the key set
+    assert len([r for r in state.requests if r.path == "/jwks"]) == 1
+    assert OutboundSET.objects.get(jti=jti2).encrypted
     encryption.clear_jwks_cache()
 
 

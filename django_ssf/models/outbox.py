@@ -80,10 +80,12 @@ class OutboundSET(models.Model):
     event_type = models.CharField(max_length=255)
     # subject_key of the SET's sub_id: per-subject ordering and opt-out lookups.
     subject_key = models.CharField(max_length=64, blank=True)
-    # The compact JWS, or the JWE wrapping it for encrypted streams, exactly as delivered.
+    # The signed compact JWS. For an encrypted stream it is wrapped in a JWE each time it
+    # leaves (push attempt, poll serve), for the stream's key at that moment, so a key
+    # change never strands queued SETs. (Rows written by versions that encrypted at emit
+    # time may hold a JWE; those are sent unchanged.)
     token = models.TextField()
-    # False while an encrypted stream's SET still waits to be encrypted (its receiver's
-    # key set had to be fetched first); delivery encrypts it and stores the result.
+    # Whether the SET last left (was pushed or served) as a JWE.
     encrypted = models.BooleanField(default=False)
     signing_kid = models.CharField(max_length=255, blank=True)
     status = models.CharField(

@@ -11,11 +11,12 @@
 
 It validates the subject and the event, fans out to every stream that should get it
 (:mod:`django_ssf.transmitter.fanout`), signs one SET per stream with the current key
-(fetched once per call), encrypts it for streams that carry a receiver key, and writes all
-the rows with one ``bulk_create`` inside the caller's transaction (the outbox). Delivery is
-enqueued with ``transaction.on_commit``: a rolled-back transaction emits nothing, and a
-committed one is delivered even if the broker is down at that moment (the sweeper
-re-enqueues it).
+(fetched once per call), and writes all the rows with one ``bulk_create`` inside the
+caller's transaction (the outbox). Delivery is enqueued with ``transaction.on_commit``:
+a rolled-back transaction emits nothing, and a committed one is delivered even if the
+broker is down at that moment (the sweeper re-enqueues it). Rows keep the signed JWS; a
+stream that carries a receiver key gets it wrapped in a JWE when it is pushed or served,
+for the key the stream names at that time (:mod:`django_ssf.transmitter.encryption`).
 
 The control plane calls :func:`send_verification`, :func:`send_stream_updated` and
 :func:`apply_status_change`; they follow SSF §8.1.4 and §8.1.2.
@@ -37,13 +38,13 @@ from django.utils import timezone
 from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
-from ..core.errors import EventValidationError, SSFKeyError
+from ..core.errors import EventValidationError, SubjectError
 from ..core.events import event_from, validate_event_subject
 from ..core.jose import build_set_claims
 from ..core.subjects import subject_key, validate_subject
 from ..models import OutboundSET, Stream, StreamDeliveryState, SubjectOptState
 from . import fanout
-from .encryption import encrypt_for_stream
+from .inputs import NUL, find_nul
 
 logger = logging.getLogger("django_ssf.transmitter")
 
@@ -57,6 +58,7 @@ __all__ = [
     "send_stream_updated",
     "send_verification",
     "set_opt_state",
+    "validate_txn",
 ]
 
 # Opt-* event → the RISC §2.8 state it moves the subject to.
@@ -81,6 +83,22 @@ def new_txn() -> str:
     return uuid.uuid4().hex
 
 
+def validate_txn(txn: Any) -> str:
+    """Check a caller-supplied ``txn`` (RFC 8417 §2.2); raise ``EventValidationError``.
+
+    It must be a non-empty string of at most ``OutboundSET.txn``'s column length, without
+    NUL characters (which PostgreSQL cannot store).
+    """
+    limit = OutboundSET._meta.get_field("txn").max_length
+    if not isinstance(txn, str) or not txn:
+        raise EventValidationError("txn must be a non-empty string (RFC 8417 §2.2)")
+    if len(txn) > limit:
+        raise EventValidationError(f"txn must be at most {limit} characters long")
+    if NUL in txn:
+        raise EventValidationError("txn must not contain NUL characters")
+    return txn
+
+
 def new_jti() -> str:
     """A fresh ``jti``: 128 random bits, unique across every stream of this transmitter."""
     return uuid.uuid4().hex
@@ -102,8 +120,13 @@ class _Signer:
 
     def sign(
         self, stream: Stream, event_type: str, payload: dict, sub_id: dict, txn: str, jti: str
-    ) -> tuple[str, bool]:
-        """The token for one stream, and whether it is already in its final (JWE) form."""
+    ) -> str:
+        """The signed SET (compact JWS) for one stream.
+
+        It is never encrypted here: delivery encrypts it for the stream's key of the
+        moment, so a receiver that replaces or removes its key still reads every queued
+        SET.
+        """
         claims = build_set_claims(
             iss=ssf_settings.ISSUER,
             aud=stream.aud,
@@ -115,18 +138,7 @@ class _Signer:
             iat=self.iat,
         )
         token, self.kid = self.sign_claims(claims)
-        if not stream.is_encrypted:
-            return token, False
-        try:
-            jwe = encrypt_for_stream(stream, token, allow_fetch=False)
-        except SSFKeyError as exc:
-            # Emitting must not fail because one receiver's key is bad: keep the signed
-            # SET; delivery retries the encryption and records the error.
-            logger.warning("stream %s: cannot encrypt SET %s yet: %s", stream.stream_id, jti, exc)
-            return token, False
-        if jwe is None:
-            return token, False
-        return jwe, True
+        return token
 
 
 def _initial_status(stream: Stream, *, bypass_pause: bool = False) -> str:
@@ -169,7 +181,7 @@ def enqueue_delivery(stream_pks: Iterable[int]) -> None:
 
 # Columns that differ between the rows of one emit; every other column has the same
 # value in all of them and is converted to its database form once.
-_VARYING_FIELDS = frozenset({"stream", "jti", "token", "encrypted", "status"})
+_VARYING_FIELDS = frozenset({"stream", "jti", "token", "status"})
 
 
 def _insert_rows(rows: list[OutboundSET]) -> None:
@@ -312,8 +324,10 @@ def emit(
     validate_event_subject(event_type, sub_id)
     if txn is None:
         txn = new_txn()
-    elif not isinstance(txn, str) or not txn:
-        raise EventValidationError("txn must be a non-empty string (RFC 8417 §2.2)")
+    else:
+        validate_txn(txn)
+    if find_nul(sub_id) is not None:
+        raise SubjectError("the subject contains a NUL character")
 
     with transaction.atomic():
         if event_type in OPT_EVENT_STATES:
@@ -327,7 +341,7 @@ def emit(
         rows: list[OutboundSET] = []
         for stream in targets:
             jti = new_jti()
-            token, encrypted = signer.sign(stream, event_type, payload, sub_id, txn, jti)
+            token = signer.sign(stream, event_type, payload, sub_id, txn, jti)
             rows.append(
                 OutboundSET(
                     stream_id=stream.pk,
@@ -336,7 +350,6 @@ def emit(
                     event_type=event_type,
                     subject_key=key,
                     token=token,
-                    encrypted=encrypted,
                     signing_kid=signer.kid,
                     status=_initial_status(stream),
                     next_attempt_at=now,
@@ -370,7 +383,7 @@ def _send_control(
     jti = new_jti()
     txn = new_txn()
     with transaction.atomic():
-        token, encrypted = signer.sign(stream, event_type, payload, sub_id, txn, jti)
+        token = signer.sign(stream, event_type, payload, sub_id, txn, jti)
         now = timezone.now()
         status = _initial_status(stream, bypass_pause=bypass_pause)
         row = OutboundSET.objects.create(
@@ -380,7 +393,6 @@ def _send_control(
             event_type=event_type,
             subject_key=subject_key(sub_id),
             token=token,
-            encrypted=encrypted,
             signing_kid=signer.kid,
             status=status,
             bypass_pause=bypass_pause,

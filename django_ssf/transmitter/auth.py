@@ -22,7 +22,6 @@ Error bodies of the whole control plane share one JSON shape::
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -45,6 +44,7 @@ from rest_framework.views import APIView
 
 from ..conf import ssf_settings
 from ..models.transmitter import ReceiverClient, Stream
+from .inputs import NUL, BodyError, parse_json_body
 from .streams import StreamError, TooManyRequests
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "bearer_challenge",
     "effective_scopes",
     "get_stream_or_404",
+    "load_json_body",
     "resource_metadata_url",
     "ssf_validator_class",
 ]
@@ -189,7 +190,7 @@ class SSFTokenAuthentication(BaseAuthentication):
         if scheme.lower() != "bearer":
             # Another scheme is "no bearer credentials" for this resource (RFC 6750 §3.1).
             return None
-        if not credentials.strip() or " " in credentials.strip():
+        if not credentials.strip() or " " in credentials.strip() or NUL in credentials:
             raise BearerError(
                 "The Authorization header is not a well-formed Bearer credential.",
                 error=ERROR_INVALID_REQUEST,
@@ -291,15 +292,13 @@ class SSFAPIView(APIView):
         """The request body as a JSON object; 400 when it is not one (never a 500).
 
         The body is parsed whatever the ``Content-Type``: some receivers omit it, and a
-        body that is not JSON fails here with a clear message anyway.
+        body that is not JSON fails here with a clear message anyway. JSON nested too
+        deeply to parse and NUL characters in any string are 400s too.
         """
         raw = request._request.body
         if not raw or not raw.strip():
             raise ControlPlaneError("The request body must be a JSON object.")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ControlPlaneError(f"The request body is not valid JSON: {exc}") from exc
+        data = load_json_body(raw)
         if not isinstance(data, dict):
             raise ControlPlaneError("The request body must be a JSON object.")
         return data
@@ -315,6 +314,14 @@ class SSFAPIView(APIView):
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         return response
+
+
+def load_json_body(raw: bytes, what: str = "The request body") -> Any:
+    """Parse a control-plane or poll request body, or raise a 400 :class:`ControlPlaneError`."""
+    try:
+        return parse_json_body(raw, what)
+    except BodyError as exc:
+        raise ControlPlaneError(exc.message, field=exc.field) from exc
 
 
 def _error_response(exc: Exception) -> Response | None:
@@ -405,6 +412,8 @@ def get_stream_or_404(request: Request, stream_id: Any) -> Stream:
         raise ControlPlaneError("stream_id is required.", field="stream_id")
     if not isinstance(stream_id, str):
         raise ControlPlaneError("stream_id must be a string.", field="stream_id")
+    if NUL in stream_id:
+        raise ControlPlaneError("stream_id must not contain NUL characters.", field="stream_id")
     application = getattr(request.auth, "application", None)
     if application is None:
         raise Http404

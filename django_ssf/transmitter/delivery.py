@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -59,8 +60,9 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFKeyError
 from ..models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
-from .encryption import encrypt_for_stream
+from .encryption import outgoing_token
 from .fanout import STREAM_FIELDS
+from .inputs import read_limited
 
 logger = logging.getLogger("django_ssf.transmitter.delivery")
 
@@ -75,6 +77,7 @@ __all__ = [
     "drop",
     "get_session",
     "parse_retry_after",
+    "reconcile_with_status",
     "redeliver",
     "stream_health",
     "sweep",
@@ -84,6 +87,14 @@ __all__ = [
 RETRYABLE_SET_ERRORS = frozenset({c.ERR_INVALID_KEY})
 # HTTP statuses that mean "try again later".
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+
+# How much of a receiver's answer is read (the rest is discarded, never buffered).
+RESPONSE_BODY_LIMIT = 4096
+# ``Retry-After`` delta-seconds: ASCII digits only (RFC 9110 §10.2.3). ``str.isdigit``
+# would accept "²" and other Unicode digits that ``int()`` then refuses.
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+# Longer delta-seconds are all "later than any horizon": never parse a huge integer.
+_MAX_DELTA_DIGITS = 12
 
 KIND_DELIVERED = "delivered"
 KIND_RETRY = "retry"
@@ -125,15 +136,22 @@ class DrainResult:
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
+
+    The header is untrusted input: anything unparsable is ``None`` (use the backoff),
+    and the caller clamps the result to its retry horizon.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(int(value))
+    if _DELTA_SECONDS.fullmatch(value):
+        digits = value.lstrip("0") or "0"
+        if len(digits) > _MAX_DELTA_DIGITS:
+            return float(10**_MAX_DELTA_DIGITS)
+        return float(int(digits))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
@@ -224,8 +242,11 @@ def backoff_delay(
     """Exponential backoff with full jitter: uniform in ``[0, min(cap, base·2^(n-1))]``."""
     base = float(ssf_settings.PUSH_RETRY_BASE_DELAY if base is None else base)
     cap = float(ssf_settings.PUSH_RETRY_MAX_DELAY if cap is None else cap)
-    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
-    return rand() * ceiling
+    # Bound the exponent before multiplying: 2**1100 does not fit in a float, and a row
+    # can reach that many attempts (long horizons, operator redeliveries).
+    exponent = min(max(0, attempts - 1), 62)
+    ceiling = min(cap, base * float(2**exponent))
+    return max(0.0, rand() * ceiling)
 
 
 # ---- HTTP session -------------------------------------------------------------------------
@@ -254,16 +275,16 @@ def get_session() -> requests.Session:
 
 
 def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[Outcome, float]:
-    """POST one SET; returns its outcome and latency in milliseconds."""
-    if stream.is_encrypted and not row.encrypted:
-        try:
-            jwe = encrypt_for_stream(stream, row.token, allow_fetch=True)
-        except SSFKeyError as exc:
-            return Outcome(KIND_RETRY, None, "encryption_key_unavailable", str(exc)), 0.0
-        if jwe is None:  # pragma: no cover - allow_fetch=True never defers
-            return Outcome(KIND_RETRY, None, "encryption_key_unavailable", "no key"), 0.0
-        row.token, row.encrypted = jwe, True
-        row._token_changed = True  # type: ignore[attr-defined]
+    """POST one SET; returns its outcome and latency in milliseconds.
+
+    ``row.token`` is the signed JWS. An encrypted stream's SET is wrapped in a JWE here,
+    for the key the stream names *now* (a receiver that replaced or removed its key
+    gets the queued SETs in the new form, never for the old key).
+    """
+    try:
+        token, row.encrypted = outgoing_token(stream, row.token)
+    except SSFKeyError as exc:
+        return Outcome(KIND_RETRY, None, "encryption_key_unavailable", str(exc)), 0.0
     headers = {"Content-Type": c.SET_MEDIA_TYPE, "Accept": "application/json"}
     if stream.authorization_header:
         headers["Authorization"] = stream.authorization_header
@@ -272,16 +293,23 @@ def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[
     try:
         resp = session.post(
             stream.endpoint_url,
-            data=row.token.encode("ascii"),
+            data=token.encode("ascii"),
             headers=headers,
             timeout=timeout,
             allow_redirects=False,
+            stream=True,
         )
-        body = resp.content  # read fully so the connection goes back to the pool
     except Exception as exc:
         return classify_exception(exc), (time.perf_counter() - started) * 1000.0
+    try:
+        # At most RESPONSE_BODY_LIMIT bytes within one read timeout: an endless or
+        # trickling body must not hold the worker (and outlive the stream's lease).
+        body, _complete = read_limited(resp, RESPONSE_BODY_LIMIT, timeout[1])
+    except Exception as exc:  # the answer's status line arrived; its body broke off
+        logger.info("stream %s: error reading the receiver's answer: %s", stream.stream_id, exc)
+        body = b""
     latency = (time.perf_counter() - started) * 1000.0
-    return classify_response(resp.status_code, resp.headers, body[:4096]), latency
+    return classify_response(resp.status_code, resp.headers, body), latency
 
 
 # ---- lease --------------------------------------------------------------------------------
@@ -387,6 +415,8 @@ class _Batch:
         delay = (
             outcome.retry_after if outcome.retry_after is not None else backoff_delay(row.attempts)
         )
+        # Clamp before building a timedelta: a receiver's Retry-After can be any size.
+        delay = min(max(0.0, delay), max(0.0, (horizon_at - now).total_seconds()))
         row.next_attempt_at = min(now + timedelta(seconds=delay), horizon_at)
         self.retry_at = row.next_attempt_at
         return DeliveryAttempt.OUTCOME_RETRY
@@ -396,18 +426,14 @@ class _Batch:
         if not self.rows:
             return True
         now = timezone.now()
-        delivered = [
-            r
-            for r in self.rows
-            if r.status == OutboundSET.STATUS_DELIVERED and not getattr(r, "_token_changed", False)
-        ]
-        others = [r for r in self.rows if r not in delivered]
+        delivered = [r for r in self.rows if r.status == OutboundSET.STATUS_DELIVERED]
+        others = [r for r in self.rows if r.status != OutboundSET.STATUS_DELIVERED]
         try:
             with transaction.atomic():
-                by_status: dict[int | None, list[int]] = {}
+                by_status: dict[tuple[int | None, bool], list[int]] = {}
                 for r in delivered:
-                    by_status.setdefault(r.last_http_status, []).append(r.pk)
-                for http_status, pks in by_status.items():
+                    by_status.setdefault((r.last_http_status, r.encrypted), []).append(r.pk)
+                for (http_status, encrypted), pks in by_status.items():
                     OutboundSET.objects.filter(pk__in=pks).update(
                         status=OutboundSET.STATUS_DELIVERED,
                         delivered_at=now,
@@ -415,6 +441,7 @@ class _Batch:
                         last_http_status=http_status,
                         last_error_code="",
                         last_error_description="",
+                        encrypted=encrypted,
                     )
                 for r in others:
                     r.save(
@@ -426,7 +453,6 @@ class _Batch:
                             "last_http_status",
                             "last_error_code",
                             "last_error_description",
-                            "token",
                             "encrypted",
                         ]
                     )
@@ -454,22 +480,40 @@ class _Batch:
         return True
 
 
-def _stray_rows_for_status(stream: Stream) -> None:
-    """Pending non-control rows on a stream that is not enabled: hold or drop them.
+def reconcile_with_status(stream: Stream) -> int:
+    """Bring rows that an emit raced with a status change in line with ``stream.status``.
 
-    They appear when an emit read the stream as enabled just before it was paused.
+    An emit reads the stream's status, then inserts its rows; a status change can
+    commit in between (no lock is taken on the stream, on purpose: an emit fans out to
+    many streams). That leaves
+
+    * ``held`` rows on an *enabled* stream (the emit saw it paused): released here, in
+      their original order, exactly as re-enabling does;
+    * ``pending`` non-control rows on a *paused* stream (held here) or a *disabled* one
+      (dropped here).
+
+    Push drains, polls and the sweeper call this, so no such row is stuck. It reads
+    before it writes: with nothing to fix it takes no write lock. Returns the number of
+    rows changed.
     """
+    if stream.status == c.STATUS_ENABLED:
+        held = OutboundSET.objects.filter(stream_id=stream.pk, status=OutboundSET.STATUS_HELD)
+        if not held.exists():
+            return 0
+        now = timezone.now()
+        return held.update(status=OutboundSET.STATUS_PENDING, queued_at=now, next_attempt_at=now)
     qs = OutboundSET.objects.filter(
         stream_id=stream.pk, status=OutboundSET.STATUS_PENDING, bypass_pause=False
     )
+    if not qs.exists():
+        return 0
     if stream.status == c.STATUS_PAUSED:
-        qs.update(status=OutboundSET.STATUS_HELD)
-    else:
-        qs.update(
-            status=OutboundSET.STATUS_DROPPED,
-            last_error_code="stream_disabled",
-            last_error_description="dropped: stream disabled",
-        )
+        return qs.update(status=OutboundSET.STATUS_HELD)
+    return qs.update(
+        status=OutboundSET.STATUS_DROPPED,
+        last_error_code="stream_disabled",
+        last_error_description="dropped: stream disabled",
+    )
 
 
 def _load_stream(stream_pk: int) -> Stream | None:
@@ -480,18 +524,27 @@ def _load_stream(stream_pk: int) -> Stream | None:
     )
 
 
+@dataclass
+class _DrainClock:
+    """Deadlines of one leased drain: the time budget and the next lease renewal."""
+
+    owner: str
+    deadline: float
+    renew_every: float
+    renew_at: float
+
+
 def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResult) -> str:
     session = get_session()
     renew_every = _lease_seconds() / 3
-    renew_at = time.monotonic() + renew_every
+    clock = _DrainClock(owner, deadline, renew_every, time.monotonic() + renew_every)
     batch_size = max(1, int(ssf_settings.PUSH_BATCH_SIZE))
     while True:
         stream = _load_stream(stream_pk)
         if stream is None or not stream.is_push:
             return _GONE
         enabled = stream.status == c.STATUS_ENABLED
-        if not enabled:
-            _stray_rows_for_status(stream)
+        reconcile_with_status(stream)
         qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING)
         if not enabled:
             qs = qs.filter(bypass_pause=True)
@@ -499,45 +552,61 @@ def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResu
         if not rows:
             return _EMPTY
         batch = _Batch(stream_pk)
-        stop: str | None = None
-        status_check_at = time.monotonic() + 1.0
-        for row in rows:
-            if row.next_attempt_at > timezone.now():
-                stop = _BACKOFF
-                break
-            mono = time.monotonic()
-            if mono > deadline:
-                stop = _BUDGET
-                break
-            if mono >= renew_at:
-                if not _renew_lease(stream_pk, owner):
-                    stop = _LOST
-                    break
-                renew_at = mono + renew_every
-            if mono >= status_check_at:
-                status_check_at = mono + 1.0
-                current = Stream.objects.filter(pk=stream_pk).values_list("status", flat=True)
-                if current.first() != stream.status:
-                    break  # status changed (or stream deleted): reload before going on
-            outcome, latency = _push(session, stream, row)
-            kind = batch.record(row, outcome, latency)
-            result.attempts += 1
-            if kind == DeliveryAttempt.OUTCOME_DELIVERED:
-                result.delivered += 1
-            elif kind == DeliveryAttempt.OUTCOME_FAILED:
-                result.failed += 1
-            elif kind == DeliveryAttempt.OUTCOME_DEAD:
-                result.dead += 1
-            else:
-                result.retried += 1
-                stop = _RETRY
-                break
-        if not batch.flush():
+        try:
+            stop = _push_rows(session, stream, rows, batch, result, clock)
+        finally:
+            # Whatever happens to a later row, the results already recorded (SETs the
+            # receiver accepted) are written: they must never be POSTed again.
+            flushed = batch.flush()
+        if not flushed:
             return _GONE
         if stop == _RETRY and batch.retry_at is not None:
             _schedule(stream_pk, batch.retry_at)
         if stop is not None:
             return stop
+
+
+def _push_rows(
+    session: requests.Session,
+    stream: Stream,
+    rows: list[OutboundSET],
+    batch: _Batch,
+    result: DrainResult,
+    clock: _DrainClock,
+) -> str | None:
+    """POST ``rows`` in order, recording each outcome in ``batch``; returns why it stopped.
+
+    ``None`` means the whole batch went out (or the status changed): reload and go on.
+    """
+    status_check_at = time.monotonic() + 1.0
+    for row in rows:
+        if row.next_attempt_at > timezone.now():
+            return _BACKOFF
+        mono = time.monotonic()
+        if mono > clock.deadline:
+            return _BUDGET
+        if mono >= clock.renew_at:
+            if not _renew_lease(stream.pk, clock.owner):
+                return _LOST
+            clock.renew_at = mono + clock.renew_every
+        if mono >= status_check_at:
+            status_check_at = mono + 1.0
+            current = Stream.objects.filter(pk=stream.pk).values_list("status", flat=True)
+            if current.first() != stream.status:
+                return None  # status changed (or stream deleted): reload before going on
+        outcome, latency = _push(session, stream, row)
+        kind = batch.record(row, outcome, latency)
+        result.attempts += 1
+        if kind == DeliveryAttempt.OUTCOME_DELIVERED:
+            result.delivered += 1
+        elif kind == DeliveryAttempt.OUTCOME_FAILED:
+            result.failed += 1
+        elif kind == DeliveryAttempt.OUTCOME_DEAD:
+            result.dead += 1
+        else:
+            result.retried += 1
+            return _RETRY
+    return None
 
 
 def _schedule(stream_pk: int, when: datetime) -> None:
@@ -597,13 +666,27 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
 
     A push stream is re-enqueued when a pending SET's ``next_attempt_at`` passed more
     than ``SWEEPER_GRACE_SECONDS`` ago and no worker holds the stream's lease. Held SETs
-    older than ``PAUSED_RETENTION_SECONDS`` are dropped, and the count bound
+    left on an enabled stream by an emit that raced with re-enabling it are released
+    (:func:`reconcile_with_status`) and their push stream enqueued. Held SETs older than
+    ``PAUSED_RETENTION_SECONDS`` are dropped, and the count bound
     ``PAUSED_RETENTION_MAX_EVENTS`` is enforced.
     """
     from .api import enforce_paused_retention
     from .tasks import deliver_stream
 
     now = now or timezone.now()
+    released_pks: set[int] = set()
+    released = 0
+    stray = (
+        OutboundSET.objects.filter(status=OutboundSET.STATUS_HELD, stream__status=c.STATUS_ENABLED)
+        .values_list("stream_id", flat=True)
+        .distinct()
+    )
+    for stream in Stream.objects.filter(pk__in=list(stray)).only(*STREAM_FIELDS):
+        changed = reconcile_with_status(stream)
+        released += changed
+        if changed and stream.is_push:
+            released_pks.add(stream.pk)
     overdue = now - timedelta(seconds=float(ssf_settings.SWEEPER_GRACE_SECONDS))
     stream_pks = set(
         OutboundSET.objects.filter(
@@ -620,7 +703,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         ).values_list("stream_id", flat=True)
     )
     requeued = 0
-    for pk in sorted(stream_pks - leased):
+    for pk in sorted((stream_pks | released_pks) - leased):
         try:
             deliver_stream.delay(pk)
             requeued += 1
@@ -635,7 +718,12 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         last_error_description="dropped: held longer than PAUSED_RETENTION_SECONDS",
     )
     overflow = enforce_paused_retention()
-    return {"requeued_streams": requeued, "dropped_expired": expired, "dropped_overflow": overflow}
+    return {
+        "requeued_streams": requeued,
+        "released_stray": released,
+        "dropped_expired": expired,
+        "dropped_overflow": overflow,
+    }
 
 
 def redeliver(queryset: Any) -> int:

@@ -8,15 +8,21 @@ encrypted (RFC 7519 §11.2, outer header ``cty: "JWT"``) with the stream's
 ``encryption_alg``/``encryption_enc`` or the ``JWE_ALGORITHM``/``JWE_ENCRYPTION`` defaults,
 for push and poll alike (checklist §11.5, §12.6).
 
-Emitting never waits on the network: an inline key encrypts at once; a ``jwks_uri`` whose
-key set is cached encrypts at once too; otherwise the row keeps the signed JWS with
-``encrypted=False`` and delivery (push task or poll) fetches the key set, encrypts, and
-stores the JWE before the SET leaves. A SET of an encrypted stream is never sent in the
-clear: if no usable key can be obtained, delivery fails for that attempt.
+The outbox row keeps the signed JWS. Encryption happens when the SET leaves (each push
+attempt, each poll serve), for the key the stream names at that moment, so a receiver
+that replaces its key (or turns encryption off) through PATCH/PUT reads every SET still
+queued. Emitting never waits on the network; a ``jwks_uri`` is fetched by the delivery.
+A SET of an encrypted stream is never sent in the clear: if no usable key can be
+obtained, delivery fails for that attempt (push retries; poll keeps the SET queued).
+
+Only the algorithms :mod:`django_ssf.core.jose` can encrypt with are accepted:
+:data:`~django_ssf.core.jose.ENCRYPTION_ALGORITHMS` and
+:data:`~django_ssf.core.jose.CONTENT_ENCRYPTION_ALGORITHMS`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,30 +30,36 @@ from typing import Any
 
 from ..conf import ssf_settings
 from ..core.errors import OutboundRequestError, SSFKeyError
-from ..core.jose import encrypt_set, validate_encryption_jwk
+from ..core.jose import (
+    CONTENT_ENCRYPTION_ALGORITHMS,
+    ENCRYPTION_ALGORITHMS,
+    encrypt_set,
+    is_jwe,
+    validate_encryption_jwk,
+)
+from .inputs import read_limited
 
 logger = logging.getLogger("django_ssf.transmitter.encryption")
 
 __all__ = [
     "CONTENT_ENCRYPTIONS",
+    "JWKS_MAX_BYTES",
+    "KEY_MANAGEMENT_ALGORITHMS",
     "clear_jwks_cache",
     "encrypt_for_stream",
     "fetch_jwks",
+    "outgoing_token",
     "select_encryption_jwk",
     "stream_encryption_params",
     "stream_jwk",
     "validate_stream_encryption",
 ]
 
-# RFC 7518 §5.1 content encryption algorithms accepted for a stream.
-CONTENT_ENCRYPTIONS = (
-    "A128GCM",
-    "A192GCM",
-    "A256GCM",
-    "A128CBC-HS256",
-    "A192CBC-HS384",
-    "A256CBC-HS512",
-)
+# What a stream may ask for: exactly what the encrypter supports (RFC 7518 §4, §5.1).
+KEY_MANAGEMENT_ALGORITHMS = ENCRYPTION_ALGORITHMS
+CONTENT_ENCRYPTIONS = CONTENT_ENCRYPTION_ALGORITHMS
+# A receiver's key set larger than this is refused (real ones are a few kB).
+JWKS_MAX_BYTES = 256 * 1024
 
 _cache: dict[str, tuple[float, dict]] = {}
 _cache_lock = threading.Lock()
@@ -125,19 +137,29 @@ def fetch_jwks(uri: str, *, allow_fetch: bool = True) -> dict | None:
         return None
     from ..core.http import safe_session
 
-    timeout = (ssf_settings.PUSH_CONNECT_TIMEOUT, ssf_settings.PUSH_READ_TIMEOUT)
+    timeout = (float(ssf_settings.PUSH_CONNECT_TIMEOUT), float(ssf_settings.PUSH_READ_TIMEOUT))
     try:
         with safe_session() as session:
-            resp = session.get(uri, timeout=timeout, headers={"Accept": "application/json"})
+            resp = session.get(
+                uri, timeout=timeout, headers={"Accept": "application/json"}, stream=True
+            )
+            status = resp.status_code
+            # Bounded in size and time: an endless answer must not hold the worker.
+            body, complete = read_limited(resp, JWKS_MAX_BYTES, timeout[1])
     except OutboundRequestError as exc:
         raise SSFKeyError(f"refused to fetch the receiver's key set {uri}: {exc}") from exc
     except Exception as exc:  # requests' network errors
         raise SSFKeyError(f"could not fetch the receiver's key set {uri}: {exc}") from exc
-    if resp.status_code != 200:
-        raise SSFKeyError(f"fetching the receiver's key set {uri} returned HTTP {resp.status_code}")
+    if status != 200:
+        raise SSFKeyError(f"fetching the receiver's key set {uri} returned HTTP {status}")
+    if not complete:
+        raise SSFKeyError(
+            f"the receiver's key set at {uri} is larger than {JWKS_MAX_BYTES} bytes "
+            f"or was not received within {timeout[1]:g} seconds"
+        )
     try:
-        jwks = resp.json()
-    except ValueError as exc:
+        jwks = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SSFKeyError(f"the receiver's key set at {uri} is not JSON") from exc
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise SSFKeyError(f"the document at {uri} is not a JWKS (no 'keys' array)")
@@ -175,6 +197,24 @@ def encrypt_for_stream(stream: Any, token: str, *, allow_fetch: bool = True) -> 
     return encrypt_set(token, jwk, alg=alg, enc=enc)
 
 
+def outgoing_token(stream: Any, token: str) -> tuple[str, bool]:
+    """The form of a stored SET that leaves now, and whether it is a JWE.
+
+    The stored token is the signed JWS: an encrypted stream's SET is encrypted here for
+    the stream's current key (fetching a ``jwks_uri`` if needed). A stored token that is
+    already a JWE (written by a version that encrypted at emit time) goes out unchanged.
+    Raises :class:`SSFKeyError` when no usable key can be obtained.
+    """
+    if is_jwe(token):
+        return token, True
+    if not stream.is_encrypted:
+        return token, False
+    jwe = encrypt_for_stream(stream, token, allow_fetch=True)
+    if jwe is None:  # pragma: no cover - allow_fetch=True never defers
+        raise SSFKeyError("the receiver's key is not available yet")
+    return jwe, True
+
+
 def validate_stream_encryption(
     *,
     jwk: dict | None = None,
@@ -203,6 +243,10 @@ def validate_stream_encryption(
         select_encryption_jwk(jwks, alg)
     elif not jwks_uri:
         raise SSFKeyError("no encryption key given")
+    if alg not in KEY_MANAGEMENT_ALGORITHMS:
+        raise SSFKeyError(
+            f"unsupported JWE algorithm {alg!r}; use one of {', '.join(KEY_MANAGEMENT_ALGORITHMS)}"
+        )
     if enc not in CONTENT_ENCRYPTIONS:
         raise SSFKeyError(
             f"unsupported JWE content encryption {enc!r}; "

@@ -45,7 +45,8 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SSFKeyError
 from ..models import DeliveryAttempt, OutboundSET, Stream
-from .encryption import encrypt_for_stream
+from .delivery import reconcile_with_status
+from .encryption import outgoing_token
 
 logger = logging.getLogger("django_ssf.transmitter.poll")
 
@@ -302,30 +303,31 @@ def _seconds(value: Any) -> Any:
     return timedelta(seconds=float(value))
 
 
-def _encrypt_pending(stream: Stream, rows: list[OutboundSET]) -> list[OutboundSET]:
-    """Encrypt rows of an encrypted stream that still hold a bare JWS; drop unusable ones."""
+def _encrypt_for_serving(stream: Stream, rows: list[OutboundSET]) -> list[OutboundSET]:
+    """Wrap each row's signed SET in a JWE for an encrypted stream; skip unusable ones.
+
+    The stored token is the JWS; it is encrypted for the key the stream names *now*
+    (never stored), so SETs queued before the receiver replaced or removed its key are
+    served in the form the receiver can read. A row whose encryption fails stays
+    queued with the error recorded, and is never served in the clear.
+    """
     ready = []
     for row in rows:
-        if stream.is_encrypted and not row.encrypted:
-            try:
-                jwe = encrypt_for_stream(stream, row.token, allow_fetch=True)
-            except SSFKeyError as exc:
-                logger.warning(
-                    "stream %s: cannot encrypt SET %s: %s", stream.stream_id, row.jti, exc
-                )
-                row.last_error_code = "encryption_key_unavailable"
-                row.last_error_description = str(exc)
-                row.save(update_fields=["last_error_code", "last_error_description"])
-                continue
-            assert jwe is not None
-            row.token, row.encrypted = jwe, True
-            row.save(update_fields=["token", "encrypted"])
+        try:
+            row.token, row.encrypted = outgoing_token(stream, row.token)
+        except SSFKeyError as exc:
+            logger.warning("stream %s: cannot encrypt SET %s: %s", stream.stream_id, row.jti, exc)
+            row.last_error_code = "encryption_key_unavailable"
+            row.last_error_description = str(exc)
+            row.save(update_fields=["last_error_code", "last_error_description"])
+            continue
         ready.append(row)
     return ready
 
 
 def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
     """Serve up to ``limit`` available SETs (oldest first); returns ``(sets, more)``."""
+    reconcile_with_status(stream)
     fail_exhausted(stream)
     if limit <= 0:
         return {}, _available(stream.pk, stream.status).exists()
@@ -336,10 +338,16 @@ def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
         rows = list(qs.only("id", "jti", "token", "encrypted", "stream_id")[: limit + 1])
         more = len(rows) > limit
-        rows = _encrypt_pending(stream, rows[:limit])
+        rows = _encrypt_for_serving(stream, rows[:limit])
         if rows:
             pks = [r.pk for r in rows]
-            OutboundSET.objects.filter(pk__in=pks).update(served_at=now, attempts=F("attempts") + 1)
+            by_form: dict[bool, list[int]] = {}
+            for r in rows:
+                by_form.setdefault(r.encrypted, []).append(r.pk)
+            for encrypted, form_pks in by_form.items():  # one UPDATE unless forms differ
+                OutboundSET.objects.filter(pk__in=form_pks).update(
+                    served_at=now, attempts=F("attempts") + 1, encrypted=encrypted
+                )
             DeliveryAttempt.objects.bulk_create(
                 [
                     DeliveryAttempt(outbound_id=pk, at=now, outcome=DeliveryAttempt.OUTCOME_SERVED)

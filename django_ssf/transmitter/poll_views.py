@@ -9,7 +9,6 @@ the body open and asks clients to ignore it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import transaction
@@ -19,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .auth import ControlPlaneError, SSFAPIView, get_stream_or_404
+from .auth import ControlPlaneError, SSFAPIView, get_stream_or_404, load_json_body
 from .poll import PollRequestError, parse_poll_request, poll
 from .serializers import ErrorSerializer
 from .streams import record_activity
@@ -78,10 +77,9 @@ class PollView(SSFAPIView):
         raw = request._request.body
         data: Any = {}
         if raw and raw.strip():
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ControlPlaneError(f"The poll request is not valid JSON: {exc}") from exc
+            # Invalid JSON, JSON nested too deeply and NUL characters are all 400s
+            # (RFC 8936 §2.5.1), never a 500.
+            data = load_json_body(raw, "The poll request")
         try:
             poll_request = parse_poll_request(data)
         except PollRequestError as exc:

@@ -22,12 +22,14 @@ from ..core import constants as c
 from ..core.errors import SSFError, SSFKeyError, SubjectError
 from ..models.transmitter import Stream, StreamSubject
 from ..signals import stream_status_changed
+from .inputs import NUL, find_nul
 
 __all__ = [
     "RECEIVER_SUPPLIED_FIELDS",
     "TRANSMITTER_SUPPLIED_FIELDS",
     "StreamConflict",
     "StreamError",
+    "StreamGone",
     "StreamValidationError",
     "SubjectRequestsTooFrequent",
     "TooManyRequests",
@@ -61,6 +63,10 @@ TRANSMITTER_SUPPLIED_FIELDS = (
 )
 RECEIVER_SUPPLIED_FIELDS = ("events_requested", "delivery", "description", "encryption")
 
+# Most entries an ``events_requested`` array may have: far more than any transmitter
+# supports, small enough that a hostile request cannot pin a worker or bloat the row.
+MAX_EVENTS_REQUESTED = 1000
+
 INITIATOR_RECEIVER = "receiver"
 INITIATOR_TRANSMITTER = "transmitter"
 
@@ -80,6 +86,13 @@ class StreamError(SSFError):
 
 class StreamValidationError(StreamError, ValueError):
     """400: the request is malformed or names an unusable value (SSF §8.1.1.x)."""
+
+
+class StreamGone(StreamError):
+    """404: the stream was deleted while the request was being handled."""
+
+    status = 404
+    error = "not_found"
 
 
 class StreamConflict(StreamError):
@@ -162,11 +175,7 @@ def _compute_delivered(requested: list[str] | None) -> list[str]:
     if requested is None:
         return supported
     supported_set = set(supported)
-    delivered: list[str] = []
-    for uri in requested:
-        if uri in supported_set and uri not in delivered:
-            delivered.append(uri)
-    return delivered
+    return [uri for uri in dict.fromkeys(requested) if uri in supported_set]
 
 
 def stream_configuration(stream: Stream) -> dict[str, Any]:
@@ -232,11 +241,23 @@ def _parse_events_requested(value: Any) -> list[str] | None:
             "events_requested must be an array of event-type URI strings.",
             field="events_requested",
         )
-    seen: list[str] = []
-    for uri in value:
-        if uri not in seen:
-            seen.append(uri)
-    return seen
+    if len(value) > MAX_EVENTS_REQUESTED:
+        raise StreamValidationError(
+            f"events_requested may list at most {MAX_EVENTS_REQUESTED} event types.",
+            field="events_requested",
+        )
+    _reject_nul(value, "events_requested")
+    return list(dict.fromkeys(value))  # de-duplicated, first occurrence wins, linear
+
+
+def _reject_nul(value: Any, field: str) -> None:
+    """400 for a NUL character anywhere in ``value`` (PostgreSQL cannot store one)."""
+    where = find_nul(value)
+    if where is not None:
+        raise StreamValidationError(
+            f"{field} must not contain NUL characters.",
+            field=f"{field}{'' if not where or where.startswith('[') else '.'}{where}",
+        )
 
 
 def _parse_description(value: Any) -> str:
@@ -244,6 +265,7 @@ def _parse_description(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise StreamValidationError("description must be a string.", field="description")
+    _reject_nul(value, "description")
     # SSF §8.1.1: the transmitter MAY truncate a description beyond its maximum length.
     limit = int(ssf_settings.DESCRIPTION_MAX_LENGTH)
     return value[:limit]
@@ -287,10 +309,20 @@ def _parse_delivery(value: Any, stream: Stream | None) -> dict[str, str]:
             "delivery.authorization_header must be a string.",
             field="delivery.authorization_header",
         )
+    if authorization_header and NUL in authorization_header:
+        raise StreamValidationError(
+            "delivery.authorization_header must not contain NUL characters.",
+            field="delivery.authorization_header",
+        )
     if method == c.DELIVERY_PUSH:
         if not isinstance(endpoint_url, str) or not endpoint_url:
             raise StreamValidationError(
                 "Push delivery requires the receiver's delivery.endpoint_url.",
+                field="delivery.endpoint_url",
+            )
+        if NUL in endpoint_url:
+            raise StreamValidationError(
+                "delivery.endpoint_url must not contain NUL characters.",
                 field="delivery.endpoint_url",
             )
         if len(endpoint_url) > Stream._meta.get_field("endpoint_url").max_length:
@@ -355,6 +387,7 @@ def _parse_encryption(value: Any) -> dict[str, Any]:
             raise StreamValidationError(
                 "encryption.jwk must be a JWK object.", field="encryption.jwk"
             )
+        _reject_nul(jwk, "encryption.jwk")
         try:
             validate_encryption_jwk(jwk, alg=alg)
         except (SSFKeyError, ValueError) as exc:
@@ -366,34 +399,44 @@ def _parse_encryption(value: Any) -> dict[str, Any]:
         raise StreamValidationError(
             "encryption.jwks_uri must be a URL.", field="encryption.jwks_uri"
         )
+    if NUL in jwks_uri:
+        raise StreamValidationError(
+            "encryption.jwks_uri must not contain NUL characters.", field="encryption.jwks_uri"
+        )
+    limit = Stream._meta.get_field("encryption_jwks_uri").max_length
+    if len(jwks_uri) > limit:
+        raise StreamValidationError(
+            f"encryption.jwks_uri is too long (at most {limit} characters).",
+            field="encryption.jwks_uri",
+        )
     _check_url(jwks_uri, "encryption.jwks_uri")
     return {**empty, "encryption_jwks_uri": jwks_uri, "encryption_alg": alg, "encryption_enc": enc}
 
 
 def _check_jwe_names(alg: Any, enc: Any) -> None:
-    from jwcrypto.jwa import JWA
+    """400 unless ``alg``/``enc`` are ones the encrypter supports (not merely valid JWA).
+
+    Accepting a name that :func:`django_ssf.core.jose.encrypt_set` then refuses would
+    create a stream none of whose SETs could ever be delivered.
+    """
+    from .encryption import CONTENT_ENCRYPTIONS, KEY_MANAGEMENT_ALGORITHMS
 
     if not isinstance(alg, str):
         raise StreamValidationError("encryption.alg must be a string.", field="encryption.alg")
     if not isinstance(enc, str):
         raise StreamValidationError("encryption.enc must be a string.", field="encryption.enc")
-    try:
-        JWA.keymgmt_alg(alg)
-    except Exception as exc:  # jwcrypto raises InvalidJWAAlgorithm (not exported stably)
+    if alg not in KEY_MANAGEMENT_ALGORITHMS:
         raise StreamValidationError(
-            f"Unsupported key-management algorithm {alg!r}.", field="encryption.alg"
-        ) from exc
-    if alg == "dir":
-        raise StreamValidationError(
-            "encryption.alg 'dir' needs a shared key and is not supported.",
+            f"Unsupported key-management algorithm {alg!r}; supported: "
+            f"{', '.join(KEY_MANAGEMENT_ALGORITHMS)}.",
             field="encryption.alg",
         )
-    try:
-        JWA.encryption_alg(enc)
-    except Exception as exc:
+    if enc not in CONTENT_ENCRYPTIONS:
         raise StreamValidationError(
-            f"Unsupported content-encryption algorithm {enc!r}.", field="encryption.enc"
-        ) from exc
+            f"Unsupported content-encryption algorithm {enc!r}; supported: "
+            f"{', '.join(CONTENT_ENCRYPTIONS)}.",
+            field="encryption.enc",
+        )
 
 
 def _reject_transmitter_fields(data: dict[str, Any]) -> None:
@@ -444,11 +487,10 @@ def create_stream(client: Any, data: dict[str, Any]) -> Stream:
     description = _parse_description(data.get("description"))
     encryption = _parse_encryption(data.get("encryption"))
     with transaction.atomic():
-        if (
-            not ssf_settings.MULTIPLE_STREAMS_PER_RECEIVER
-            and Stream.objects.for_client(client).exists()
-        ):
-            raise StreamConflict("A stream already exists for this receiver.")
+        if not ssf_settings.MULTIPLE_STREAMS_PER_RECEIVER:
+            _lock_client(client)
+            if Stream.objects.for_client(client).exists():
+                raise StreamConflict("A stream already exists for this receiver.")
         stream = Stream(
             client=client,
             aud=getattr(client, "client_id", None) or str(client),
@@ -461,6 +503,38 @@ def create_stream(client: Any, data: dict[str, Any]) -> Stream:
             **encryption,
         )
         stream.save()
+    return stream
+
+
+def _lock_client(client: Any) -> None:
+    """Lock the client's OAuth application row until the end of the transaction.
+
+    Two concurrent creates by one receiver then run their "already has a stream?" check
+    one after the other, so the SSF §8.1.1.1 409 holds on PostgreSQL too (READ
+    COMMITTED would let both see no stream). SQLite serialises writers anyway and
+    ignores ``select_for_update``.
+    """
+    pk = getattr(client, "pk", None)
+    if pk is None:
+        return
+    list(type(client)._default_manager.select_for_update().filter(pk=pk).values_list("pk"))
+
+
+def _lock_stream(stream: Stream) -> Stream:
+    """Lock ``stream``'s row for the transaction and refresh its status from it.
+
+    Callers hold a copy read earlier in the request; a status change committed since
+    then must be seen (and not overwritten). Raises :class:`StreamGone` if deleted.
+    """
+    current = (
+        Stream.objects.select_for_update()
+        .filter(pk=stream.pk)
+        .values("status", "reason")
+        .first()
+    )
+    if current is None:
+        raise StreamGone("The stream no longer exists.")
+    stream.status, stream.reason = current["status"], current["reason"]
     return stream
 
 
@@ -493,10 +567,14 @@ def update_stream(stream: Stream, data: dict[str, Any], *, replace: bool) -> Str
     if replace or "encryption" in data:
         changes.update(_parse_encryption(data.get("encryption")))
     was_push = stream.is_push
-    for name, value in changes.items():
-        setattr(stream, name, value)
-    stream.last_activity_at = timezone.now()
-    stream.save()
+    with transaction.atomic():
+        # Only the receiver-supplied members (and the activity clock) are written: a
+        # status change committed since the stream was read must survive (SSF §8.1.2.1).
+        _lock_stream(stream)
+        for name, value in changes.items():
+            setattr(stream, name, value)
+        stream.last_activity_at = timezone.now()
+        stream.save(update_fields=[*changes, "last_activity_at", "updated_at"])
     if stream.is_push and not was_push and stream.status == c.STATUS_ENABLED:
         # SETs queued while the stream was poll now go out by push.
         from . import api
@@ -536,20 +614,26 @@ def set_status(stream: Stream, status: str, reason: str | None = None, *, initia
         )
     if reason is not None and not isinstance(reason, str):
         raise StreamValidationError("reason must be a string.", field="reason")
+    if reason:
+        _reject_nul(reason, "reason")
     if initiator not in (INITIATOR_RECEIVER, INITIATOR_TRANSMITTER):
         raise ValueError(f"initiator must be 'receiver' or 'transmitter', not {initiator!r}")
-    old_status = stream.status
-    changed = old_status != status
-    transmitter = initiator == INITIATOR_TRANSMITTER
-    if transmitter and changed and status != c.STATUS_ENABLED:
-        api.send_stream_updated(stream, status, reason)
-    stream.status = status
-    stream.reason = reason or ""
-    stream.save(update_fields=["status", "reason", "updated_at"])
-    if transmitter and changed and status == c.STATUS_ENABLED:
-        api.send_stream_updated(stream, status, reason)
+    with transaction.atomic():
+        # Concurrent changes of one stream run one after the other, each seeing the
+        # status the previous one committed (not the caller's possibly stale copy).
+        old_status = _lock_stream(stream).status
+        changed = old_status != status
+        transmitter = initiator == INITIATOR_TRANSMITTER
+        if transmitter and changed and status != c.STATUS_ENABLED:
+            api.send_stream_updated(stream, status, reason)
+        stream.status = status
+        stream.reason = reason or ""
+        stream.save(update_fields=["status", "reason", "updated_at"])
+        if transmitter and changed and status == c.STATUS_ENABLED:
+            api.send_stream_updated(stream, status, reason)
+        if changed:
+            api.apply_status_change(stream, old_status, status)
     if changed:
-        api.apply_status_change(stream, old_status, status)
         stream_status_changed.send(
             sender=Stream,
             stream=stream,
@@ -635,6 +719,7 @@ def _canonical_subject(subject: Any) -> tuple[dict[str, Any], str]:
         raise StreamValidationError(
             "subject must be a Subject Identifier object (RFC 9493).", field="subject"
         )
+    _reject_nul(subject, "subject")
     try:
         validated = validate_subject(subject)
         canonical = canonicalize(validated)
@@ -698,6 +783,8 @@ def request_verification(
 
     if state is not None and not isinstance(state, str):
         raise StreamValidationError("state must be a string.", field="state")
+    if state:
+        _reject_nul(state, "state")
     if stream.status == c.STATUS_DISABLED:
         raise StreamValidationError(
             "The stream is disabled; enable it before requesting verification.",
