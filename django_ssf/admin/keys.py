@@ -1,7 +1,8 @@
 """Admin for signing and encryption keys: read-only key material, lifecycle actions.
 
 Private keys are never shown. Keys are created, rotated and retired through the same
-service functions as the ``ssf_keys`` command (:mod:`django_ssf.keystore`).
+service functions as the ``ssf_keys`` command (:mod:`django_ssf.keystore`). Every action
+needs the model's *change* permission: view-only staff are not offered them.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
         return False  # deleting a published key breaks verification; retire it instead
 
-    @admin.action(description="Rotate signing keys (promote the next key)")
+    @admin.action(permissions=["change"], description="Rotate signing keys (promote the next key)")
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
         try:
             row = keystore.rotate()
@@ -83,7 +84,9 @@ class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
         else:
             self.message_user(request, f"Active signing key is now {row.kid} ({row.alg}).")
 
-    @admin.action(description="Generate a new next key (replaces a pending next key)")
+    @admin.action(
+        permissions=["change"], description="Generate a new next key (replaces a pending next key)"
+    )
     def generate_next_key(self, request: HttpRequest, queryset: QuerySet) -> None:
         try:
             row = keystore.generate_signing_key()
@@ -92,7 +95,10 @@ class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
         else:
             self.message_user(request, f"Generated next signing key {row.kid} ({row.alg}).")
 
-    @admin.action(description="Retire selected keys (refused while SETs are undelivered)")
+    @admin.action(
+        permissions=["change"],
+        description="Retire selected keys (refused while SETs are undelivered)",
+    )
     def retire_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
         for row in queryset:
             try:
@@ -121,22 +127,24 @@ class EncryptionKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Activate selected keys")
+    @admin.action(permissions=["change"], description="Activate selected keys")
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.update(active=True)
         self.message_user(request, f"Activated {count} key(s).")
 
-    @admin.action(description="Deactivate selected keys (no longer offered or used)")
+    @admin.action(
+        permissions=["change"], description="Deactivate selected keys (no longer offered or used)"
+    )
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.update(active=False)
         self.message_user(request, f"Deactivated {count} key(s).")
 
-    @admin.action(description="Generate a new RSA-OAEP-256 key")
+    @admin.action(permissions=["change"], description="Generate a new RSA-OAEP-256 key")
     def generate_rsa(self, request: HttpRequest, queryset: QuerySet) -> None:
         row = keystore.generate_encryption_key("RSA-OAEP-256")
         self.message_user(request, f"Generated encryption key {row.kid}.")
 
-    @admin.action(description="Generate a new ECDH-ES+A256KW key")
+    @admin.action(permissions=["change"], description="Generate a new ECDH-ES+A256KW key")
     def generate_ec(self, request: HttpRequest, queryset: QuerySet) -> None:
         row = keystore.generate_encryption_key("ECDH-ES+A256KW")
         self.message_user(request, f"Generated encryption key {row.kid}.")

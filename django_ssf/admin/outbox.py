@@ -1,10 +1,17 @@
-"""Admin for the transmitter's outbox: outbound SETs, their attempts, delivery health."""
+"""Admin for the transmitter's outbox: outbound SETs, their attempts, delivery health.
+
+The outbound-SET pages are read-only; *Redeliver* and *Drop* need the
+``change_outboundset`` permission (a staff user who may only view SETs is not offered
+them).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -26,6 +33,26 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
+# Path segments that say nothing about the event ("…/event-type/session-revoked").
+_GENERIC_SEGMENTS = frozenset({"event-type", "event-types", "secevent", "events", "event"})
+
+
+def short_event_label(event_type: str) -> str:
+    """A short label for an event-type URI or URN, e.g. ``caep/session-revoked``.
+
+    Works for any string a host may register (``https://…``, ``urn:…``, a bare name):
+    a display helper must never break the changelist.
+    """
+    parts = [p for p in re.split(r"[/:#]+", event_type) if p]
+    if not parts:
+        return event_type or "-"
+    last = parts[-1]
+    family = next((p for p in reversed(parts[:-1]) if p.lower() not in _GENERIC_SEGMENTS), "")
+    if not family or family.lower() in ("https", "http", "urn") or "." in family:
+        return last
+    return f"{family}/{last}"
+
+
 class EventTypeFilter(admin.SimpleListFilter):
     """Filter by event type, labelled with the short part of the URI."""
 
@@ -38,7 +65,7 @@ class EventTypeFilter(admin.SimpleListFilter):
             .values_list("event_type", flat=True)
             .distinct()
         )
-        return [(t, t.rstrip("/").rsplit("/", 2)[-2] + "/" + t.rsplit("/", 1)[-1]) for t in types]
+        return [(t, short_event_label(t)) for t in types]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
@@ -78,9 +105,19 @@ class OutboundSETAdmin(admin.ModelAdmin):
     def stream_link(self, obj: OutboundSET) -> str:
         return obj.stream.stream_id
 
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Redeliver / drop: the model's change permission, on any HTTP method.
+
+        (``has_change_permission`` is GET-only here to keep the detail page read-only,
+        so it cannot guard actions, which are POSTs.)
+        """
+        opts = self.opts
+        codename = get_permission_codename("change", opts)
+        return request.user.has_perm(f"{opts.app_label}.{codename}")
+
     @admin.display(description="event type", ordering="event_type")
     def short_event_type(self, obj: OutboundSET) -> str:
-        return obj.event_type.rsplit("/", 1)[-1]
+        return short_event_label(obj.event_type)
 
     @admin.display(description="claims (unverified view of our own SET)")
     def claims_preview(self, obj: OutboundSET) -> str:
@@ -95,7 +132,7 @@ class OutboundSETAdmin(admin.ModelAdmin):
         except Exception as exc:  # a display helper must not break the page
             return f"cannot decode: {exc}"
 
-    @admin.action(description="Redeliver selected SETs")
+    @admin.action(permissions=["operate"], description="Redeliver selected SETs")
     def redeliver_sets(self, request: HttpRequest, queryset: QuerySet) -> None:
         n = delivery.redeliver(queryset)
         skipped = queryset.count() - n
@@ -104,7 +141,7 @@ class OutboundSETAdmin(admin.ModelAdmin):
             msg += f" {skipped} skipped (their stream is disabled)."
         self.message_user(request, msg, messages.SUCCESS)
 
-    @admin.action(description="Drop selected undelivered SETs")
+    @admin.action(permissions=["operate"], description="Drop selected undelivered SETs")
     def drop_sets(self, request: HttpRequest, queryset: QuerySet) -> None:
         n = delivery.drop(queryset)
         self.message_user(request, f"{n} SET(s) dropped.", messages.SUCCESS)

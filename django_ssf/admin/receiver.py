@@ -104,6 +104,8 @@ class TransmitterAdmin(admin.ModelAdmin):
         ("Control-plane credentials", {"fields": ("auth_method", "bearer_token", "client_id",
                                                   "client_secret", "token_endpoint", "scope",
                                                   "access_token_display")}),
+        ("Subjects this transmitter may name", {"fields": (
+            "subject_issuers", "trust_own_issuer_subjects")}),
         ("Keys", {"fields": ("jwks_display", "jwks_fetched_at", "receiver_jwks_url")}),
         ("Legacy compatibility", {"fields": (
             "legacy", "legacy_subject_in_event", "legacy_subject_type", "legacy_sse_namespace",
@@ -136,7 +138,7 @@ class TransmitterAdmin(admin.ModelAdmin):
         url = ssf_settings.absolute_url(reverse("ssf-receiver-jwks"))
         return format_html('<a href="{}">{}</a>', url, url)
 
-    @admin.action(description="Refresh discovery metadata")
+    @admin.action(permissions=["change"], description="Refresh discovery metadata")
     def refresh_metadata(self, request: HttpRequest, queryset: QuerySet) -> None:
         from ..receiver.discovery import DiscoveryError, discover
 
@@ -151,7 +153,7 @@ class TransmitterAdmin(admin.ModelAdmin):
             transmitter.save(update_fields=["metadata", "configuration_url", "updated_at"])
             self.message_user(request, f"{transmitter}: metadata refreshed")
 
-    @admin.action(description="Refetch signing keys (JWKS)")
+    @admin.action(permissions=["change"], description="Refetch signing keys (JWKS)")
     def refresh_jwks(self, request: HttpRequest, queryset: QuerySet) -> None:
         from ..receiver.jwks import JWKSFetchError, refresh_jwks
 
@@ -163,7 +165,7 @@ class TransmitterAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{transmitter}: JWKS refreshed")
 
-    @admin.action(description="Generate a receiver encryption key (JWE)")
+    @admin.action(permissions=["change"], description="Generate a receiver encryption key (JWE)")
     def generate_encryption_key(self, request: HttpRequest, queryset: QuerySet) -> None:
         from .. import keystore
 
@@ -231,22 +233,24 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{label} {stream}: done")
 
-    @admin.action(description="Request verification")
+    @admin.action(permissions=["change"], description="Request verification")
     def verify(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, "verification requested for",
                    lambda client, s: client.request_verification(s))
 
-    @admin.action(description="Pause at the transmitter")
+    @admin.action(permissions=["change"], description="Pause at the transmitter")
     def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, "pause",
                    lambda client, s: client.set_status(s, c.STATUS_PAUSED))
 
-    @admin.action(description="Resume (enable) at the transmitter")
+    @admin.action(permissions=["change"], description="Resume (enable) at the transmitter")
     def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, "resume",
                    lambda client, s: client.set_status(s, c.STATUS_ENABLED))
 
-    @admin.action(description="Re-sync configuration and status from the transmitter")
+    @admin.action(
+        permissions=["change"], description="Re-sync configuration and status from the transmitter"
+    )
     def resync(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset, "re-sync", lambda client, s: client.sync(s))
 
@@ -281,6 +285,12 @@ class InboundSETAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # a log: read-only
 
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        # The log itself is never editable, so the action is guarded by the model's
+        # change permission directly: view-only staff are not offered it.
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
     @admin.display(description="subject")
     def subject_display(self, obj: InboundSET) -> str:
         return _pretty(obj.subject) if obj.subject is not None else "-"
@@ -289,7 +299,10 @@ class InboundSETAdmin(admin.ModelAdmin):
     def claims_display(self, obj: InboundSET) -> str:
         return _pretty(obj.claims) if obj.claims is not None else "-"
 
-    @admin.action(description="Reprocess (validate again if rejected, then process)")
+    @admin.action(
+        permissions=["reprocess"],
+        description="Reprocess (validate again if rejected, then process)",
+    )
     def reprocess(self, request: HttpRequest, queryset: QuerySet) -> None:
         from ..receiver.ingest import reprocess
 

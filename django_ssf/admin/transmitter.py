@@ -2,8 +2,9 @@
 
 Status actions are transmitter-initiated changes: they go through
 :func:`django_ssf.transmitter.streams.set_status`, so the receiver gets a stream-updated
-event (SSF §8.1.2). Secrets (a push stream's ``authorization_header``) are never shown in
-full.
+event (SSF §8.1.2). Every state-changing action needs the model's *change* permission: a
+staff user who may only view streams is not offered them. Secrets (a push stream's
+``authorization_header``) are never shown in full.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class StreamAdminForm(forms.ModelForm):
         model = Stream
         fields = ("description",)
 
+    #: The only columns this form writes: a full save would also write back the status
+    #: read when the page was loaded, undoing a pause or disable committed meanwhile.
+    SAVED_FIELDS = ("description", "authorization_header", "updated_at")
+
     def save(self, commit: bool = True) -> Stream:
         stream = super().save(commit=False)
         if self.cleaned_data.get("clear_authorization_header"):
@@ -60,7 +65,7 @@ class StreamAdminForm(forms.ModelForm):
         elif self.cleaned_data.get("new_authorization_header"):
             stream.authorization_header = self.cleaned_data["new_authorization_header"]
         if commit:
-            stream.save()
+            stream.save(update_fields=self.SAVED_FIELDS)
         return stream
 
 
@@ -76,8 +81,10 @@ def _status_action(status: str, label: str):
         modeladmin.message_user(request, f"{changed} stream(s) {label}.", messages.SUCCESS)
 
     action.__name__ = f"make_{status}"
-    action.short_description = f"{label.capitalize()} selected streams (notifies the receiver)"
-    return action
+    return admin.action(
+        permissions=["change"],
+        description=f"{label.capitalize()} selected streams (notifies the receiver)",
+    )(action)
 
 
 @admin.register(Stream)
@@ -143,6 +150,13 @@ class StreamAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # streams are created by receivers through the control plane
 
+    def save_model(self, request: HttpRequest, obj: Stream, form: Any, change: bool) -> None:
+        # Only the columns the form edits (see StreamAdminForm.SAVED_FIELDS).
+        if change:
+            obj.save(update_fields=StreamAdminForm.SAVED_FIELDS)
+        else:  # pragma: no cover - adding is not allowed
+            obj.save()
+
     @admin.display(description="Authorization header")
     def authorization_header_masked(self, obj: Stream) -> str:
         return mask_secret(obj.authorization_header)
@@ -154,7 +168,9 @@ class StreamAdmin(admin.ModelAdmin):
         source = f"kid {obj.encryption_jwk.get('kid', '?')}" if obj.encryption_jwk else "JWKS URL"
         return f"{obj.encryption_alg or '-'} / {obj.encryption_enc or '-'} ({source})"
 
-    @admin.action(description="Send verification (no state) to selected streams")
+    @admin.action(
+        permissions=["change"], description="Send verification (no state) to selected streams"
+    )
     def send_verification(self, request: HttpRequest, queryset: QuerySet) -> None:
         sent = 0
         for stream in queryset:
