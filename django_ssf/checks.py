@@ -306,3 +306,66 @@ def check_transmitter_settings(
                 )
             )
     return messages
+
+
+# ---- receiver -------------------------------------------------------------------------
+# Ids E020-E029 are the receiver's.
+
+
+def _import_string_messages(name: str, check_id: str) -> list[CheckMessage]:
+    try:
+        value = getattr(ssf_settings, name)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id=check_id)]
+    if not callable(value):
+        return [Error(f"SSF[{name!r}] must be an import string of a callable.", id=check_id)]
+    return []
+
+
+@register(Tags.security)
+def check_receiver_settings(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Receiver configuration that would otherwise fail on the first push or event."""
+    try:
+        ssf_settings.user_settings  # noqa: B018 - reported by check_settings
+    except ImproperlyConfigured:
+        return []
+    from django.core.cache import caches
+    from django.core.cache.backends.base import InvalidCacheBackendError
+
+    from .receiver.ratelimit import parse_rate
+
+    messages: list[CheckMessage] = []
+    rate = ssf_settings.RECEIVER_PUSH_RATE_LIMIT
+    if rate:
+        try:
+            parse_rate(rate)
+        except ImproperlyConfigured as exc:
+            messages.append(Error(
+                str(exc),
+                hint="Every push would fail with HTTP 500 otherwise; None turns the limit off.",
+                id="django_ssf.E020",
+            ))
+        alias = ssf_settings.RECEIVER_PUSH_RATE_LIMIT_CACHE
+        try:
+            caches[alias]
+        except (InvalidCacheBackendError, TypeError):
+            messages.append(Error(
+                f"SSF['RECEIVER_PUSH_RATE_LIMIT_CACHE'] {alias!r} is not a cache in CACHES.",
+                hint="Name a configured cache alias (a shared one such as Redis across "
+                "processes), or set SSF['RECEIVER_PUSH_RATE_LIMIT'] = None.",
+                id="django_ssf.E021",
+            ))
+    messages += _import_string_messages("SUBJECT_RESOLVER", "django_ssf.E022")
+    messages += _import_string_messages("EMAIL_CANONICALIZER", "django_ssf.E023")
+    members = ssf_settings.PROCESSABLE_SUBJECT_MEMBERS
+    if isinstance(members, str) or not isinstance(members, Sequence) or not all(
+        isinstance(m, str) for m in members
+    ):
+        messages.append(Error(
+            "SSF['PROCESSABLE_SUBJECT_MEMBERS'] must be a list of complex-subject member "
+            "names (strings).",
+            id="django_ssf.E024",
+        ))
+    return messages

@@ -71,16 +71,10 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_SUBJECTS": "ALL",
     # Published as ``critical_subject_members`` when non-empty.
     "CRITICAL_SUBJECT_MEMBERS": [],
-    # Complex-subject member names this receiver can process (SSF §3.6).
-    "PROCESSABLE_SUBJECT_MEMBERS": [
-        "user",
-        "device",
-        "session",
-        "application",
-        "tenant",
-        "org_unit",
-        "group",
-    ],
+    # (receiver) Complex-subject member names this receiver processes (SSF §3.6): an event
+    # whose subject has a critical member not listed here is discarded. The built-in
+    # resolver uses only ``user``; hosts whose handlers act on more members add them.
+    "PROCESSABLE_SUBJECT_MEMBERS": ["user"],
     # Import string of a callable ``(email: str) -> str`` applied to email subjects
     # before storing or matching them (RFC 9493 §3.2.2.1).
     "EMAIL_CANONICALIZER": "django_ssf.core.subjects.default_email_canonicalizer",

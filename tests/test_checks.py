@@ -244,3 +244,51 @@ def test_unknown_rate_limit_cache_is_an_error(settings):
     assert isinstance(_transmitter_ids()["django_ssf.E011"], Error)
     settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope", "SUBJECT_RATE_LIMIT": None}
     assert "django_ssf.E011" not in _transmitter_ids()
+
+
+# ---- receiver checks -------------------------------------------------------------------
+
+
+def _receiver_ids(settings, **values):
+    settings.SSF = {**BASE, **values}
+    return {m.id: m for m in checks.check_receiver_settings()}
+
+
+def test_receiver_check_is_registered_and_clean_by_default(settings):
+    assert checks.check_receiver_settings in registry.get_checks()
+    assert _receiver_ids(settings) == {}
+    assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s") == {}
+
+
+@pytest.mark.parametrize("rate", ["100/day", "fast", "0/s", "-1/m"])
+def test_unparseable_push_rate_limit_is_an_error(settings, rate):
+    found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT=rate)
+    assert isinstance(found["django_ssf.E020"], Error)
+
+
+def test_unknown_push_rate_limit_cache_is_an_error(settings):
+    found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s",
+                          RECEIVER_PUSH_RATE_LIMIT_CACHE="no-such-cache")
+    assert isinstance(found["django_ssf.E021"], Error)
+    # Without a limit the cache is never used: nothing to report.
+    assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT_CACHE="no-such-cache") == {}
+
+
+def test_unimportable_resolver_and_canonicalizer_are_errors(settings):
+    found = _receiver_ids(settings, SUBJECT_RESOLVER="no.such.resolver",
+                          EMAIL_CANONICALIZER="django_ssf.no_such_function")
+    assert isinstance(found["django_ssf.E022"], Error)
+    assert isinstance(found["django_ssf.E023"], Error)
+
+
+def test_processable_members_must_be_a_list_of_names(settings):
+    found = _receiver_ids(settings, PROCESSABLE_SUBJECT_MEMBERS="user")
+    assert isinstance(found["django_ssf.E024"], Error)
+
+
+def test_bad_push_rate_limit_is_reported_by_manage_py_check(settings):
+    from django.core import checks as django_checks
+
+    settings.SSF = {**settings.SSF, "RECEIVER_PUSH_RATE_LIMIT": "100/day"}
+    errors = [m.id for m in django_checks.run_checks() if m.level >= django_checks.ERROR]
+    assert "django_ssf.E020" in errors

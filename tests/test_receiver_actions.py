@@ -257,14 +257,25 @@ def test_unknown_subject_is_recorded_as_skipped(fake, inline_processing, client)
 
 
 def test_default_subject_resolver(alice, settings):
+    from django_ssf.models import Transmitter
+
+    partner = Transmitter(issuer="https://idp.example")
+    trusted = Transmitter(issuer="https://sister.example", trust_own_issuer_subjects=True)
     assert default_subject_resolver({"format": "email", "email": "ALICE@example.COM"},
                                     None) == alice
     own = {"format": "iss_sub", "iss": settings.SSF["ISSUER"], "sub": str(alice.pk)}
-    assert default_subject_resolver(own, None) == alice
+    # Our own namespace (primary keys) only for a transmitter trusted with it.
+    assert default_subject_resolver(own, partner) is None
+    assert default_subject_resolver(own, None) is None
+    assert default_subject_resolver(own, trusted) == alice
     foreign = {"format": "iss_sub", "iss": "https://idp.example", "sub": "alice"}
-    assert default_subject_resolver(foreign, None) is None
+    assert default_subject_resolver(foreign, partner) is None
     settings.SSF = {**settings.SSF, "RECEIVER_ISS_SUB_FIELD": "username"}
-    assert default_subject_resolver(foreign, None) == alice
+    # The transmitter's own issuer namespace, or one it is allowed.
+    assert default_subject_resolver(foreign, partner) == alice
+    assert default_subject_resolver(foreign, trusted) is None
+    trusted.subject_issuers = ["https://idp.example"]
+    assert default_subject_resolver(foreign, trusted) == alice
     complex_subject = {"format": "complex", "user": {"format": "email",
                                                      "email": "alice@example.com"},
                        "device": {"format": "opaque", "id": "d"}}
@@ -273,7 +284,7 @@ def test_default_subject_resolver(alice, settings):
         {"format": "opaque", "id": "nobody"}, {"format": "email", "email": "alice@example.com"}]}
     assert default_subject_resolver(aliases, None) == alice
     assert default_subject_resolver({"format": "iss_sub", "iss": settings.SSF["ISSUER"],
-                                     "sub": "not-a-number"}, None) is None
+                                     "sub": "not-a-number"}, trusted) is None
     assert default_subject_resolver(None, None) is None
 
 

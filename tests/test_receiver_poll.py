@@ -116,7 +116,14 @@ def test_ssf_poll_command_and_poll_all(fake, inline_processing):
     (summary,) = json.loads(out.getvalue())
     assert summary["received"] == 1 and summary["acked"] == 1
     ReceiverStream.objects.filter(pk=stream.pk).update(status="disabled")
-    assert poll_all() == []
+    before = len(fake.poll_requests)
+    # A disabled poll stream still gets one short poll (its re-enabling stream-updated
+    # event can only arrive that way, SSF §8.1.5), without retries.
+    fake.fail_next_polls = 5
+    (result,) = poll_all()
+    assert result.stream == stream.pk and result.requests == 1 and result.failures == 1
+    assert len(fake.poll_requests) == before + 1
+    assert fake.poll_requests[-1]["body"]["returnImmediately"] is True
 
 
 def test_poll_streams_task(fake, inline_processing):

@@ -100,10 +100,23 @@ def test_unknown_kid_after_refetch_is_invalid_key(client, fake):
     token = fake.sign(fake.make_claims(SESSION_REVOKED), key=pooled_key(6), kid="nope")
     assert_error(post_set(client, stream, token), "invalid_key")
     assert fake.jwks_fetches == fetches + 1  # one refetch on the unknown kid
-    # A second forged kid soon after a fruitless refetch is rate limited: no new fetch.
-    token = fake.sign(fake.make_claims(SESSION_REVOKED), key=pooled_key(6), kid="nope-2")
+    # The same kid again within JWKS_REFETCH_INTERVAL is rate limited: no new fetch.
+    token = fake.sign(fake.make_claims(SESSION_REVOKED), key=pooled_key(6), kid="nope")
     assert_error(post_set(client, stream, token), "invalid_key")
     assert fake.jwks_fetches == fetches + 1
+
+
+def test_kid_spraying_is_capped_per_interval(client, fake):
+    from django_ssf.receiver.jwks import MAX_REFETCHES_PER_INTERVAL
+
+    stream = make_stream(fake)
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    fetches = fake.jwks_fetches
+    for i in range(MAX_REFETCHES_PER_INTERVAL + 3):
+        token = fake.sign(fake.make_claims(SESSION_REVOKED), key=pooled_key(6), kid=f"x{i}")
+        assert_error(post_set(client, stream, token), "invalid_key")
+    # Every new kid gets one refetch, but no more than the cap per interval.
+    assert fake.jwks_fetches == fetches + MAX_REFETCHES_PER_INTERVAL
 
 
 def test_key_rotation_refetches_once_and_accepts(client, fake):

@@ -790,3 +790,57 @@ def test_property_arbitrary_json_raises_only_subject_error(legacy: bool, value: 
     # Whatever is accepted is a valid subject that can be canonicalised and keyed.
     assert validate_subject(out) == out
     assert len(subject_key(out)) == 64
+
+
+# ---- lenient validation of complex members (receiver, SSF §3.6) --------------------------
+
+_VENDOR = {"format": "x-vendor-device", "serial": "ABC-123"}
+_USER = {"format": "email", "email": "alice@example.com"}
+
+
+def test_unknown_member_format_is_rejected_by_default():
+    with pytest.raises(SubjectError, match="x-vendor-device"):
+        validate_subject({"format": "complex", "user": _USER, "device": _VENDOR})
+
+
+def test_unknown_member_format_is_kept_when_allowed():
+    subject = {"format": "complex", "user": _USER, "device": _VENDOR}
+    assert validate_subject(subject, unknown_formats="allow") == subject
+
+
+def test_lenient_mode_still_checks_known_members_and_the_top_level():
+    with pytest.raises(SubjectError):
+        validate_subject({"format": "complex", "user": {"format": "email"}, "device": _VENDOR},
+                         unknown_formats="allow")
+    with pytest.raises(SubjectError, match="not supported"):
+        validate_subject(_VENDOR, unknown_formats="allow")
+    with pytest.raises(SubjectError):
+        validate_subject({"format": "complex", "device": {"serial": "no format"}},
+                         unknown_formats="allow")
+    with pytest.raises(ValueError):
+        validate_subject(_USER, unknown_formats="maybe")
+
+
+def test_lenient_aliases_keep_unknown_identifiers():
+    subject = {"format": "complex", "user": {
+        "format": "aliases", "identifiers": [_USER, {"format": "x-badge", "n": "7"}]}}
+    assert validate_subject(subject, unknown_formats="allow") == subject
+    with pytest.raises(SubjectError):
+        validate_subject(subject)
+
+
+def test_unknown_format_members_are_unprocessable():
+    from django_ssf.core.subjects import unknown_format_members
+
+    subject = {"format": "complex", "user": _USER, "device": _VENDOR,
+               "group": {"format": "aliases", "identifiers": [{"format": "x-g", "id": "1"}]},
+               "session": {"format": "aliases",
+                           "identifiers": [{"format": "x-s"}, {"format": "opaque", "id": "s"}]}}
+    assert unknown_format_members(subject) == ["device", "group"]
+    assert unknown_format_members(_USER) == []
+    everything = ["user", "device", "group", "session"]
+    # Critical + unknown format: unprocessable even when the member name is processable.
+    assert unprocessable_critical_members(subject, ["device", "session"], everything) == [
+        "device"]
+    assert unprocessable_critical_members(subject, ["user"], everything) == []
+    assert unprocessable_critical_members(subject, ["user"], []) == ["user"]

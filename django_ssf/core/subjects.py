@@ -46,6 +46,7 @@ __all__ = [
     "registered_formats",
     "subject_key",
     "subjects_match",
+    "unknown_format_members",
     "unprocessable_critical_members",
     "unregister_format",
     "validate_subject",
@@ -355,7 +356,7 @@ def _validate_simple(subject: dict[str, Any], fmt: str, path: str) -> None:
             raise SubjectError(f"subject {path or 'subject'!r} ({fmt}): {exc}") from exc
 
 
-def _validate_aliases(subject: dict[str, Any], path: str) -> None:
+def _validate_aliases(subject: dict[str, Any], path: str, lenient: bool = False) -> None:
     allowed = {FORMAT_MEMBER, "identifiers"}
     unknown = sorted(set(subject) - allowed)
     if unknown:
@@ -383,26 +384,31 @@ def _validate_aliases(subject: dict[str, Any], path: str) -> None:
                 f"{item_path!r}: a complex subject cannot be an alias; aliases are "
                 "identifiers of one entity"
             )
-        _validate_simple(ident, fmt, item_path)
+        if not (lenient and fmt not in _registry):
+            _validate_simple(ident, fmt, item_path)
         key = canonical_json(ident)
         if key in seen:
             raise SubjectError(f"{item_path!r} duplicates an earlier identifier in {where!r}")
         seen.add(key)
 
 
-def _validate_member_subject(value: Any, path: str) -> None:
-    """One member of a complex subject: a simple subject identifier (aliases allowed)."""
+def _validate_member_subject(value: Any, path: str, lenient: bool = False) -> None:
+    """One member of a complex subject: a simple subject identifier (aliases allowed).
+
+    ``lenient``: a member in a format we do not know is kept unchecked (beyond being an
+    object with a ``format``); the receiver treats it as unprocessable (SSF §3.6).
+    """
     value = _check_object(value, path)
     fmt = _format_of(value, path)
     if fmt == c.FORMAT_COMPLEX:
         raise SubjectError(f"{path!r}: complex subjects cannot be nested (SSF §3.3)")
     if fmt == c.FORMAT_ALIASES:
-        _validate_aliases(value, path)
-    else:
+        _validate_aliases(value, path, lenient)
+    elif not (lenient and fmt not in _registry):
         _validate_simple(value, fmt, path)
 
 
-def _validate_complex(subject: dict[str, Any], path: str) -> None:
+def _validate_complex(subject: dict[str, Any], path: str, lenient: bool = False) -> None:
     members = [name for name in subject if name != FORMAT_MEMBER]
     if not members:
         raise SubjectError(
@@ -412,32 +418,48 @@ def _validate_complex(subject: dict[str, Any], path: str) -> None:
     for name in members:
         if not name:
             raise SubjectError("a complex subject member name must not be empty")
-        _validate_member_subject(subject[name], _where(path, name))
+        _validate_member_subject(subject[name], _where(path, name), lenient)
 
 
-def _validate(subject: object, path: str = "") -> dict[str, Any]:
+def _validate(subject: object, path: str = "", lenient: bool = False) -> dict[str, Any]:
     subject = _check_object(subject, path)
     fmt = _format_of(subject, path)
     if fmt == c.FORMAT_COMPLEX:
-        _validate_complex(subject, path)
+        _validate_complex(subject, path, lenient)
     elif fmt == c.FORMAT_ALIASES:
-        _validate_aliases(subject, path)
+        _validate_aliases(subject, path, lenient)
     else:
         _validate_simple(subject, fmt, path)
     return subject
 
 
-def validate_subject(subject: object, *, legacy: bool = False) -> dict[str, Any]:
+UNKNOWN_FORMATS_REJECT = "reject"
+UNKNOWN_FORMATS_ALLOW = "allow"
+
+
+def validate_subject(
+    subject: object, *, legacy: bool = False, unknown_formats: str = UNKNOWN_FORMATS_REJECT
+) -> dict[str, Any]:
     """Check a subject identifier or complex subject and return a deep copy of it.
 
     Raises :class:`~django_ssf.core.errors.SubjectError` naming the member and the problem.
     With ``legacy=True`` the draft-era shapes handled by :func:`from_legacy` are converted
     first (and phone numbers are normalised to E.164); otherwise phone numbers must already
     be strict E.164.
+
+    ``unknown_formats="allow"`` (the receiver's mode): a complex-subject member, or an
+    ``aliases`` identifier inside one, in a format that is not registered is accepted
+    as it is (an object with a non-empty ``format``), so that the members we know can
+    still be processed (SSF §3.6: best effort on every member); such members are
+    unprocessable (:func:`unprocessable_critical_members`). The top-level subject must
+    still be in a known format. The default ``"reject"`` is the strict check the
+    transmitter applies to what it accepts and emits.
     """
+    if unknown_formats not in (UNKNOWN_FORMATS_REJECT, UNKNOWN_FORMATS_ALLOW):
+        raise ValueError(f"unknown_formats must be 'reject' or 'allow', not {unknown_formats!r}")
     if legacy and isinstance(subject, dict):
         subject = from_legacy(subject)
-    _validate(subject)
+    _validate(subject, lenient=unknown_formats == UNKNOWN_FORMATS_ALLOW)
     return copy.deepcopy(subject)  # type: ignore[arg-type]
 
 
@@ -642,7 +664,9 @@ def unprocessable_critical_members(
     """Members of a complex subject this receiver must not ignore but cannot process.
 
     SSF §3.6: a receiver discards an event whose subject has a member listed in the
-    transmitter's ``critical_subject_members`` that it cannot process. Returns the
+    transmitter's ``critical_subject_members`` that it cannot process. A member cannot be
+    processed when its name is not in ``processable``, or when its format is not a
+    registered one (see ``validate_subject(unknown_formats="allow")``). Returns the
     offending member names in the subject's order; empty for simple subjects.
     """
     if not is_complex(subject):
@@ -650,9 +674,37 @@ def unprocessable_critical_members(
     critical_set, processable_set = set(critical), set(processable)
     return [
         name
-        for name in subject
-        if name != FORMAT_MEMBER and name in critical_set and name not in processable_set
+        for name, value in subject.items()
+        if name != FORMAT_MEMBER
+        and name in critical_set
+        and (name not in processable_set or not _known_format(value))
     ]
+
+
+def unknown_format_members(subject: Mapping[str, Any]) -> list[str]:
+    """Complex-subject members in a format this app does not know (SSF §3.4 proprietary).
+
+    An ``aliases`` member counts as known when at least one identifier is. Empty for
+    simple subjects.
+    """
+    if not is_complex(subject):
+        return []
+    return [
+        name for name, value in subject.items()
+        if name != FORMAT_MEMBER and not _known_format(value)
+    ]
+
+
+def _known_format(value: Any) -> bool:
+    if not isinstance(value, Mapping):
+        return False
+    fmt = value.get(FORMAT_MEMBER)
+    if fmt == c.FORMAT_ALIASES:
+        identifiers = value.get("identifiers")
+        return isinstance(identifiers, list) and any(
+            isinstance(i, Mapping) and i.get(FORMAT_MEMBER) in _registry for i in identifiers
+        )
+    return isinstance(fmt, str) and fmt in _registry
 
 
 # ---- constructors for host code -----------------------------------------------------------

@@ -7,7 +7,9 @@
 * :class:`ReceiverStream` - one stream at a transmitter. Push streams get a random
   ``push_id`` (our per-stream URL) and the ``authorization_header`` secret we handed the
   transmitter; the audience we accept is the ``aud`` the transmitter returned.
-* :class:`InboundSET` - every SET that reached us, valid or not, stored *before* we answer.
+* :class:`InboundSET` - every SET that reached us, valid or not, stored *before* we answer
+  (except one we could not judge yet because the transmitter's JWKS was unreachable: the
+  transmitter is told to send it again - push 503, poll no ack - and nothing is stored).
   A valid SET is unique on (transmitter, ``jti``): a redelivery is stored as a
   ``duplicate`` row, acknowledged again and never processed twice (RFC 8935 §2).
 * :class:`ActionRecord` - what processing did with one SET (handlers, built-in actions).
@@ -15,19 +17,26 @@
   (SSF §8.1.4); a verification event whose ``state`` matches none is ``invalid_state``.
 * :class:`UserSessionRecord` - when each Django session of a user started, so that a CAEP
   session-revoked event ends only the sessions started before its ``event_timestamp``.
+  The record follows the session when Django cycles its key (password change), see
+  :func:`track_cycled_session`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import logging
 import secrets
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.db import models
+from django.db import DatabaseError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from ..core import constants as c
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ActionRecord",
@@ -85,6 +94,18 @@ class Transmitter(models.Model):
     # the next forced refetch waits for JWKS_REFETCH_INTERVAL).
     jwks_refetched_at = models.DateTimeField(null=True, blank=True)
     jwks_refetch_fruitless = models.BooleanField(default=False)
+    # ``{kid: ISO time}`` of the forced refetches of the last JWKS_REFETCH_INTERVAL: each
+    # unknown ``kid`` gets one refetch per interval (``""`` stands for a kid-less header).
+    jwks_refetch_kids = models.JSONField(default=dict, blank=True)
+
+    # ---- subject namespaces (RFC 8935 §2: what this transmitter may speak about) -------
+    # ``iss`` values of ``iss_sub`` subjects, besides the transmitter's own issuer, that
+    # the default subject resolver matches against SSF["RECEIVER_ISS_SUB_FIELD"].
+    subject_issuers = models.JSONField(default=list, blank=True)
+    # Opt-in: ``iss_sub`` subjects whose ``iss`` is OUR SSF["ISSUER"] name local users by
+    # primary key. Only for a transmitter that really holds our user ids (off by default:
+    # otherwise any partner could address any local account by enumerating ids).
+    trust_own_issuer_subjects = models.BooleanField(default=False)
 
     # ---- control-plane credentials ----------------------------------------------------
     auth_method = models.CharField(max_length=32, choices=AUTH_CHOICES, default=AUTH_NONE)
@@ -142,6 +163,12 @@ class Transmitter(models.Model):
     @property
     def allows_numeric_txn(self) -> bool:
         return self.legacy or self.legacy_numeric_txn
+
+    @property
+    def subject_issuer_allowlist(self) -> list[str]:
+        """The ``iss`` values of ``iss_sub`` subjects this transmitter may address."""
+        extra = self.subject_issuers if isinstance(self.subject_issuers, list) else []
+        return [self.issuer, *(str(i) for i in extra if isinstance(i, str) and i)]
 
     @property
     def critical_subject_members(self) -> list[str]:
@@ -418,6 +445,9 @@ class PendingVerification(models.Model):
     inbound = models.ForeignKey(
         InboundSET, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Why the verification request itself failed without a definite refusal (timeout,
+    # connection reset, 5xx): the transmitter may still send the event, so the row stays.
+    request_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -430,7 +460,10 @@ class PendingVerification(models.Model):
 
 
 class UserSessionRecord(models.Model):
-    """When a user's Django session started (filled on ``user_logged_in``)."""
+    """When a user's Django session started (filled on ``user_logged_in``).
+
+    ``session_key`` is kept current when the key is cycled (:func:`track_cycled_session`).
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ssf_session_records"
@@ -443,6 +476,12 @@ class UserSessionRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.session_key[:6]}… at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+# Start time recorded for sessions whose real start is unknown (found by the backfill, or
+# first seen when their key was cycled): they count as older than any event, so a
+# revocation ends them (never the opposite).
+UNKNOWN_SESSION_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _record_login(sender, request, user, **kwargs) -> None:
@@ -466,3 +505,83 @@ def _forget_logout(sender, request, user, **kwargs) -> None:
 
 user_logged_in.connect(_record_login, dispatch_uid="django_ssf.receiver.record_login")
 user_logged_out.connect(_forget_logout, dispatch_uid="django_ssf.receiver.forget_logout")
+
+
+# ---- session key rotation -------------------------------------------------------------
+#
+# Django gives a live session a new key without a new login: ``update_session_auth_hash``
+# (every password change that keeps the user logged in) and any ``session.cycle_key()``.
+# A record naming the old, deleted key would let a session-revoked event miss the user's
+# live session. ``SessionBase.cycle_key`` (and ``acycle_key``) are therefore wrapped, once,
+# when this module is imported: after the original method, the record of the old key is
+# moved to the new key and keeps its ``created_at`` (the session started when the user
+# logged in, not when its key changed). An authenticated session with no record yet is
+# recorded with :data:`UNKNOWN_SESSION_START`. This covers every engine that cycles keys
+# through ``SessionBase`` (db, cached_db, cache, file); signed-cookie sessions keep no
+# server-side state and cannot be ended by any receiver.
+
+
+def track_cycled_session(session, old_key: str | None) -> None:
+    """Point the session record of ``old_key`` at ``session``'s current key."""
+    new_key = session.session_key
+    if not old_key or not new_key or old_key == new_key:
+        return
+    try:
+        with transaction.atomic():
+            if UserSessionRecord.objects.filter(session_key=old_key).update(
+                session_key=new_key
+            ):
+                return
+            _record_untracked(session, new_key)
+    except DatabaseError:
+        # Never break a password change because of the tracking table (e.g. before
+        # ``migrate``); the session is then untracked, as before this hook existed.
+        logger.warning("could not track the cycled key of a session", exc_info=True)
+
+
+def _record_untracked(session, key: str) -> None:
+    from django.contrib.auth import SESSION_KEY, get_user_model
+
+    raw = session.get(SESSION_KEY)
+    if raw is None:
+        return  # an anonymous session (login() cycles those before logging in)
+    User = get_user_model()
+    try:
+        pk = User._meta.pk.to_python(raw)
+    except Exception:
+        return
+    if User._default_manager.filter(pk=pk).exists():
+        UserSessionRecord.objects.get_or_create(
+            session_key=key, defaults={"user_id": pk, "created_at": UNKNOWN_SESSION_START}
+        )
+
+
+def _install_cycle_key_hook() -> None:
+    from asgiref.sync import sync_to_async
+    from django.contrib.sessions.backends.base import SessionBase
+
+    if getattr(SessionBase.cycle_key, "_ssf_tracked", False):
+        return
+    original = SessionBase.cycle_key
+    original_async = getattr(SessionBase, "acycle_key", None)
+
+    @functools.wraps(original)
+    def cycle_key(self) -> None:
+        old_key = self.session_key
+        original(self)
+        track_cycled_session(self, old_key)
+
+    cycle_key._ssf_tracked = True  # type: ignore[attr-defined]
+    SessionBase.cycle_key = cycle_key  # type: ignore[method-assign]
+    if original_async is not None:
+
+        @functools.wraps(original_async)
+        async def acycle_key(self) -> None:
+            old_key = self.session_key
+            await original_async(self)
+            await sync_to_async(track_cycled_session)(self, old_key)
+
+        SessionBase.acycle_key = acycle_key  # type: ignore[method-assign]
+
+
+_install_cycle_key_hook()

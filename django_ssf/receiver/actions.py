@@ -33,12 +33,18 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from ..models.receiver import ActionRecord, InboundSET, UserSessionRecord
+from ..models.receiver import (
+    UNKNOWN_SESSION_START,
+    ActionRecord,
+    InboundSET,
+    UserSessionRecord,
+)
 from .events import ReceivedEvent
 
 logger = logging.getLogger(__name__)
@@ -80,26 +86,43 @@ def _resolve_simple(subject: dict, transmitter) -> Any | None:
         iss, sub = subject.get("iss"), subject.get("sub")
         if not isinstance(iss, str) or not isinstance(sub, str):
             return None
-        if ssf_settings.ISSUER and iss == ssf_settings.ISSUER:
-            # Our own issuer: ``sub`` is the primary key of the local user.
-            try:
-                return User._default_manager.filter(pk=sub).first()
-            except (ValueError, TypeError):
-                return None
-            except Exception:
-                return None
-        field = ssf_settings.RECEIVER_ISS_SUB_FIELD
-        if field:
-            return _unique(User._default_manager.filter(**{field: sub}))
+        return _resolve_iss_sub(iss, sub, transmitter)
     return None
+
+
+def _resolve_iss_sub(iss: str, sub: str, transmitter) -> Any | None:
+    """``iss_sub`` → user, only inside a namespace this transmitter may speak about.
+
+    RFC 8935 §2 / checklist §8.2: a SET is acted on only when *this* transmitter may send
+    SETs for this issuer and subject. Our own ``SSF["ISSUER"]`` (``sub`` = local primary
+    key) is honoured only for transmitters with ``trust_own_issuer_subjects``; any other
+    ``iss`` must be the transmitter's issuer or in its ``subject_issuers``, and is then
+    matched against ``SSF["RECEIVER_ISS_SUB_FIELD"]``.
+    """
+    User = get_user_model()
+    if ssf_settings.ISSUER and iss == ssf_settings.ISSUER:
+        if transmitter is None or not getattr(transmitter, "trust_own_issuer_subjects", False):
+            return None
+        try:
+            return User._default_manager.filter(pk=sub).first()
+        except (ValueError, TypeError, ValidationError):
+            return None
+    field = ssf_settings.RECEIVER_ISS_SUB_FIELD
+    if not field or transmitter is None:
+        return None
+    if iss not in transmitter.subject_issuer_allowlist:
+        return None
+    return _unique(User._default_manager.filter(**{field: sub}))
 
 
 def default_subject_resolver(subject: dict | None, transmitter) -> Any | None:
     """Map a subject to a local user, or ``None``.
 
     * ``email``: case-insensitive match on the user model's email field (exactly one user);
-    * ``iss_sub``: when ``iss`` is our own ``SSF["ISSUER"]``, ``sub`` is the user's primary
-      key; otherwise ``sub`` is matched against ``SSF["RECEIVER_ISS_SUB_FIELD"]`` if set;
+    * ``iss_sub``: when ``iss`` is our own ``SSF["ISSUER"]`` and the transmitter has
+      ``trust_own_issuer_subjects``, ``sub`` is the user's primary key; when ``iss`` is the
+      transmitter's issuer or one of its ``subject_issuers``, ``sub`` is matched against
+      ``SSF["RECEIVER_ISS_SUB_FIELD"]`` if set; any other ``iss_sub`` resolves to nobody;
     * ``complex``: its ``user`` member; ``aliases``: the first identifier that resolves.
     """
     if not isinstance(subject, dict):
@@ -176,9 +199,6 @@ def end_user_sessions(user, before: dt.datetime | None = None) -> int:
     return ended
 
 
-# Start time recorded for sessions found by the backfill: their real start is unknown, so
-# they count as older than any event (a revocation ends them, never the opposite).
-UNKNOWN_SESSION_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def track_existing_sessions(*, dry_run: bool = False, batch_size: int = 1000) -> dict[str, int]:

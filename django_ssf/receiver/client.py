@@ -266,6 +266,39 @@ class TransmitterClient:
         return method
 
     def _apply_config(self, stream: ReceiverStream, config: dict) -> ReceiverStream:
+        """Store the transmitter's configuration; give a stream that became push a secret."""
+        needs_secret = self._store_config(stream, config)
+        if needs_secret:
+            self._send_push_secret(stream)
+        return stream
+
+    def _send_push_secret(self, stream: ReceiverStream) -> None:
+        """A stream became push without a secret of ours: mint one and hand it over.
+
+        Issue 5 / RFC 8935 §2: our push endpoint only accepts SETs carrying the per-stream
+        ``authorization_header`` (an empty one is refused, never "anything goes"). The new
+        secret and our endpoint URL are PATCHed to the transmitter (SSF §8.1.1.3); until
+        that succeeds its pushes get 401 and the error says how to recover.
+        """
+        stream.authorization_header = generate_authorization_header()
+        stream.save(update_fields=["authorization_header", "updated_at"])
+        delivery = {
+            "method": self._delivery_uri(c.DELIVERY_PUSH),
+            "endpoint_url": stream.push_url(),
+            "authorization_header": stream.authorization_header,
+        }
+        try:
+            self.update_stream(stream, delivery=delivery)
+        except ControlPlaneError as exc:
+            raise ControlPlaneError(
+                f"stream {stream.pk} is now a push stream, but its new push secret could not be "
+                f"sent to the transmitter ({exc}); pushes are refused (401) until the stream is "
+                "re-synced (admin 're-sync' or replace_stream)",
+                status=exc.status, body=exc.body,
+            ) from exc
+
+    def _store_config(self, stream: ReceiverStream, config: dict) -> bool:
+        """Copy ``config`` onto ``stream``; True when it is now push without a secret."""
         delivery = config.get("delivery") if isinstance(config.get("delivery"), dict) else {}
         method = delivery.get("method") or stream.delivery_method
         if self.transmitter.allows_legacy_delivery_uris:
@@ -301,12 +334,16 @@ class TransmitterClient:
         stream.config = config
         stream.active = True
         stream.save()
-        return stream
+        return stream.is_push and not stream.authorization_header
 
     def _wanted(self, stream: ReceiverStream, *, include_delivery: bool = True) -> dict:
         body: dict[str, Any] = {}
         if include_delivery:
             if stream.is_push:
+                if not stream.authorization_header:
+                    stream.authorization_header = generate_authorization_header()
+                    if stream.pk is not None:
+                        stream.save(update_fields=["authorization_header", "updated_at"])
                 body["delivery"] = {
                     "method": self._delivery_uri(c.DELIVERY_PUSH),
                     "endpoint_url": stream.push_url(),
@@ -498,8 +535,15 @@ class TransmitterClient:
             self.request("POST", self.transmitter.endpoint("verification_endpoint"),
                          json={"stream_id": stream.stream_id, "state": pending.state},
                          expected=(200, 202, 204), stream=stream)
-        except ControlPlaneError:
-            pending.delete()
+        except ControlPlaneError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                # A definite refusal: no event will come for this state.
+                pending.delete()
+            else:
+                # Timeout, reset, 5xx: the transmitter may have accepted the request and
+                # send the event later (SSF §8.1.4.2); keep the state so that it matches.
+                pending.request_error = str(exc)[:2000]
+                pending.save(update_fields=["request_error"])
             raise
         return pending
 
@@ -554,9 +598,15 @@ def add_transmitter(
     token_endpoint: str | None = None,
     scope: str | None = None,
     legacy: bool = False,
+    subject_issuers: list[str] | None = None,
+    trust_own_issuer_subjects: bool | None = None,
     session: requests.Session | None = None,
 ) -> Transmitter:
-    """Discover a transmitter and store (or update) it with the given credentials."""
+    """Discover a transmitter and store (or update) it with the given credentials.
+
+    ``subject_issuers`` / ``trust_own_issuer_subjects`` set the ``iss_sub`` namespaces the
+    transmitter may address (see the default subject resolver); ``None`` leaves them.
+    """
     try:
         found = discover(issuer_or_url, legacy=legacy, session=session)
     except DiscoveryError as exc:
@@ -583,6 +633,10 @@ def add_transmitter(
             transmitter.scope = scope
         if legacy:
             transmitter.legacy = True
+        if subject_issuers is not None:
+            transmitter.subject_issuers = [str(i) for i in subject_issuers if i]
+        if trust_own_issuer_subjects is not None:
+            transmitter.trust_own_issuer_subjects = bool(trust_own_issuer_subjects)
         transmitter.save()
     return transmitter
 
@@ -598,12 +652,15 @@ def connect(
     events: list[str] | None = None,
     description: str = "",
     legacy: bool = False,
+    subject_issuers: list[str] | None = None,
+    trust_own_issuer_subjects: bool | None = None,
     session: requests.Session | None = None,
 ) -> ReceiverStream:
     """Add the transmitter and create a stream there (the ``ssf_connect`` command)."""
     transmitter = add_transmitter(
         issuer_or_url, token=token, client_id=client_id, client_secret=client_secret,
-        token_endpoint=token_endpoint, legacy=legacy, session=session,
+        token_endpoint=token_endpoint, legacy=legacy, subject_issuers=subject_issuers,
+        trust_own_issuer_subjects=trust_own_issuer_subjects, session=session,
     )
     if events:
         from .handlers import resolve_event_type

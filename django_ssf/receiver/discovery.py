@@ -184,16 +184,24 @@ def discover_authorization_server(
     RFC 9728 protected-resource metadata gives ``authorization_servers[0]`` (and the
     ``scopes_supported`` a client MUST use, IOP §2.7.2); RFC 8414 metadata, or OIDC
     discovery, of that server gives ``token_endpoint``. When the transmitter publishes no
-    RFC 9728 document, the issuer itself is tried as the authorization server.
+    RFC 9728 document, the issuer itself is tried as the authorization server. A document
+    naming another ``resource`` (RFC 9728 §3.3) or another ``issuer`` (RFC 8414 §3.3) is
+    refused: it would decide where the client secret is sent.
     Returns ``(token_endpoint, scopes)``; raises :class:`DiscoveryError`.
     """
     session = session or http_session()
     scopes: list[str] = []
     servers = [resource]
-    status, prm = _get_json(
-        session, well_known_url(resource, c.WELL_KNOWN_PROTECTED_RESOURCE), "resource metadata"
-    )
+    prm_url = well_known_url(resource, c.WELL_KNOWN_PROTECTED_RESOURCE)
+    status, prm = _get_json(session, prm_url, "resource metadata")
     if status == 200 and isinstance(prm, dict):
+        # RFC 9728 §3.3: the resource MUST be identical to the one we asked about, or the
+        # document MUST NOT be used (it would decide where our client secret goes).
+        if prm.get("resource") != resource:
+            raise DiscoveryError(
+                f"protected-resource metadata at {prm_url} is for resource "
+                f"{prm.get('resource')!r}, not {resource!r} (RFC 9728 §3.3)"
+            )
         found = prm.get("authorization_servers")
         if isinstance(found, list) and found and all(isinstance(s, str) for s in found):
             servers = [found[0]]
@@ -208,6 +216,13 @@ def discover_authorization_server(
     ):
         status, meta = _get_json(session, url, "authorization server metadata")
         if status == 200 and isinstance(meta, dict) and isinstance(meta.get("token_endpoint"), str):
+            # RFC 8414 §3.3 (and OpenID Connect Discovery §4.3): the issuer MUST be
+            # identical to the identifier the metadata URL was built from.
+            if meta.get("issuer") != server:
+                raise DiscoveryError(
+                    f"authorization server metadata at {url} names issuer "
+                    f"{meta.get('issuer')!r}, not {server!r} (RFC 8414 §3.3)"
+                )
             return check_url(meta["token_endpoint"], "token_endpoint"), scopes
     raise DiscoveryError(
         f"no token endpoint found for {resource}: give one explicitly (--token-endpoint)"

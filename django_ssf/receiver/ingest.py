@@ -11,12 +11,17 @@ discarded or rejected - *before* the caller answers the transmitter:
 4. :func:`django_ssf.core.jose.verify_set`: ``alg``/``typ``, signature with the
    transmitter's cached JWKS (``invalid_key``), ``iss`` (``invalid_issuer``), ``aud`` = the
    stream's ``aud`` (``invalid_audience``), ``iat``, ``jti``, no ``sub``/``exp``, one
-   event, ``txn`` (``invalid_request``);
+   event, ``txn`` (``invalid_request``); ``jti``, ``txn`` and the event URI must fit
+   their columns (``invalid_request``). A JWKS that cannot be fetched *for now* does not
+   reject the SET: it is deferred (push 503, poll unacknowledged) and sent again;
 5. the event URI (draft ``sse`` URIs only for transmitters allowed them);
 6. the subject: ``sub_id``, or for legacy transmitters the subject inside the event;
-   Google's ``subject_type`` only when allowed; RFC 9493 validation (``invalid_request``);
-   a complex subject with a ``critical_subject_members`` member we cannot process is
-   *discarded*: acknowledged, stored, never processed (SSF §3.6);
+   Google's ``subject_type`` only when allowed; RFC 9493 validation (``invalid_request``),
+   except that complex-subject members in a format we do not know are kept unchecked;
+   a complex subject with a ``critical_subject_members`` member we cannot process (its
+   name is not in ``PROCESSABLE_SUBJECT_MEMBERS``, or its format is unknown) is
+   *discarded*: acknowledged, stored, never processed (SSF §3.6); a non-critical member
+   we cannot process is ignored;
 7. the event payload against its type (``invalid_request``);
 8. verification: ``state`` must match a verification we requested (``invalid_state``);
    the subject of verification / stream-updated must be this stream (``invalid_request``).
@@ -56,6 +61,7 @@ from .events import ReceivedEvent
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "STATUS_DEFERRED",
     "IngestResult",
     "ValidatedSET",
     "drain_stream",
@@ -69,6 +75,15 @@ __all__ = [
 ]
 
 MAX_JTI_LENGTH = 255
+# Longest event-type URI, ``txn`` and ``iss`` we store (the column sizes of InboundSET):
+# longer values are rejected as ``invalid_request`` instead of failing the INSERT.
+MAX_EVENT_TYPE_LENGTH = 512
+MAX_TXN_LENGTH = 255
+MAX_ISS_LENGTH = 512
+# ``IngestResult.status`` of a SET that could not be judged now (our JWKS fetch failed
+# transiently): nothing is stored, the transmitter is told to try again (push 503,
+# poll: neither ``ack`` nor ``setErrs``).
+STATUS_DEFERRED = "deferred"
 # The stream's ``last_event_at`` is written at most this often (one row, many writers).
 LAST_EVENT_RESOLUTION = dt.timedelta(seconds=1)
 
@@ -92,10 +107,17 @@ class IngestResult:
     status: str
     inbound: InboundSET | None
     error: SETValidationError | None = None
+    # Seconds after which a deferred SET is worth sending again.
+    retry_after: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status in InboundSET.ACKNOWLEDGED_STATUSES
+
+    @property
+    def deferred(self) -> bool:
+        """Not judged: neither acknowledge nor reject; the transmitter must send it again."""
+        return self.status == STATUS_DEFERRED
 
     @property
     def jti(self) -> str:
@@ -108,9 +130,9 @@ class IngestResult:
 _STREAM_COLUMNS = ("id", "transmitter_id", "stream_id", "delivery_method", "push_id",
                    "authorization_header", "iss", "aud", "status", "active", "last_event_at")
 _TRANSMITTER_COLUMNS = ("id", "issuer", "metadata", "jwks_fetched_at", "jwks_refetched_at",
-                        "jwks_refetch_fruitless", "legacy", "legacy_subject_in_event",
-                        "legacy_subject_type", "legacy_sse_namespace", "legacy_delivery_uris",
-                        "legacy_numeric_txn")
+                        "jwks_refetch_fruitless", "jwks_refetch_kids", "legacy",
+                        "legacy_subject_in_event", "legacy_subject_type", "legacy_sse_namespace",
+                        "legacy_delivery_uris", "legacy_numeric_txn")
 
 
 @dataclass(frozen=True)
@@ -256,7 +278,10 @@ def _subject_of(stream: ReceiverStream, claims: dict, event_type: str, payload: 
         subject = from_legacy(subject)
     legacy = transmitter.allows_subject_type or transmitter.allows_subject_in_event
     try:
-        return validate_subject(subject, legacy=legacy)
+        # Lenient on complex members in formats we do not know: the members we do know
+        # are still processed (SSF §3.6 best effort); a critical unknown one discards
+        # the event (see unprocessable_critical_members in validate_set).
+        return validate_subject(subject, legacy=legacy, unknown_formats="allow")
     except SubjectError as exc:
         raise _reject(c.ERR_INVALID_REQUEST, f"{where} is not a valid subject: {exc}") from None
 
@@ -307,8 +332,7 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         require_sub_id=not transmitter.allows_subject_in_event,
         allow_numeric_txn=transmitter.allows_numeric_txn,
     )
-    if len(claims["jti"]) > MAX_JTI_LENGTH:
-        raise _reject(c.ERR_INVALID_REQUEST, f"jti is longer than {MAX_JTI_LENGTH} characters")
+    _check_lengths(claims)
     ((raw_type, payload),) = claims["events"].items()
     if raw_type.startswith(c.LEGACY_SSE_EVENT_BASE) and not transmitter.allows_sse_namespace:
         raise _reject(
@@ -345,6 +369,20 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         txn=str(txn) if txn is not None else "",
         discard_reason=discard,
     )
+
+
+def _check_lengths(claims: dict) -> None:
+    """Strings we store must fit their columns: reject, never truncate a valid SET."""
+    txn = claims.get("txn")
+    ((event_type, _),) = claims["events"].items()
+    for name, value, limit in (
+        ("jti", claims["jti"], MAX_JTI_LENGTH),
+        ("iss", claims["iss"], MAX_ISS_LENGTH),
+        ("the event-type URI", event_type, MAX_EVENT_TYPE_LENGTH),
+        ("txn", str(txn) if txn is not None else "", MAX_TXN_LENGTH),
+    ):
+        if isinstance(value, str) and len(value) > limit:
+            raise _reject(c.ERR_INVALID_REQUEST, f"{name} is longer than {limit} characters")
 
 
 def _check_state(stream: ReceiverStream, validated: ValidatedSET) -> PendingVerification | None:
@@ -469,7 +507,7 @@ def _store_valid(
         iss=claims["iss"],
         event_type=validated.event_type,
         subject=validated.subject,
-        txn=validated.txn[:255],
+        txn=validated.txn,
         status=status,
         error_description=validated.discard_reason,
         received_at=now,
@@ -518,7 +556,7 @@ def _store_duplicate(stream: ReceiverStream, token: str | bytes, validated: Vali
         iss=validated.claims["iss"],
         event_type=validated.event_type,
         subject=validated.subject,
-        txn=validated.txn[:255],
+        txn=validated.txn,
         status=InboundSET.STATUS_DUPLICATE,
         duplicate_of=original,
     )
@@ -541,6 +579,11 @@ def ingest(
         validated = validate_set(stream, token)
         pending = _check_state(stream, validated)
     except SETValidationError as error:
+        if getattr(error, "transient", False):
+            logger.warning("SET from %s not judged now, to be sent again: %s",
+                           stream.transmitter, error.description)
+            return IngestResult(STATUS_DEFERRED, None, error,
+                                retry_after=getattr(error, "retry_after", None))
         inbound = _store_rejected(stream, token, error, via)
         _send(signals.set_received, inbound=inbound)
         _send(signals.set_rejected, inbound=inbound, error=error)
@@ -804,6 +847,9 @@ def reprocess(inbound: InboundSET) -> IngestResult:
             validated = validate_set(stream, inbound.token)
             pending = _check_state(stream, validated)
         except SETValidationError as error:
+            if getattr(error, "transient", False):
+                return IngestResult(inbound.status, inbound, error,
+                                    retry_after=getattr(error, "retry_after", None))
             inbound.status = InboundSET.STATUS_REJECTED
             inbound.error_code, inbound.error_description = error.code, error.description
             inbound.save(update_fields=["status", "error_code", "error_description"])
@@ -813,7 +859,7 @@ def reprocess(inbound: InboundSET) -> IngestResult:
         inbound.iss = validated.claims["iss"]
         inbound.event_type = validated.event_type
         inbound.subject = validated.subject
-        inbound.txn = validated.txn[:255]
+        inbound.txn = validated.txn
         inbound.error_code = ""
         inbound.error_description = validated.discard_reason
         inbound.status = (

@@ -3,9 +3,16 @@
 The cache (``Transmitter.jwks``) is shared by every process. It is refreshed when older
 than ``JWKS_CACHE_SECONDS``, and refetched when a SET names a ``kid`` it does not hold -
 the usual sign of a key rotation at the transmitter (checklist §11.4). Forced refetches
-are rate limited without ever blocking a genuine rotation: the first refetch after the key
-set last changed is always allowed; once a refetch brings nothing new (a forged or stale
-``kid``), the next one waits ``JWKS_REFETCH_INTERVAL`` seconds.
+are rate limited per ``kid`` without ever blocking a genuine rotation: every ``kid`` not
+seen before gets one refetch, a ``kid`` already refetched for (a forged or stale one)
+waits ``JWKS_REFETCH_INTERVAL`` seconds before the next, and at most
+:data:`MAX_REFETCHES_PER_INTERVAL` forced refetches happen per interval and transmitter
+(against a flood of made-up ``kid`` values).
+
+A failure to *fetch* the JWKS that may be temporary (network error, timeout, 5xx, 408,
+429) while the key is needed is not a verdict on the SET: :class:`KeysUnavailable` (a
+``SETValidationError`` marked ``transient``) makes the push endpoint answer ``503`` with
+``Retry-After`` and the poller leave the SET unacknowledged, so it is delivered again.
 
 Parsed keys are kept per process, keyed by the transmitter and the fetch time of the
 stored JWKS (its version), so the hot path of a push does no JWK parsing and does not even
@@ -31,7 +38,21 @@ from .discovery import DiscoveryError, check_url, http_session, timeout
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JWKSFetchError", "fetch_jwks", "key_resolver", "refresh_jwks"]
+__all__ = [
+    "MAX_REFETCHES_PER_INTERVAL",
+    "JWKSFetchError",
+    "KeysUnavailable",
+    "fetch_jwks",
+    "key_resolver",
+    "refresh_jwks",
+]
+
+# Forced (unknown-kid) refetches allowed per transmitter and JWKS_REFETCH_INTERVAL.
+MAX_REFETCHES_PER_INTERVAL = 10
+# Retry-After (seconds) suggested when the JWKS could not be fetched for the moment.
+KEYS_UNAVAILABLE_RETRY_AFTER = 30
+# HTTP statuses of the jwks_uri that are worth retrying later.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 _parsed_lock = threading.Lock()
 # transmitter pk → (fetched_at, {kid-or-"": key})
@@ -39,7 +60,31 @@ _parsed: dict[int, tuple[dt.datetime | None, dict[str, Any], list[Any]]] = {}
 
 
 class JWKSFetchError(Exception):
-    """The transmitter's JWKS could not be fetched or parsed."""
+    """The transmitter's JWKS could not be fetched or parsed.
+
+    ``transient``: the failure may go away by itself (network, timeout, 5xx, 408, 429),
+    as opposed to a transmitter that publishes no usable JWKS at all.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class KeysUnavailable(SETValidationError):
+    """The key for a SET could not be obtained *for now*: try the SET again later.
+
+    Raised instead of a final ``invalid_key`` when the JWKS fetch failed transiently. It
+    is a ``SETValidationError`` (``invalid_key``) so that it passes unchanged through the
+    JOSE layer; :func:`~django_ssf.receiver.ingest.ingest` recognises ``transient``.
+    """
+
+    transient = True
+
+    def __init__(self, description: str,
+                 retry_after: int = KEYS_UNAVAILABLE_RETRY_AFTER) -> None:
+        super().__init__(c.ERR_INVALID_KEY, description)
+        self.retry_after = retry_after
 
 
 def fetch_jwks(transmitter, *, session: requests.Session | None = None) -> dict:
@@ -54,10 +99,20 @@ def fetch_jwks(transmitter, *, session: requests.Session | None = None) -> dict:
     session = session or http_session()
     try:
         response = session.get(uri, timeout=timeout(), headers={"Accept": "application/json"})
-        response.raise_for_status()
-        jwks = response.json()
-    except (requests.RequestException, OutboundRequestError, ValueError) as exc:
+    except OutboundRequestError as exc:
         raise JWKSFetchError(f"could not fetch the JWKS at {uri}: {exc}") from exc
+    except requests.RequestException as exc:  # network, timeout: may work next time
+        raise JWKSFetchError(f"could not fetch the JWKS at {uri}: {exc}",
+                             transient=True) from exc
+    if response.status_code != 200:
+        raise JWKSFetchError(
+            f"the JWKS at {uri} answered HTTP {response.status_code}",
+            transient=response.status_code in _TRANSIENT_STATUSES,
+        )
+    try:
+        jwks = response.json()
+    except ValueError as exc:
+        raise JWKSFetchError(f"the JWKS at {uri} is not JSON") from exc
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise JWKSFetchError(f"the document at {uri} is not a JWK Set")
     return jwks
@@ -67,34 +122,62 @@ def _kids(jwks: dict | None) -> set[str]:
     return {str(k.get("kid", "")) for k in (jwks or {}).get("keys", []) if isinstance(k, dict)}
 
 
-def refresh_jwks(transmitter, *, forced: bool = False, session=None) -> bool:
+def refresh_jwks(transmitter, *, forced: bool = False, kid: str | None = None,
+                 session=None) -> bool:
     """Fetch the JWKS and store it on the transmitter row. Returns True if the key set changed.
 
-    ``forced`` marks a refetch caused by an unknown ``kid`` (subject to rate limiting by
-    the caller); it records whether the refetch brought anything new.
+    ``forced`` marks a refetch caused by the unknown ``kid`` (``None``: a kid-less header);
+    it is recorded for the per-kid rate limit, with whether it brought anything new.
     """
-    jwks = fetch_jwks(transmitter, session=session)
     now = timezone.now()
+    fields: dict[str, Any] = {}
+    if forced:
+        # Recorded before fetching: a failed fetch counts against the rate limit too.
+        log = _recent_refetches(transmitter, now)
+        log[kid or ""] = now.isoformat()
+        transmitter.jwks_refetch_kids = log
+        transmitter.jwks_refetched_at = now
+        fields.update(jwks_refetch_kids=log, jwks_refetched_at=now)
+    try:
+        jwks = fetch_jwks(transmitter, session=session)
+    finally:
+        if fields:
+            type(transmitter).objects.filter(pk=transmitter.pk).update(**fields)
     changed = _kids(jwks) != _kids(transmitter.jwks) or jwks != transmitter.jwks
     transmitter.jwks = jwks
     transmitter.jwks_fetched_at = now
-    fields = {"jwks": jwks, "jwks_fetched_at": now}
-    if forced:
-        transmitter.jwks_refetched_at = now
-        transmitter.jwks_refetch_fruitless = not changed
-        fields.update(jwks_refetched_at=now, jwks_refetch_fruitless=not changed)
-    elif changed:
-        transmitter.jwks_refetch_fruitless = False
-        fields["jwks_refetch_fruitless"] = False
-    type(transmitter).objects.filter(pk=transmitter.pk).update(**fields)
+    transmitter.jwks_refetch_fruitless = forced and not changed
+    type(transmitter).objects.filter(pk=transmitter.pk).update(
+        jwks=jwks, jwks_fetched_at=now, jwks_refetch_fruitless=forced and not changed
+    )
     return changed
 
 
-def _refetch_allowed(transmitter, now: dt.datetime) -> bool:
-    if not transmitter.jwks_refetch_fruitless or transmitter.jwks_refetched_at is None:
-        return True
-    interval = dt.timedelta(seconds=float(ssf_settings.JWKS_REFETCH_INTERVAL))
-    return now - transmitter.jwks_refetched_at >= interval
+def _interval() -> dt.timedelta:
+    return dt.timedelta(seconds=float(ssf_settings.JWKS_REFETCH_INTERVAL))
+
+
+def _recent_refetches(transmitter, now: dt.datetime) -> dict[str, str]:
+    """The forced refetches of the last interval, ``{kid: ISO time}`` (older ones dropped)."""
+    log = transmitter.jwks_refetch_kids if isinstance(transmitter.jwks_refetch_kids, dict) else {}
+    cutoff = now - _interval()
+    recent = {}
+    for kid, when in log.items():
+        try:
+            at = dt.datetime.fromisoformat(str(when))
+        except ValueError:
+            continue
+        if at > cutoff:
+            recent[str(kid)] = at.isoformat()
+    return recent
+
+
+def _refetch_allowed(transmitter, kid: str | None, now: dt.datetime) -> bool:
+    """One forced refetch per unknown ``kid`` and interval, a few per interval in all."""
+    recent = _recent_refetches(transmitter, now)
+    if (kid or "") in recent:
+        return False
+    return len(recent) < MAX_REFETCHES_PER_INTERVAL
 
 
 def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:
@@ -148,20 +231,30 @@ def key_resolver(transmitter) -> Callable[[dict], Any]:
         # read when the parsed keys of that version are not yet in this process.
         fetched_at = transmitter.jwks_fetched_at
         stale = fetched_at is None or now - fetched_at >= max_age
+        # A transient fetch failure: the key we lack may well be in the JWKS we could not
+        # read, so the SET is not judged now (KeysUnavailable), it is retried later.
+        unreachable: JWKSFetchError | None = None
         if stale:
             try:
                 refresh_jwks(transmitter)
             except JWKSFetchError as exc:
-                if transmitter.jwks is None:
+                if transmitter.jwks is None and not exc.transient:
                     raise SETValidationError(c.ERR_INVALID_KEY, str(exc)) from exc
-                logger.warning("using a stale JWKS for %s: %s", transmitter.issuer, exc)
+                if exc.transient:
+                    unreachable = exc
+                logger.warning("could not refresh the JWKS of %s: %s", transmitter.issuer, exc)
         key = _lookup(transmitter, kid)
         if key is not None:
             return key
-        if not stale and _refetch_allowed(transmitter, now):
+        if unreachable is not None:
+            raise KeysUnavailable(f"the transmitter's JWKS is unreachable: {unreachable}")
+        if not stale and _refetch_allowed(transmitter, kid, now):
             try:
-                refresh_jwks(transmitter, forced=True)
+                refresh_jwks(transmitter, forced=True, kid=kid)
             except JWKSFetchError as exc:
+                if exc.transient:
+                    raise KeysUnavailable(
+                        f"the transmitter's JWKS is unreachable: {exc}") from exc
                 raise SETValidationError(c.ERR_INVALID_KEY, str(exc)) from exc
             key = _lookup(transmitter, kid)
             if key is not None:

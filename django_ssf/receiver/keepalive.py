@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from ..core import constants as c
 from ..models.receiver import ReceiverStream
 from .client import ControlPlaneError, TransmitterClient
 
@@ -52,14 +51,18 @@ def _last_activity(stream: ReceiverStream) -> dt.datetime | None:
 
 
 def due_streams(now: dt.datetime | None = None) -> list[ReceiverStream]:
-    """Active, created streams with an ``inactivity_timeout`` that need a call now."""
+    """Active, created streams with an ``inactivity_timeout`` that need a call now.
+
+    Disabled streams are included: the transmitter may re-enable them, and may delete a
+    stream that shows no activity (SSF §8.1.1); the ``GET status`` also brings the local
+    status up to date.
+    """
     now = now or timezone.now()
     due = []
     candidates = (
         ReceiverStream.objects.select_related("transmitter")
         .filter(active=True)
         .exclude(stream_id="")
-        .exclude(status=c.STATUS_DISABLED)
     )
     for stream in candidates:
         timeout = stream.inactivity_timeout

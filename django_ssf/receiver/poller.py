@@ -11,6 +11,13 @@ that request carries ``Content-Language: en``, RFC 8936 §2.6). After the last b
 acknowledge-only request (``maxEvents: 0``, ``returnImmediately: true``) is sent so nothing
 stays unacknowledged. Transient failures (network, 5xx, anything unexpected) are retried
 with bounded exponential backoff; the pending ``ack``/``setErrs`` are kept and resent.
+
+A SET that cannot be judged *now* (the transmitter's JWKS is unreachable:
+``IngestResult.deferred``) or whose ingestion raised unexpectedly is neither acknowledged
+nor reported in ``setErrs``: the transmitter serves it again later (RFC 8936 §2.4), and
+the other SETs of the batch go on. Streams whose local status is ``disabled`` are polled
+too, with one short request per run: a re-enabling ``stream-updated`` event (SSF §8.1.5)
+can only be learnt by polling.
 """
 
 from __future__ import annotations
@@ -47,7 +54,10 @@ class PollResult:
     received: int = 0
     acked: int = 0
     errors: int = 0
+    deferred: int = 0
     failures: int = 0
+    # The stream's local status was ``disabled`` (polled once, for its stream-updated).
+    disabled: bool = False
     last_error: str = ""
     jtis: list[str] = field(default_factory=list)
 
@@ -58,7 +68,9 @@ class PollResult:
             "received": self.received,
             "acked": self.acked,
             "errors": self.errors,
+            "deferred": self.deferred,
             "failures": self.failures,
+            "disabled": self.disabled,
             "last_error": self.last_error or None,
         }
 
@@ -78,12 +90,14 @@ def poll_stream(
     stop: threading.Event | None = None,
     max_requests: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    max_attempts: int = ONCE_MAX_ATTEMPTS,
 ) -> PollResult:
     """Poll one stream.
 
     ``once``: drain what is available (following ``moreAvailable``), acknowledge, return;
-    short polls by default. Otherwise keep long-polling until ``stop`` is set or
-    ``max_requests`` requests were made, backing off after failures.
+    short polls by default, giving up after ``max_attempts`` failed requests in a row.
+    Otherwise keep long-polling until ``stop`` is set or ``max_requests`` requests were
+    made, backing off after failures.
     """
     if not stream.is_poll or not stream.poll_url:
         raise ControlPlaneError(f"stream {stream.pk} is not a poll stream with an endpoint_url")
@@ -150,7 +164,7 @@ def poll_stream(
                 body["setErrs"] = dict(set_errs)
             data = send(body)
             if data is None:
-                if once and failures_in_a_row >= ONCE_MAX_ATTEMPTS:
+                if once and failures_in_a_row >= max(1, max_attempts):
                     break
                 sleep(_backoff(failures_in_a_row))
                 continue
@@ -159,13 +173,23 @@ def poll_stream(
             acknowledged()
             sets = data.get("sets") or {}
             for jti, token in sets.items():
-                outcome = ingest(stream, token, via=InboundSET.VIA_POLL, process=False)
                 result.received += 1
                 result.jtis.append(str(jti))
+                try:
+                    outcome = ingest(stream, token, via=InboundSET.VIA_POLL, process=False)
+                except Exception:
+                    # A bug or a database failure on this one SET: leave it unacknowledged
+                    # (served again later) instead of losing the batch or jamming the stream.
+                    result.deferred += 1
+                    logger.exception("could not ingest SET %r polled from stream %s",
+                                     jti, stream.pk)
+                    continue
                 if outcome.ok:
                     ack.append(str(jti))
                     if outcome.status == InboundSET.STATUS_ACCEPTED:
                         awaiting_ack.append(outcome.inbound)
+                elif outcome.deferred:
+                    result.deferred += 1  # not judged now: no ack, no setErr, redelivered
                 else:
                     assert outcome.error is not None
                     set_errs[str(jti)] = outcome.error.as_dict()
@@ -200,19 +224,31 @@ def poll_all(
     return_immediately: bool | None = None,
     streams=None,
 ) -> list[PollResult]:
-    """Poll every active, not disabled, poll stream once (errors are logged, not raised)."""
+    """Poll every active poll stream once (errors are logged, not raised).
+
+    A stream whose local status is ``disabled`` gets one short request and no retry: the
+    transmitter sends nothing on it but the ``stream-updated`` event that re-enables it
+    (SSF §8.1.5), which a poll stream can only learn by polling.
+    """
     if streams is None:
         streams = (
             ReceiverStream.objects.select_related("transmitter")
             .filter(delivery_method=c.DELIVERY_POLL, active=True)
-            .exclude(status=c.STATUS_DISABLED)
             .exclude(poll_url="")
         )
     results = []
     for stream in streams:
+        disabled = stream.status == c.STATUS_DISABLED
         try:
-            results.append(poll_stream(stream, once=once, return_immediately=return_immediately))
+            result = poll_stream(
+                stream, once=once,
+                return_immediately=True if disabled else return_immediately,
+                max_attempts=1 if disabled else ONCE_MAX_ATTEMPTS,
+            )
+            result.disabled = disabled
+            results.append(result)
         except ControlPlaneError as exc:
             logger.error("cannot poll stream %s: %s", stream.pk, exc)
-            results.append(PollResult(stream=stream.pk, failures=1, last_error=str(exc)))
+            results.append(PollResult(stream=stream.pk, failures=1, last_error=str(exc),
+                                      disabled=disabled))
     return results

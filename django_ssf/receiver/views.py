@@ -10,7 +10,13 @@ SET *before* we answer:
 * ``202 Accepted`` with an empty body for a valid, duplicate or discarded SET;
 * ``400`` with ``{"err", "description"}``, ``Content-Type: application/json`` and
   ``Content-Language: en`` for an invalid one (RFC 8935 §2.3);
-* ``401`` when the ``Authorization`` header is missing or wrong, ``404`` for an unknown
+* ``503`` with ``Retry-After`` (and a plain ``description``) when the SET cannot be judged
+  *now* because the transmitter's JWKS could not be fetched (network error, 5xx): a
+  ``400`` would make the transmitter drop a SET that may well be valid; nothing is stored
+  and the transmitter sends it again (RFC 8935 §2.3, §4);
+* ``401`` when the ``Authorization`` header is missing or wrong - or when the stream has
+  no stored secret at all (fail closed: a push stream never accepts anonymous SETs) -
+  ``404`` for an unknown
   push URL, ``405`` for anything but POST, ``413`` for a body over ``PUSH_MAX_BODY_BYTES``;
 * ``429`` with ``Retry-After`` when the stream is over ``RECEIVER_PUSH_RATE_LIMIT``
   (checked after the ``Authorization`` header, before any cryptography; RFC 8935 §5.4).
@@ -48,9 +54,8 @@ def error_response(code: str, description: str, status: int = 400) -> HttpRespon
 
 
 def _authorized(expected: str, given: str | None) -> bool:
-    if not expected:
-        return True
-    if given is None:
+    """Constant-time comparison with the stream's secret; no secret means no access."""
+    if not expected or given is None:
         return False
     return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
@@ -107,6 +112,17 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
     result = ingest(stream, body)
     if result.ok:
         return HttpResponse(status=202)
+    if result.deferred:
+        # Not an RFC 8935 ``err`` (that would be a verdict on the SET): a plain outage.
+        reason = result.error.description if result.error else "the SET cannot be checked now"
+        response = HttpResponse(
+            json.dumps({"description": f"{reason}; send the SET again later"}),
+            status=503,
+            content_type="application/json",
+        )
+        response["Retry-After"] = str(result.retry_after or 30)
+        response["Content-Language"] = CONTENT_LANGUAGE
+        return response
     error = result.error
     assert error is not None  # a rejected result always carries its error
     return error_response(error.code, error.description)

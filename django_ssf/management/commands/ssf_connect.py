@@ -27,6 +27,14 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="", help="stream description")
         parser.add_argument("--legacy", action="store_true",
                             help="accept legacy (draft / Google RISC) shapes from this transmitter")
+        parser.add_argument(
+            "--subject-issuer", action="append", default=None, metavar="ISS",
+            help="another iss of iss_sub subjects this transmitter may address (repeatable; "
+            "its own issuer always counts)")
+        parser.add_argument(
+            "--trust-own-subjects", action="store_true",
+            help="let this transmitter address our users as iss_sub with OUR issuer and their "
+            "primary key (only for a transmitter that holds our user ids)")
 
     def handle(self, *args, **options) -> None:
         if options["token"] and options["client_id"]:
@@ -44,6 +52,8 @@ class Command(BaseCommand):
                 events=options["events"],
                 description=options["description"],
                 legacy=options["legacy"],
+                subject_issuers=options["subject_issuer"],
+                trust_own_issuer_subjects=options["trust_own_subjects"] or None,
             )
         except ControlPlaneError as exc:
             raise CommandError(str(exc)) from exc

@@ -32,21 +32,27 @@ class Command(BaseCommand):
         if options["once"]:
             results = poll_all(once=True, streams=streams)
             dump(self, [r.as_dict() for r in results])
-            if any(r.failures and not r.requests - r.failures for r in results):
+            # A disabled stream that refuses polls is expected; only enabled ones count.
+            if any(r.failures and not r.requests - r.failures and not r.disabled
+                   for r in results):
                 raise CommandError("polling failed: " + "; ".join(
                     r.last_error for r in results if r.last_error))
             return
         self._forever(streams)
 
     def _forever(self, streams) -> None:
-        """Long-poll every stream in its own thread until interrupted."""
+        """Long-poll every stream in its own thread until interrupted.
+
+        Disabled streams are long-polled too: the re-enabling ``stream-updated`` event
+        (SSF §8.1.5) arrives on the stream itself.
+        """
         from ...models.receiver import ReceiverStream
 
         if streams is None:
             streams = list(
                 ReceiverStream.objects.select_related("transmitter")
                 .filter(delivery_method=c.DELIVERY_POLL, active=True)
-                .exclude(status=c.STATUS_DISABLED).exclude(poll_url="")
+                .exclude(poll_url="")
             )
         if not streams:
             raise CommandError("no poll streams to poll")
