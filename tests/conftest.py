@@ -92,3 +92,23 @@ def ssf_celery_worker(redis_url: str, transactional_db) -> Iterator[object]:
     ) as worker:
         yield worker
     app.conf.update(**old)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with stray PostgreSQL sessions ended before it is dropped.
+
+    Threads started by tests (live servers, worker threads, long-poll waiters) may still
+    hold a connection when the session ends; PostgreSQL refuses to drop a database that
+    is in use, which would leave ``test_test`` behind for the next run.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
