@@ -290,22 +290,27 @@ def check_transmitter_settings(
                 )
             )
     if ssf_settings.SUBJECT_RATE_LIMIT:
-        from django.core.cache import caches
-        from django.core.cache.backends.base import InvalidCacheBackendError
-
-        alias = ssf_settings.RATE_LIMIT_CACHE
-        try:
-            caches[alias]
-        except (InvalidCacheBackendError, TypeError):
-            messages.append(
-                Error(
-                    f"SSF['RATE_LIMIT_CACHE'] {alias!r} is not a cache in CACHES.",
-                    hint="Name a configured cache alias, or set SSF['SUBJECT_RATE_LIMIT'] = "
-                    "None to turn the add/remove-subject rate limit off.",
-                    id="django_ssf.E011",
-                )
-            )
+        messages += _cache_alias_messages(
+            "RATE_LIMIT_CACHE",
+            hint="Name a configured cache alias, or set SSF['SUBJECT_RATE_LIMIT'] = None to "
+            "turn the add/remove-subject rate limit off.",
+            check_id="django_ssf.E011",
+        )
     return messages
+
+
+def _cache_alias_messages(setting: str, *, hint: str, check_id: str) -> list[CheckMessage]:
+    """An Error when ``SSF[setting]`` names no cache in ``CACHES``."""
+    from django.core.cache import caches
+    from django.core.cache.backends.base import InvalidCacheBackendError
+
+    alias = getattr(ssf_settings, setting)
+    try:
+        caches[alias]
+    except (InvalidCacheBackendError, TypeError):
+        return [Error(f"SSF[{setting!r}] {alias!r} is not a cache in CACHES.", hint=hint,
+                      id=check_id)]
+    return []
 
 
 # ---- receiver -------------------------------------------------------------------------
@@ -331,9 +336,6 @@ def check_receiver_settings(
         ssf_settings.user_settings  # noqa: B018 - reported by check_settings
     except ImproperlyConfigured:
         return []
-    from django.core.cache import caches
-    from django.core.cache.backends.base import InvalidCacheBackendError
-
     from .receiver.ratelimit import parse_rate
 
     messages: list[CheckMessage] = []
@@ -347,16 +349,12 @@ def check_receiver_settings(
                 hint="Every push would fail with HTTP 500 otherwise; None turns the limit off.",
                 id="django_ssf.E020",
             ))
-        alias = ssf_settings.RECEIVER_PUSH_RATE_LIMIT_CACHE
-        try:
-            caches[alias]
-        except (InvalidCacheBackendError, TypeError):
-            messages.append(Error(
-                f"SSF['RECEIVER_PUSH_RATE_LIMIT_CACHE'] {alias!r} is not a cache in CACHES.",
-                hint="Name a configured cache alias (a shared one such as Redis across "
-                "processes), or set SSF['RECEIVER_PUSH_RATE_LIMIT'] = None.",
-                id="django_ssf.E021",
-            ))
+        messages += _cache_alias_messages(
+            "RECEIVER_PUSH_RATE_LIMIT_CACHE",
+            hint="Name a configured cache alias (a shared one such as Redis across "
+            "processes), or set SSF['RECEIVER_PUSH_RATE_LIMIT'] = None.",
+            check_id="django_ssf.E021",
+        )
     messages += _import_string_messages("SUBJECT_RESOLVER", "django_ssf.E022")
     messages += _import_string_messages("EMAIL_CANONICALIZER", "django_ssf.E023")
     members = ssf_settings.PROCESSABLE_SUBJECT_MEMBERS
