@@ -12,12 +12,19 @@ baseline.
 Environment: ``DATABASE_URL`` (default: a fresh SQLite file in a temporary directory,
 WAL mode), ``BENCH_BROKER_URL`` (default ``redis://127.0.0.1:6379/13``), ``BENCH_SETS``
 (SETs per measured round, default 2000), ``BENCH_CONCURRENCY`` (client threads, default 8),
-``BENCH_ROUNDS`` (alternating rounds per variant, default 3; the best round counts),
+``BENCH_ROUNDS`` (measured rounds per variant, default 5; the variants alternate, and
+which one goes first alternates from round to round),
 ``BENCH_SYNCDB`` (set: create django-ssf's tables from the models instead of its
-migrations, SQLite only - for measuring a model change before its migration exists).
+migrations, SQLite only - for measuring a model change before its migration exists),
+``BENCH_CONN_MAX_AGE`` (``CONN_MAX_AGE`` of both variants; default 0 on SQLite, a
+connection per request, and 600 with ``DATABASE_URL``),
+``BENCH_PROFILE`` (a directory: each gunicorn worker is run under cProfile and saves its
+statistics there on exit, ``worker-<pid>.prof``).
 
-Prints a table (best, median and worst round of each variant, and the ratio of the best
-rounds); ``--json`` prints the same figures as JSON for machines.
+Prints a table (best, median and worst round of each variant; the ratio of the best
+rounds, of the medians, and the median of the per-round ratios); ``--json`` prints the
+same figures as JSON for machines. Before every measured round the driver checkpoints the
+SQLite WAL (``TRUNCATE``), so a round never pays for the pages the previous round wrote.
 
 This module is also the Django settings module, URLconf and WSGI factory of the
 benchmarked server (``benchmarks.receiver:wsgi_app()``), so the benchmark is one file.
@@ -62,12 +69,17 @@ MIDDLEWARE = [
 
 
 def _database() -> dict:
+    # CONN_MAX_AGE of both variants: by default a new connection per request on SQLite
+    # and persistent connections on a server database, as before; BENCH_CONN_MAX_AGE
+    # sets it for both.
     url = os.environ.get("DATABASE_URL")
+    conn_max_age = int(os.environ.get("BENCH_CONN_MAX_AGE", "600" if url else "0"))
     if url:
         import dj_database_url
 
-        return dj_database_url.parse(url, conn_max_age=600)
+        return dj_database_url.parse(url, conn_max_age=conn_max_age)
     return {
+        "CONN_MAX_AGE": conn_max_age,
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("BENCH_SQLITE", "/tmp/ssf-bench.sqlite3"),  # noqa: S108
         "OPTIONS": {
@@ -148,7 +160,28 @@ def wsgi_app():
     celery_app.config_from_object("django.conf:settings", namespace="CELERY")
     celery_app.set_default()
     celery_app.set_current()
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    if profile_dir:
+        return _profiled(application, profile_dir)
     return application
+
+
+def _profiled(application, directory: str):
+    """``BENCH_PROFILE=<dir>``: cProfile every request of this worker; stats saved at exit."""
+    import atexit
+    import cProfile
+
+    profiler = cProfile.Profile()
+    atexit.register(lambda: profiler.dump_stats(f"{directory}/worker-{os.getpid()}.prof"))
+
+    def profiled(environ, start_response):
+        profiler.enable()
+        try:
+            return application(environ, start_response)
+        finally:
+            profiler.disable()
+
+    return profiled
 
 
 # ---- the benchmark driver ----------------------------------------------------------------
@@ -242,7 +275,7 @@ def main(*, as_json: bool = False) -> int:
 
     sets_per_round = int(os.environ.get("BENCH_SETS", "2000"))
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "8"))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     tmp = tempfile.mkdtemp(prefix="ssf-bench-")
     os.environ.setdefault("BENCH_SQLITE", str(Path(tmp) / "bench.sqlite3"))
     port = _free_port()
@@ -312,16 +345,28 @@ def main(*, as_json: bool = False) -> int:
               concurrency, headers)
         _fire(push_url, _make_sets(key, "bench-1", 100), concurrency, push_headers)
         results: dict[str, list[float]] = {"baseline": [], "receiver": []}
+        # Server CPU (both gunicorn workers) per SET: steadier than SETs/s on a shared box.
+        cpu_ms: dict[str, list[float]] = {"baseline": [], "receiver": []}
+        client_ms: dict[str, list[float]] = {"baseline": [], "receiver": []}
         failures = 0
-        for _ in range(rounds):
-            for name, url, hdrs in (
-                ("baseline", f"http://127.0.0.1:{port}/bench/baseline", headers),
-                ("receiver", push_url, push_headers),
-            ):
+        variants = [
+            ("baseline", f"http://127.0.0.1:{port}/bench/baseline", headers),
+            ("receiver", push_url, push_headers),
+        ]
+        for round_number in range(rounds):
+            # B R, R B, B R, ...: neither variant always runs first (on a warmer machine,
+            # right after the other's WAL growth).
+            for name, url, hdrs in variants[:: 1 if round_number % 2 == 0 else -1]:
                 tokens = _make_sets(key, "bench-1", sets_per_round)
+                _checkpoint(connection)
+                cpu_before, client_before = _cpu_seconds(server.pid), time.process_time()
                 seconds, failed = _fire(url, tokens, concurrency, hdrs)
+                cpu_after, client_after = _cpu_seconds(server.pid), time.process_time()
+                client_ms[name].append((client_after - client_before) * 1000 / sets_per_round)
                 failures += failed
                 results[name].append(sets_per_round / seconds)
+                if cpu_before is not None and cpu_after is not None:
+                    cpu_ms[name].append((cpu_after - cpu_before) * 1000 / sets_per_round)
         stored = InboundSET.objects.exclude(status=InboundSET.STATUS_REJECTED).count()
     finally:
         server.terminate()
@@ -335,8 +380,11 @@ def main(*, as_json: bool = False) -> int:
                 conn.default_channel.queue_purge(os.environ["BENCH_QUEUE"])
         except Exception as exc:
             print(f"could not purge the benchmark queue: {exc}", file=sys.stderr)
+    import statistics
+
     baseline = max(results["baseline"])
     receiver = max(results["receiver"])
+    per_round = [r / b for b, r in zip(results["baseline"], results["receiver"], strict=True)]
     summary = {
         "database": connection.vendor,
         "workers": 2,
@@ -346,6 +394,15 @@ def main(*, as_json: bool = False) -> int:
         "baseline_sets_per_second": round(baseline, 1),
         "receiver_sets_per_second": round(receiver, 1),
         "ratio": round(receiver / baseline, 3),
+        "baseline_median_sets_per_second": round(statistics.median(results["baseline"]), 1),
+        "receiver_median_sets_per_second": round(statistics.median(results["receiver"]), 1),
+        "median_ratio": round(
+            statistics.median(results["receiver"]) / statistics.median(results["baseline"]), 3
+        ),
+        "median_round_ratio": round(statistics.median(per_round), 3),
+        "round_ratios": [round(r, 3) for r in per_round],
+        "server_cpu_ms_per_set": {k: [round(v, 3) for v in vs] for k, vs in cpu_ms.items()},
+        "client_cpu_ms_per_set": {k: [round(v, 3) for v in vs] for k, vs in client_ms.items()},
         "all_rounds": {k: [round(v, 1) for v in vs] for k, vs in results.items()},
         "non_202_responses": failures,
         "receiver_rows_stored": stored,
@@ -355,6 +412,40 @@ def main(*, as_json: bool = False) -> int:
     else:
         print(format_table(summary))
     return 0 if failures == 0 else 1
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its children (Linux ``/proc``)."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        pids = [pid]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(entry))
+        total = 0
+        for p in pids:
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _checkpoint(connection) -> None:
+    """Empty the SQLite WAL into the database file between rounds (untimed)."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
 
 
 def format_table(summary: dict) -> str:
@@ -373,7 +464,18 @@ def format_table(summary: dict) -> str:
                      f"{min(values):>9.1f}")
     lines += [
         "",
-        f"receiver / baseline (best rounds): {summary['ratio'] * 100:.1f} %   (aim: >= 80 %)",
+        f"receiver / baseline: best rounds {summary['ratio'] * 100:.1f} %, "
+        f"medians {summary['median_ratio'] * 100:.1f} %, "
+        f"median of per-round ratios {summary['median_round_ratio'] * 100:.1f} %   "
+        "(aim: >= 80 %)",
+    ]
+    cpu = summary.get("server_cpu_ms_per_set") or {}
+    if all(cpu.get(name) for name in ("baseline", "receiver")):
+        lines.append(
+            "server CPU per SET (median, both workers): "
+            + ", ".join(f"{name} {statistics.median(v):.2f} ms" for name, v in cpu.items())
+        )
+    lines += [
         f"non-202 responses: {summary['non_202_responses']}   "
         f"rows stored by the receiver: {summary['receiver_rows_stored']}",
     ]

@@ -655,11 +655,16 @@ def request_drain(stream_pk: int) -> bool:
 
     Call it only after the rows to process are committed (``transaction.on_commit``).
     """
+    t0 = time.monotonic()
+    # The common case under load, first: a drain is already due after now. (The guard is
+    # only ever set with a non-eager Celery app; reading the Celery configuration costs
+    # more than the rest of this function.)
+    if _drain_guard.get(stream_pk, 0.0) > t0:
+        return False
     from .tasks import drain_stream as drain_task
 
     eager = bool(getattr(drain_task.app.conf, "task_always_eager", False))
     delay = max(0.0, float(ssf_settings.RECEIVER_DRAIN_DELAY))
-    t0 = time.monotonic()
     guard_until = t0 + max(0.0, delay - DRAIN_GUARD_MARGIN)
     if not eager and guard_until > t0:
         with _drain_lock:
