@@ -394,9 +394,10 @@ DJANGO_SSF_TASKS = {
     "django_ssf.deliver_stream",
     "django_ssf.sweep_outbox",
     "django_ssf.transmitter.check_inactivity",
-    "django_ssf.receiver.tasks.process_inbound_set",
+    "django_ssf.receiver.tasks.drain_stream",
     "django_ssf.receiver.tasks.process_pending_sets",
     "django_ssf.receiver.tasks.poll_streams",
+    "django_ssf.receiver.tasks.keep_streams_alive",
 }
 
 
@@ -412,7 +413,7 @@ def celery_task_names() -> set[str]:
 
 def test_documented_tasks_are_registered() -> None:
     """The tasks the pages name (and the Celery app example must find) are registered."""
-    assert DJANGO_SSF_TASKS <= celery_task_names()
+    assert celery_task_names() == DJANGO_SSF_TASKS
 
 
 def test_every_named_celery_task_exists() -> None:

@@ -3,8 +3,6 @@
 * ``drain_stream(stream_id)``: process every accepted SET of one stream in arrival order.
   Enqueued by ingest after commit, debounced: a burst of SETs sends one task
   (``RECEIVER_DRAIN_DELAY``; see :func:`django_ssf.receiver.ingest.request_drain`).
-* ``process_inbound_set(inbound_id)``: process one stored SET (kept for messages enqueued
-  by earlier versions, and for hosts that call it directly).
 * ``process_pending_sets(older_than=60)``: sweeper for SETs whose task was lost (broker down
   at enqueue time, worker killed); schedule it with Celery beat.
 * ``poll_streams()``: one short poll of every enabled poll stream, then the keep-alive;
@@ -36,7 +34,6 @@ __all__ = [
     "drain_stream",
     "keep_streams_alive",
     "poll_streams",
-    "process_inbound_set",
     "process_pending_sets",
 ]
 
@@ -47,15 +44,6 @@ def drain_stream(stream_id: int) -> int:
     from .ingest import drain_stream as drain
 
     return drain(stream_id)
-
-
-@shared_task(name="django_ssf.receiver.tasks.process_inbound_set", ignore_result=True)
-def process_inbound_set(inbound_id: int) -> str | None:
-    """Process one stored SET (no-op when it was already processed)."""
-    from .ingest import process_inbound
-
-    inbound = process_inbound(inbound_id)
-    return inbound.status if inbound is not None else None
 
 
 @shared_task(name="django_ssf.receiver.tasks.process_pending_sets", ignore_result=True)
