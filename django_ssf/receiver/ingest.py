@@ -757,6 +757,31 @@ def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> int:
             return done
 
 
+def sweep_pending(*, older_than: float = 60.0, limit: int = 500) -> int:
+    """The safety net behind the drain: process what no drain picked up; returns how many.
+
+    Accepted SETs waiting longer than ``older_than`` seconds lost their drain request
+    (broker down at enqueue time). Rows left ``processing`` longer than
+    ``RECEIVER_PROCESSING_STALE_SECONDS`` belong to a worker that died: they are handed
+    back first. Their processing may have been partly done: built-in actions are
+    idempotent, and host handlers are documented to be (at-least-once after a crash).
+    """
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=float(ssf_settings.RECEIVER_PROCESSING_STALE_SECONDS))
+    processing = InboundSET.objects.filter(status=InboundSET.STATUS_PROCESSING)
+    processing.filter(claimed_at__lt=stale).update(status=InboundSET.STATUS_ACCEPTED)
+    processing.filter(claimed_at__isnull=True, received_at__lt=stale).update(
+        status=InboundSET.STATUS_ACCEPTED
+    )
+    cutoff = now - dt.timedelta(seconds=older_than)
+    ids = list(
+        InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for pk in ids if process_inbound(pk) is not None)
+
+
 # ---- processing -----------------------------------------------------------------------
 
 

@@ -23,12 +23,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
-from django.utils import timezone
-
-from ..conf import ssf_settings
 
 __all__ = [
     "drain_stream",
@@ -49,32 +44,9 @@ def drain_stream(stream_id: int) -> int:
 @shared_task(name="django_ssf.receiver.tasks.process_pending_sets", ignore_result=True)
 def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
     """Process accepted SETs that have waited longer than ``older_than`` seconds."""
-    from ..models.receiver import InboundSET
-    from .ingest import process_inbound
+    from .ingest import sweep_pending
 
-    now = timezone.now()
-    cutoff = now - dt.timedelta(seconds=older_than)
-    # A worker that died mid-processing leaves its claimed rows in ``processing``: hand
-    # them back once the claim is older than any drain could legitimately run. Their
-    # processing may have been partly done: built-in actions are idempotent, and host
-    # handlers are documented to be (at-least-once after a crash).
-    stale = now - dt.timedelta(seconds=float(ssf_settings.RECEIVER_PROCESSING_STALE_SECONDS))
-    InboundSET.objects.filter(
-        status=InboundSET.STATUS_PROCESSING, claimed_at__lt=stale
-    ).update(status=InboundSET.STATUS_ACCEPTED)
-    InboundSET.objects.filter(
-        status=InboundSET.STATUS_PROCESSING, claimed_at__isnull=True, received_at__lt=stale
-    ).update(status=InboundSET.STATUS_ACCEPTED)
-    ids = list(
-        InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    done = 0
-    for pk in ids:
-        if process_inbound(pk) is not None:
-            done += 1
-    return done
+    return sweep_pending(older_than=older_than, limit=limit)
 
 
 @shared_task(name="django_ssf.receiver.tasks.poll_streams", ignore_result=True)
