@@ -57,7 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "rest_framework",
     "oauth2_provider",
-    "django_ssf",
+    "django_ssf.keys",
+    "django_ssf.receiver",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -94,11 +95,11 @@ DATABASES = {"default": _database()}
 if os.environ.get("BENCH_SYNCDB"):
     # Tables straight from the models (SQLite only): for measuring model changes whose
     # migration is not written yet.
-    MIGRATION_MODULES = {"django_ssf": None}
+    MIGRATION_MODULES = {"ssf_keys": None, "ssf_receiver": None}
 SSF = {
-    "ISSUER": "https://receiver.bench",
+    "TRANSMITTER_ISSUER": "https://receiver.bench",
     "BASE_URL": os.environ.get("BENCH_BASE_URL", "http://127.0.0.1:8000"),
-    "ALLOW_INSECURE_LOOPBACK": True,
+    "HTTP_ALLOW_INSECURE_LOOPBACK": True,
 }
 CELERY_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BENCH_QUEUE", "ssf-bench")
@@ -295,7 +296,7 @@ def main(*, as_json: bool = False) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from django_ssf.models import InboundSET, ReceiverStream, Transmitter
+    from django_ssf.receiver.models import InboundSET, ReceiverStream, Transmitter
 
     call_command("migrate", run_syncdb=True, verbosity=0)
     with connection.cursor() as cursor:

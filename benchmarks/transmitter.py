@@ -41,7 +41,7 @@ SECRET_KEY = "benchmark-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
-ROOT_URLCONF = "django_ssf.urls"
+ROOT_URLCONF = "django_ssf.transmitter.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -49,7 +49,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "rest_framework",
     "oauth2_provider",
-    "django_ssf",
+    "django_ssf.keys",
+    "django_ssf.transmitter",
+    "django_ssf.receiver",
 ]
 MIDDLEWARE: list[str] = []
 
@@ -86,9 +88,9 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 SSF = {
-    "ISSUER": "https://transmitter.bench",
-    "ALLOW_INSECURE_LOOPBACK": True,
-    "POLL_REDELIVERY_DELAY": 3600,
+    "TRANSMITTER_ISSUER": "https://transmitter.bench",
+    "HTTP_ALLOW_INSECURE_LOOPBACK": True,
+    "TRANSMITTER_POLL_REDELIVERY_DELAY": 3600,
 }
 OAUTH2_PROVIDER = {"SCOPES": {"ssf.read": "read", "ssf.manage": "manage"}}
 CELERY_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
@@ -226,9 +228,9 @@ class Bench:
 def bench_emit(bench: Bench) -> None:
     from django_ssf.core import constants as c
     from django_ssf.core.jose import build_set_claims, sign_set
-    from django_ssf.keystore import get_key_provider
-    from django_ssf.models import Stream
+    from django_ssf.keys.keystore import get_key_provider
     from django_ssf.transmitter.api import emit
+    from django_ssf.transmitter.models import Stream
 
     subject = {"format": "email", "email": "bench@example.com"}
     streams = [
@@ -252,7 +254,7 @@ def bench_emit(bench: Bench) -> None:
         started = time.perf_counter()
         for i in range(total):
             claims = build_set_claims(
-                iss=SSF["ISSUER"],
+                iss=SSF["TRANSMITTER_ISSUER"],
                 aud=f"https://rp{i % 100}.bench",
                 event_type=c.CAEP_SESSION_REVOKED,
                 event=payload,
@@ -315,8 +317,8 @@ def bench_push(bench: Bench, tmp: str) -> None:
     from django.db import transaction
 
     from django_ssf.core import constants as c
-    from django_ssf.models import OutboundSET, Stream
     from django_ssf.transmitter.api import emit
+    from django_ssf.transmitter.models import OutboundSET, Stream
 
     receiver, url = _start_receiver(tmp)
     worker = _start_worker(dict(os.environ))
@@ -425,8 +427,8 @@ def bench_poll(bench: Bench) -> None:
     from oauth2_provider.models import AccessToken, Application
 
     from django_ssf.core import constants as c
-    from django_ssf.models import OutboundSET, Stream
     from django_ssf.transmitter.api import emit
+    from django_ssf.transmitter.models import OutboundSET, Stream
 
     app = Application.objects.create(
         name="bench-poller",

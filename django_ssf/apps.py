@@ -1,15 +1,16 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
-class DjangoSSFConfig(AppConfig):
+class NotAnAppConfig(AppConfig):
+    """``django_ssf`` itself is the distribution, not an app: say which apps to install."""
+
     name = "django_ssf"
     label = "django_ssf"
-    verbose_name = "Shared Signals (SSF)"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers system checks)
-        from .core import events  # noqa: F401  (fills the event-type registry)
-        from .transmitter import emitters
-
-        emitters.connect_auth_signal_emitters()
+        raise ImproperlyConfigured(
+            "'django_ssf' is not an app. Install the role(s) you use with the shared keys "
+            "app: 'django_ssf.keys' plus 'django_ssf.transmitter' and/or "
+            "'django_ssf.receiver' (see docs/quickstart.md)."
+        )

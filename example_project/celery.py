@@ -17,8 +17,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
 app = Celery("example_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# django-ssf keeps its tasks per role: django_ssf.transmitter.tasks (delivery, sweeper),
-# django_ssf.transmitter.control_tasks (inactivity) and django_ssf.receiver.tasks.
-app.autodiscover_tasks(["django_ssf.transmitter", "django_ssf.receiver"])
-app.autodiscover_tasks(["django_ssf.transmitter"], related_name="control_tasks")
 app.autodiscover_tasks()

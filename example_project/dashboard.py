@@ -14,7 +14,8 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from django_ssf.core import constants as c
-from django_ssf.models import InboundSET, OutboundSET, ReceiverStream, Stream
+from django_ssf.receiver.models import InboundSET, ReceiverStream
+from django_ssf.transmitter.models import OutboundSET, Stream
 
 METHOD_NAMES = {c.DELIVERY_PUSH: "push", c.DELIVERY_POLL: "poll"}
 

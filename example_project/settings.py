@@ -50,7 +50,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "oauth2_provider",
     "drf_spectacular",
-    "django_ssf",
+    "django_ssf.keys",
+    "django_ssf.transmitter",
+    "django_ssf.receiver",
     "example_project",
 ]
 
@@ -121,10 +123,10 @@ OAUTH2_PROVIDER = {
 }
 
 SSF = {
-    "ISSUER": SSF_ISSUER,
+    "TRANSMITTER_ISSUER": SSF_ISSUER,
     # Development only: plain http is accepted for loopback hosts.
-    "ALLOW_INSECURE_LOOPBACK": True,
-    "AUTH_SIGNAL_EMITTERS": True,
+    "HTTP_ALLOW_INSECURE_LOOPBACK": True,
+    "TRANSMITTER_AUTH_SIGNAL_EMITTERS": True,
     "RECEIVER_PROCESS_INLINE": not os.environ.get("CELERY_BROKER_URL"),
 }
 
@@ -137,17 +139,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat (``celery -A example_project worker -B``): only used when CELERY_BROKER_URL is set.
 CELERY_BEAT_SCHEDULE = {
     # Transmitter: re-enqueue push work whose task was lost, purge expired paused retention.
-    "ssf-sweep-outbox": {"task": "django_ssf.sweep_outbox", "schedule": 30.0},
-    # Transmitter: SSF §8.1.1 inactivity_timeout (a no-op while INACTIVITY_TIMEOUT is None).
+    "ssf-sweep-outbox": {"task": "django_ssf.transmitter.sweep_outbox", "schedule": 30.0},
+    # Transmitter: SSF §8.1.1 inactivity_timeout (a no-op while TRANSMITTER_INACTIVITY_TIMEOUT is
+    # None).
     "ssf-inactivity": {"task": "django_ssf.transmitter.check_inactivity", "schedule": 300.0},
     # Receiver: one short poll of every poll stream, acks included. Every 2 seconds so that
     # a person watching the dashboard sees an event arrive; production uses 15-60 seconds.
     # It also sends the SSF §8.1.1 keep-alive calls for streams with an inactivity_timeout.
-    "ssf-receiver-poll": {"task": "django_ssf.receiver.tasks.poll_streams", "schedule": 2.0},
+    "ssf-receiver-poll": {"task": "django_ssf.receiver.poll_streams", "schedule": 2.0},
     # Receiver: process stored SETs whose processing task was lost, and hand back those
     # whose worker died mid-processing.
     "ssf-receiver-sweep": {
-        "task": "django_ssf.receiver.tasks.process_pending_sets",
+        "task": "django_ssf.receiver.process_pending_sets",
         "schedule": 120.0,
     },
 }

@@ -17,5 +17,6 @@ urlpatterns = [
     path("ssf/dashboard.json", views.dashboard_json, name="ssf-dashboard-json"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("", include("django_ssf.urls")),
+    path("", include("django_ssf.transmitter.urls")),
+    path("", include("django_ssf.receiver.urls")),
 ]

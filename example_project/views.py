@@ -26,7 +26,7 @@ DASHBOARD_MAX_ROWS = 500
 
 def site_context(request: HttpRequest) -> dict[str, Any]:
     """Template context processor: the site's display name and issuer."""
-    return {"site_name": settings.SSF_SITE_NAME, "ssf_issuer": ssf_settings.ISSUER}
+    return {"site_name": settings.SSF_SITE_NAME, "ssf_issuer": ssf_settings.TRANSMITTER_ISSUER}
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -47,7 +47,7 @@ def whoami(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {
             "site": settings.SSF_SITE_NAME,
-            "issuer": ssf_settings.ISSUER,
+            "issuer": ssf_settings.TRANSMITTER_ISSUER,
             "authenticated": bool(user.is_authenticated),
             "username": user.get_username() if user.is_authenticated else None,
             "email": getattr(user, "email", None) if user.is_authenticated else None,

@@ -514,7 +514,7 @@ def live_receiver(settings, live_server):
 def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = False,
                 authorization_header: str = "Bearer push-secret", **transmitter_fields: Any):
     """A Transmitter + ReceiverStream wired to ``fake`` without the control plane."""
-    from django_ssf.models import ReceiverStream, Transmitter
+    from django_ssf.receiver.models import ReceiverStream, Transmitter
 
     transmitter = Transmitter.objects.create(
         issuer=fake.issuer, metadata=fake.metadata(), configuration_url=fake.issuer,

@@ -27,7 +27,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "oauth2_provider",
     "drf_spectacular",
-    "django_ssf",
+    "django_ssf.keys",
+    "django_ssf.transmitter",
+    "django_ssf.receiver",
 ]
 
 MIDDLEWARE = [
@@ -88,8 +90,8 @@ OAUTH2_PROVIDER = {
 }
 
 SSF = {
-    "ISSUER": "https://ssf.test",
-    "ALLOW_INSECURE_LOOPBACK": True,
+    "TRANSMITTER_ISSUER": "https://ssf.test",
+    "HTTP_ALLOW_INSECURE_LOOPBACK": True,
 }
 
 # Unit tests run Celery tasks eagerly; integration tests start a real worker on Redis.

@@ -7,10 +7,22 @@ from django.core.checks import Error, Info, Warning
 from django.core.checks.registry import registry
 from django.db import DatabaseError
 
-from django_ssf import checks, keystore
-from django_ssf.models import SigningKey
+from django_ssf.keys import checks as shared_checks
+from django_ssf.keys import keystore
+from django_ssf.keys.models import SigningKey
+from django_ssf.receiver import checks as receiver_checks
+from django_ssf.transmitter import checks as transmitter_checks
 
-BASE = {"ISSUER": "https://ssf.test", "KEY_ENCRYPTION_SECRET": "s3cret"}
+
+def all_config_checks():
+    """Every configuration check of the three apps, as ``manage.py check`` runs them."""
+    return [
+        *shared_checks.check_shared_settings(),
+        *transmitter_checks.check_transmitter_settings(),
+        *receiver_checks.check_receiver_settings(),
+    ]
+
+BASE = {"TRANSMITTER_ISSUER": "https://ssf.test", "KEYS_ENCRYPTION_SECRET": "s3cret"}
 
 
 @pytest.fixture
@@ -20,7 +32,7 @@ def configure(settings):
     def apply(debug: bool = False, **values):
         settings.DEBUG = debug
         settings.SSF = {**BASE, **values}
-        return {m.id: m for m in checks.check_settings()}
+        return {m.id: m for m in all_config_checks() if m.id != "django_ssf.W003"}
 
     return apply
 
@@ -30,12 +42,12 @@ def test_clean_configuration_has_no_messages(configure):
 
 
 def test_checks_are_registered():
-    assert checks.check_settings in registry.get_checks()
-    assert checks.check_signing_key in registry.get_checks()
+    assert shared_checks.check_shared_settings in registry.get_checks()
+    assert transmitter_checks.check_signing_key in registry.get_checks()
 
 
 def test_missing_issuer(configure):
-    found = configure(ISSUER=None)
+    found = configure(TRANSMITTER_ISSUER=None)
     assert isinstance(found["django_ssf.E001"], Error)
 
 
@@ -54,7 +66,9 @@ def test_missing_issuer(configure):
     ],
 )
 def test_bad_issuers(configure, issuer, loopback_ok, expected):
-    found = configure(ISSUER=issuer, ALLOW_INSECURE_LOOPBACK=loopback_ok, debug=True)
+    found = configure(
+        TRANSMITTER_ISSUER=issuer, HTTP_ALLOW_INSECURE_LOOPBACK=loopback_ok, debug=True
+    )
     assert expected in found
     assert isinstance(found[expected], Error)
 
@@ -70,59 +84,63 @@ def test_bad_issuers(configure, issuer, loopback_ok, expected):
     ],
 )
 def test_good_issuers(configure, issuer):
-    found = configure(ISSUER=issuer, ALLOW_INSECURE_LOOPBACK=True, debug=True)
+    found = configure(TRANSMITTER_ISSUER=issuer, HTTP_ALLOW_INSECURE_LOOPBACK=True, debug=True)
     assert found == {}
 
 
-def test_loopback_helper():
-    assert checks.is_loopback_host("127.0.0.5")
-    assert checks.is_loopback_host("app.localhost")
-    assert not checks.is_loopback_host("10.0.0.1")
-    assert not checks.is_loopback_host("localhost.example.com")
-    assert not checks.is_loopback_host(None)
+@pytest.mark.parametrize("issuer", ["http://[::ffff:127.0.0.1]:8000", "http://localhost.:8000"])
+def test_issuer_check_and_outbound_guard_agree_on_loopback(configure, issuer):
+    """The issuer check uses the outbound guard's own loopback test (one mechanism)."""
+    from django_ssf.core.http import check_endpoint_url
+
+    check_endpoint_url(issuer, allow_insecure_loopback=True)  # the guard accepts it
+    assert configure(TRANSMITTER_ISSUER=issuer, HTTP_ALLOW_INSECURE_LOOPBACK=True, debug=True) == {}
+    assert "django_ssf.E002" in configure(TRANSMITTER_ISSUER=issuer, debug=True)
 
 
 @pytest.mark.parametrize("alg", ["HS256", "none", "RS384", ""])
 def test_unsupported_signing_algorithm(configure, alg):
-    assert isinstance(configure(SIGNING_ALGORITHM=alg)["django_ssf.E004"], Error)
+    assert isinstance(configure(KEYS_SIGNING_ALGORITHM=alg)["django_ssf.E004"], Error)
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
 def test_supported_signing_algorithms(configure, alg):
-    assert configure(SIGNING_ALGORITHM=alg) == {}
+    assert configure(KEYS_SIGNING_ALGORITHM=alg) == {}
 
 
 @pytest.mark.parametrize("size", [1024, 2047, "2048", None, True])
 def test_rsa_key_size(configure, size):
-    assert isinstance(configure(RSA_KEY_SIZE=size)["django_ssf.E005"], Error)
+    assert isinstance(configure(KEYS_RSA_KEY_SIZE=size)["django_ssf.E005"], Error)
 
 
 def test_rsa_key_size_ok(configure):
-    assert configure(RSA_KEY_SIZE=3072) == {}
+    assert configure(KEYS_RSA_KEY_SIZE=3072) == {}
 
 
 @pytest.mark.parametrize(
     "accepted", [["RS256", "none"], ["HS256"], ["hs512", "ES256"], ["RS256", "XX1"], [], "RS256"]
 )
 def test_accepted_algorithms(configure, accepted):
-    assert isinstance(configure(ACCEPTED_ALGORITHMS=accepted)["django_ssf.E006"], Error)
+    assert isinstance(configure(RECEIVER_ACCEPTED_ALGORITHMS=accepted)["django_ssf.E006"], Error)
 
 
 @pytest.mark.parametrize("value", ["all", "SOME", None])
 def test_default_subjects(configure, value):
-    assert isinstance(configure(DEFAULT_SUBJECTS=value)["django_ssf.E007"], Error)
-    assert configure(DEFAULT_SUBJECTS="NONE") == {}
+    assert isinstance(configure(TRANSMITTER_DEFAULT_SUBJECTS=value)["django_ssf.E007"], Error)
+    assert configure(TRANSMITTER_DEFAULT_SUBJECTS="NONE") == {}
 
 
 def test_key_provider(configure):
-    assert "django_ssf.E008" in configure(KEY_PROVIDER="django_ssf.nope.Provider")
-    assert "django_ssf.E008" in configure(KEY_PROVIDER="django_ssf.keystore.SigningKeyHandle")
+    assert "django_ssf.E008" in configure(KEYS_PROVIDER="django_ssf.nope.Provider")
+    assert "django_ssf.E008" in configure(KEYS_PROVIDER="django_ssf.keys.keystore.SigningKeyHandle")
 
 
 def test_jwe_settings(configure):
-    assert "django_ssf.E009" in configure(JWE_ALGORITHM="RSA1_5")
-    assert "django_ssf.E009" in configure(JWE_ENCRYPTION="A1GCM")
-    assert configure(JWE_ALGORITHM="ECDH-ES+A256KW", JWE_ENCRYPTION="A128GCM") == {}
+    assert "django_ssf.E009" in configure(TRANSMITTER_JWE_ALGORITHM="RSA1_5")
+    assert "django_ssf.E009" in configure(TRANSMITTER_JWE_ENCRYPTION="A1GCM")
+    assert configure(
+        TRANSMITTER_JWE_ALGORITHM="ECDH-ES+A256KW", TRANSMITTER_JWE_ENCRYPTION="A128GCM"
+    ) == {}
 
 
 def test_unknown_setting_key(configure):
@@ -130,46 +148,46 @@ def test_unknown_setting_key(configure):
 
 
 def test_key_encryption_secret_warning_only_without_debug(configure):
-    found = configure(KEY_ENCRYPTION_SECRET=None)
+    found = configure(KEYS_ENCRYPTION_SECRET=None)
     assert isinstance(found["django_ssf.W001"], Warning)
-    assert "django_ssf.W001" not in configure(KEY_ENCRYPTION_SECRET=None, debug=True)
+    assert "django_ssf.W001" not in configure(KEYS_ENCRYPTION_SECRET=None, debug=True)
 
 
 def test_insecure_loopback_warning_only_without_debug(configure):
-    found = configure(ALLOW_INSECURE_LOOPBACK=True)
+    found = configure(HTTP_ALLOW_INSECURE_LOOPBACK=True)
     assert isinstance(found["django_ssf.W002"], Warning)
-    assert "django_ssf.W002" not in configure(ALLOW_INSECURE_LOOPBACK=True, debug=True)
+    assert "django_ssf.W002" not in configure(HTTP_ALLOW_INSECURE_LOOPBACK=True, debug=True)
 
 
 def test_signing_key_check_skips_without_databases():
     # No django_db mark: any query would raise, so these prove the check stays off the DB.
-    assert checks.check_signing_key() == []
-    assert checks.check_signing_key(databases=None) == []
-    assert checks.check_signing_key(databases=["other"]) == []
+    assert transmitter_checks.check_signing_key() == []
+    assert transmitter_checks.check_signing_key(databases=None) == []
+    assert transmitter_checks.check_signing_key(databases=["other"]) == []
 
 
 @pytest.mark.django_db
 def test_signing_key_check_with_database():
-    found = checks.check_signing_key(databases=["default"])
+    found = transmitter_checks.check_signing_key(databases=["default"])
     assert [m.id for m in found] == ["django_ssf.I001"]
     assert isinstance(found[0], Info)
     keystore.jwks()  # creates the keys
-    assert checks.check_signing_key(databases=["default"]) == []
+    assert transmitter_checks.check_signing_key(databases=["default"]) == []
 
 
 @pytest.mark.django_db
 def test_signing_key_check_tolerates_missing_table(monkeypatch):
     def broken(*args, **kwargs):
-        raise DatabaseError("no such table: django_ssf_signingkey")
+        raise DatabaseError("no such table: ssf_keys_signingkey")
 
     monkeypatch.setattr(SigningKey.objects, "using", broken)
-    assert checks.check_signing_key(databases=["default"]) == []
+    assert transmitter_checks.check_signing_key(databases=["default"]) == []
 
 
 @pytest.mark.django_db
 def test_signing_key_check_ignores_external_providers(settings):
-    settings.SSF = {**BASE, "KEY_PROVIDER": "tests.test_keystore.ExternalProvider"}
-    assert checks.check_signing_key(databases=["default"]) == []
+    settings.SSF = {**BASE, "KEYS_PROVIDER": "tests.test_keystore.ExternalProvider"}
+    assert transmitter_checks.check_signing_key(databases=["default"]) == []
 
 
 # ---- transmitter: OAuth scopes known to DOT, rate-limit cache ---------------------------
@@ -192,11 +210,11 @@ class _NeedsApplication(_ServesSSFScopes):
 
 
 def _transmitter_ids():
-    return {m.id: m for m in checks.check_transmitter_settings()}
+    return {m.id: m for m in transmitter_checks.check_transmitter_settings()}
 
 
 def test_transmitter_check_is_registered_and_clean_by_default():
-    assert checks.check_transmitter_settings in registry.get_checks()
+    assert transmitter_checks.check_transmitter_settings in registry.get_checks()
     assert _transmitter_ids() == {}
 
 
@@ -217,7 +235,7 @@ def test_only_the_missing_scope_is_named(settings):
 
 
 def test_renamed_ssf_scopes_are_checked(settings):
-    settings.SSF = {**settings.SSF, "READ_SCOPE": "events.read"}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_READ_SCOPE": "events.read"}
     assert "events.read" in _transmitter_ids()["django_ssf.W003"].msg
 
 
@@ -242,7 +260,9 @@ def test_backend_that_cannot_answer_is_not_reported(settings):
 def test_unknown_rate_limit_cache_is_an_error(settings):
     settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope"}
     assert isinstance(_transmitter_ids()["django_ssf.E011"], Error)
-    settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope", "SUBJECT_RATE_LIMIT": None}
+    settings.SSF = {
+        **settings.SSF, "RATE_LIMIT_CACHE": "nope", "TRANSMITTER_SUBJECT_RATE_LIMIT": None
+    }
     assert "django_ssf.E011" not in _transmitter_ids()
 
 
@@ -251,11 +271,11 @@ def test_unknown_rate_limit_cache_is_an_error(settings):
 
 def _receiver_ids(settings, **values):
     settings.SSF = {**BASE, **values}
-    return {m.id: m for m in checks.check_receiver_settings()}
+    return {m.id: m for m in receiver_checks.check_receiver_settings()}
 
 
 def test_receiver_check_is_registered_and_clean_by_default(settings):
-    assert checks.check_receiver_settings in registry.get_checks()
+    assert receiver_checks.check_receiver_settings in registry.get_checks()
     assert _receiver_ids(settings) == {}
     assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s") == {}
 
@@ -268,21 +288,23 @@ def test_unparseable_push_rate_limit_is_an_error(settings, rate):
 
 def test_unknown_push_rate_limit_cache_is_an_error(settings):
     found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s",
-                          RECEIVER_PUSH_RATE_LIMIT_CACHE="no-such-cache")
+                          RATE_LIMIT_CACHE="no-such-cache")
     assert isinstance(found["django_ssf.E021"], Error)
     # Without a limit the cache is never used: nothing to report.
-    assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT_CACHE="no-such-cache") == {}
+    assert _receiver_ids(settings, RATE_LIMIT_CACHE="no-such-cache") == {}
 
 
 def test_unimportable_resolver_and_canonicalizer_are_errors(settings):
-    found = _receiver_ids(settings, SUBJECT_RESOLVER="no.such.resolver",
-                          EMAIL_CANONICALIZER="django_ssf.no_such_function")
+    found = _receiver_ids(settings, RECEIVER_SUBJECT_RESOLVER="no.such.resolver",
+                          SUBJECTS_EMAIL_CANONICALIZER="django_ssf.no_such_function")
     assert isinstance(found["django_ssf.E022"], Error)
-    assert isinstance(found["django_ssf.E023"], Error)
+    # The canonicalizer is shared by both roles: the shared checks report it.
+    shared = {m.id for m in shared_checks.check_shared_settings()}
+    assert "django_ssf.E023" in shared
 
 
 def test_processable_members_must_be_a_list_of_names(settings):
-    found = _receiver_ids(settings, PROCESSABLE_SUBJECT_MEMBERS="user")
+    found = _receiver_ids(settings, RECEIVER_PROCESSABLE_SUBJECT_MEMBERS="user")
     assert isinstance(found["django_ssf.E024"], Error)
 
 

@@ -149,7 +149,7 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
     from django_ssf.core.events import registry
     from django_ssf.receiver import handlers
 
-    settings.SSF = {**settings.SSF, "KEY_PROVIDER": PROVIDER_PATH}
+    settings.SSF = {**settings.SSF, "KEYS_PROVIDER": PROVIDER_PATH}
     user = get_user_model().objects.create_user(
         "alice", email="alice@example.com", password="old-password-123"
     )
@@ -258,7 +258,7 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 def test_readme_examples_emit_and_handle(docs_env: dict[str, Any]) -> None:
-    from django_ssf.models import OutboundSET
+    from django_ssf.transmitter.models import OutboundSET
 
     user = docs_env["user"]
     stream = make_stream(method=c.DELIVERY_POLL, events=[c.CAEP_SESSION_REVOKED])
@@ -290,7 +290,7 @@ def test_readme_examples_emit_and_handle(docs_env: dict[str, Any]) -> None:
 
 
 def test_quickstart_examples(docs_env: dict[str, Any]) -> None:
-    from django_ssf.models import OutboundSET
+    from django_ssf.transmitter.models import OutboundSET
 
     user = docs_env["user"]
     stream = make_stream(method=c.DELIVERY_POLL, events=[c.RISC_CREDENTIAL_COMPROMISE])
@@ -365,13 +365,15 @@ def test_settings_excerpts_are_valid(block: Block) -> None:
             "django.contrib.sessions",
             "rest_framework",
             "oauth2_provider",
-            "django_ssf",
+            "django_ssf.keys",
+            "django_ssf.transmitter",
+            "django_ssf.receiver",
         }
         assert needed <= set(apps), f"{block.where}: INSTALLED_APPS lacks {needed - set(apps)}"
         assert set(apps) <= set(django_settings.INSTALLED_APPS)
     if "OAUTH2_PROVIDER" in namespace:
         scopes = set(namespace["OAUTH2_PROVIDER"].get("SCOPES", {}))
-        assert scopes == {DEFAULTS["READ_SCOPE"], DEFAULTS["MANAGE_SCOPE"]}
+        assert scopes == {DEFAULTS["TRANSMITTER_READ_SCOPE"], DEFAULTS["TRANSMITTER_MANAGE_SCOPE"]}
     if "CELERY_BEAT_SCHEDULE" in namespace:
         tasks = celery_task_names()
         for name, entry in namespace["CELERY_BEAT_SCHEDULE"].items():
@@ -391,22 +393,19 @@ def test_settings_excerpts_are_valid(block: Block) -> None:
 
 
 DJANGO_SSF_TASKS = {
-    "django_ssf.deliver_stream",
-    "django_ssf.sweep_outbox",
+    "django_ssf.transmitter.deliver_stream",
+    "django_ssf.transmitter.sweep_outbox",
     "django_ssf.transmitter.check_inactivity",
-    "django_ssf.receiver.tasks.drain_stream",
-    "django_ssf.receiver.tasks.process_pending_sets",
-    "django_ssf.receiver.tasks.poll_streams",
-    "django_ssf.receiver.tasks.keep_streams_alive",
+    "django_ssf.receiver.drain_stream",
+    "django_ssf.receiver.process_pending_sets",
+    "django_ssf.receiver.poll_streams",
+    "django_ssf.receiver.keep_streams_alive",
 }
 
 
 def celery_task_names() -> set[str]:
     from celery import current_app
 
-    import django_ssf.receiver.tasks
-    import django_ssf.transmitter.control_tasks
-    import django_ssf.transmitter.tasks  # noqa: F401
 
     return {name for name in current_app.tasks if name.startswith("django_ssf.")}
 
@@ -427,10 +426,10 @@ def test_every_named_celery_task_exists() -> None:
             assert name in tasks, f"{page} names a Celery task that does not exist: {name}"
     # The integrator's pages name every periodic task at least once.
     assert {
-        "django_ssf.sweep_outbox",
+        "django_ssf.transmitter.sweep_outbox",
         "django_ssf.transmitter.check_inactivity",
-        "django_ssf.receiver.tasks.poll_streams",
-        "django_ssf.receiver.tasks.process_pending_sets",
+        "django_ssf.receiver.poll_streams",
+        "django_ssf.receiver.process_pending_sets",
     } <= seen
 
 
@@ -452,7 +451,8 @@ def documented_commands() -> dict[str, str]:
 
 def our_commands() -> set[str]:
     return {
-        name for name, app in get_commands().items() if app in ("django_ssf", "example_project")
+        name for name, app in get_commands().items() if app.startswith("django_ssf.") or app ==
+        "example_project"
     }
 
 

@@ -154,10 +154,10 @@ def test_loopback_allowed_when_allowed(server: _CountingServer) -> None:
 
 
 def test_loopback_default_follows_the_setting(server: _CountingServer, settings) -> None:
-    # tests/settings.py sets ALLOW_INSECURE_LOOPBACK = True.
+    # tests/settings.py sets HTTP_ALLOW_INSECURE_LOOPBACK = True.
     with safe_session() as s:
         assert s.get(_url(server), timeout=2).status_code == 200
-    settings.SSF = {**settings.SSF, "ALLOW_INSECURE_LOOPBACK": False}
+    settings.SSF = {**settings.SSF, "HTTP_ALLOW_INSECURE_LOOPBACK": False}
     with safe_session() as s, pytest.raises(BlockedAddressError):
         s.get(_url(server), timeout=2)
 
@@ -312,18 +312,18 @@ def test_address_policy_categories() -> None:
 
 def test_private_networks_allowed_by_setting(settings, server: _CountingServer) -> None:
     resolver = _stub_resolver("10.0.0.1")
-    settings.SSF = {**settings.SSF, "OUTBOUND_ALLOW_PRIVATE": True}
+    settings.SSF = {**settings.SSF, "HTTP_ALLOW_PRIVATE_NETWORKS": True}
     assert safe_session(resolver=resolver).policy.allow_private is True
     assert safe_session(allow_private=False).policy.allow_private is False
     settings.SSF = {
         **settings.SSF,
-        "ALLOW_INSECURE_LOOPBACK": False,
-        "OUTBOUND_ALLOWED_NETWORKS": ["127.0.0.0/8"],
+        "HTTP_ALLOW_INSECURE_LOOPBACK": False,
+        "HTTP_ALLOWED_NETWORKS": ["127.0.0.0/8"],
     }
     with safe_session() as s:
         assert s.get(_url(server), timeout=2).status_code == 200
-    settings.SSF = {**settings.SSF, "OUTBOUND_ALLOWED_NETWORKS": ["not-a-network"]}
-    with pytest.raises(ValueError, match="OUTBOUND_ALLOWED_NETWORKS"):
+    settings.SSF = {**settings.SSF, "HTTP_ALLOWED_NETWORKS": ["not-a-network"]}
+    with pytest.raises(ValueError, match="HTTP_ALLOWED_NETWORKS"):
         safe_session()
 
 
@@ -519,10 +519,10 @@ def test_check_endpoint_url_loopback_needs_permission(url: str) -> None:
 
 def test_check_endpoint_url_default_follows_setting(settings) -> None:
     check_endpoint_url("http://127.0.0.1:8000/push")  # tests/settings.py allows it
-    settings.SSF = {**settings.SSF, "ALLOW_INSECURE_LOOPBACK": False}
-    with pytest.raises(ValueError, match="ALLOW_INSECURE_LOOPBACK"):
+    settings.SSF = {**settings.SSF, "HTTP_ALLOW_INSECURE_LOOPBACK": False}
+    with pytest.raises(ValueError, match="HTTP_ALLOW_INSECURE_LOOPBACK"):
         check_endpoint_url("http://127.0.0.1:8000/push")
-    settings.SSF = {**settings.SSF, "OUTBOUND_ALLOW_PRIVATE": True}
+    settings.SSF = {**settings.SSF, "HTTP_ALLOW_PRIVATE_NETWORKS": True}
     check_endpoint_url("https://10.0.0.1/push")
 
 

@@ -12,12 +12,16 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from django_ssf import keystore
 from django_ssf.core import constants as c
 from django_ssf.core import jose
 from django_ssf.core.errors import SSFKeyError
-from django_ssf.models import EncryptionKey, SigningKey
-from django_ssf.models.keys import decrypt_private_key, encrypt_private_key
+from django_ssf.keys import keystore
+from django_ssf.keys.models import (
+    EncryptionKey,
+    SigningKey,
+    decrypt_private_key,
+    encrypt_private_key,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +59,7 @@ def published_kids() -> list[str]:
 
 def test_lazy_first_key_on_sign(caplog):
     assert not SigningKey.objects.exists()
-    with caplog.at_level(logging.WARNING, logger="django_ssf.keystore"):
+    with caplog.at_level(logging.WARNING, logger="django_ssf.keys.keystore"):
         token, kid = keystore.sign_claims(set_claims())
     assert "generated" in caplog.text
     active = SigningKey.objects.get(state=SigningKey.STATE_ACTIVE)
@@ -97,7 +101,7 @@ def test_generate_signing_key_next_replaces_pending_next(ssf):
     first = keystore.generate_signing_key()
     assert first.state == SigningKey.STATE_NEXT and first.alg == "RS256"
     assert first.kid == jose.jwk_thumbprint(first.private_key())
-    ssf(SIGNING_ALGORITHM="ES256")
+    ssf(KEYS_SIGNING_ALGORITHM="ES256")
     second = keystore.generate_signing_key()
     assert second.alg == "ES256"
     first.refresh_from_db()
@@ -154,7 +158,7 @@ def test_rotate_without_next_key_refuses_and_publishes_one():
 
 def test_rotation_keeps_per_key_algorithm(ssf):
     _, rs_kid = keystore.sign_claims(set_claims())
-    ssf(SIGNING_ALGORITHM="ES256")
+    ssf(KEYS_SIGNING_ALGORITHM="ES256")
     keystore.rotate()  # promotes the RS256 next key, creates an ES256 next key
     token, kid = keystore.sign_claims(set_claims())
     assert jose.peek_header(token)["alg"] == "RS256"
@@ -184,15 +188,15 @@ def test_private_key_not_stored_in_clear():
 
 def test_at_rest_secret_rotation(settings, ssf):
     key = jose.generate_private_key("ES256")
-    ssf(KEY_ENCRYPTION_SECRET="old-secret")
+    ssf(KEYS_ENCRYPTION_SECRET="old-secret")
     token = encrypt_private_key(key)
-    ssf(KEY_ENCRYPTION_SECRET="new-secret")
+    ssf(KEYS_ENCRYPTION_SECRET="new-secret")
     with pytest.raises(SSFKeyError, match="cannot decrypt"):
         decrypt_private_key(token)
-    ssf(KEY_ENCRYPTION_SECRET=["new-secret", "old-secret"])
+    ssf(KEYS_ENCRYPTION_SECRET=["new-secret", "old-secret"])
     assert jose.jwk_thumbprint(decrypt_private_key(token)) == jose.jwk_thumbprint(key)
     # derived from SECRET_KEY when unset, with SECRET_KEY_FALLBACKS honoured
-    settings.SSF = {"ISSUER": ISS}
+    settings.SSF = {"TRANSMITTER_ISSUER": ISS}
     derived = encrypt_private_key(key)
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "a-brand-new-secret-key"
@@ -202,12 +206,12 @@ def test_at_rest_secret_rotation(settings, ssf):
 
 
 def test_reencrypt_after_secret_rotation(ssf):
-    ssf(KEY_ENCRYPTION_SECRET="old")
+    ssf(KEYS_ENCRYPTION_SECRET="old")
     keystore.sign_claims(set_claims())
     keystore.generate_encryption_key()
-    ssf(KEY_ENCRYPTION_SECRET=["new", "old"])
+    ssf(KEYS_ENCRYPTION_SECRET=["new", "old"])
     assert json.loads(run("reencrypt", "--json")) == {"reencrypted": 3}
-    ssf(KEY_ENCRYPTION_SECRET="new")
+    ssf(KEYS_ENCRYPTION_SECRET="new")
     keystore._private_key_cache.clear()
     for row in [*SigningKey.objects.all(), *EncryptionKey.objects.all()]:
         assert row.private_key() is not None
@@ -215,7 +219,7 @@ def test_reencrypt_after_secret_rotation(ssf):
 
 
 def _undelivered(kid: str, status: str = "pending"):
-    from django_ssf.models import OutboundSET, Stream
+    from django_ssf.transmitter.models import OutboundSET, Stream
 
     stream = Stream.objects.create(aud="rx")
     return OutboundSET.objects.create(
@@ -295,7 +299,7 @@ class ExternalProvider(keystore.KeyProvider):
 
 
 def test_custom_key_provider(ssf):
-    ssf(KEY_PROVIDER="tests.test_keystore.ExternalProvider")
+    ssf(KEYS_PROVIDER="tests.test_keystore.ExternalProvider")
     token, kid = keystore.sign_claims(set_claims())
     assert kid == "kms-1"
     assert verify_with_jwks(token)["iss"] == ISS
@@ -308,7 +312,7 @@ def test_custom_key_provider(ssf):
 
 
 def test_bad_key_provider(ssf):
-    ssf(KEY_PROVIDER="django_ssf.keystore.SigningKeyHandle")
+    ssf(KEYS_PROVIDER="django_ssf.keys.keystore.SigningKeyHandle")
     with pytest.raises(ImproperlyConfigured):
         keystore.get_key_provider()
 
@@ -391,10 +395,10 @@ def test_admin_pages_never_show_private_keys(admin_client_logged):
     enc = keystore.generate_encryption_key()
     row = SigningKey.objects.get(state=SigningKey.STATE_ACTIVE)
     for url in (
-        "/admin/django_ssf/signingkey/",
-        f"/admin/django_ssf/signingkey/{row.pk}/change/",
-        "/admin/django_ssf/encryptionkey/",
-        f"/admin/django_ssf/encryptionkey/{enc.pk}/change/",
+        "/admin/ssf_keys/signingkey/",
+        f"/admin/ssf_keys/signingkey/{row.pk}/change/",
+        "/admin/ssf_keys/encryptionkey/",
+        f"/admin/ssf_keys/encryptionkey/{enc.pk}/change/",
     ):
         response = admin_client_logged.get(url)
         assert response.status_code == 200, url
@@ -404,14 +408,14 @@ def test_admin_pages_never_show_private_keys(admin_client_logged):
     assert (
         row.kid
         in admin_client_logged.get(
-            f"/admin/django_ssf/signingkey/{row.pk}/change/"
+            f"/admin/ssf_keys/signingkey/{row.pk}/change/"
         ).content.decode()
     )
 
 
 def test_admin_actions(admin_client_logged):
     _, first = keystore.sign_claims(set_claims())
-    url = "/admin/django_ssf/signingkey/"
+    url = "/admin/ssf_keys/signingkey/"
     # rotate with nothing selected acts on the key store
     response = admin_client_logged.post(url, {"action": "rotate_keys", "index": 0})
     assert response.status_code == 302
@@ -424,7 +428,7 @@ def test_admin_actions(admin_client_logged):
         url, {"action": "retire_keys", "_selected_action": [active_pk]}, follow=True
     )
     assert "rotate before retiring" in response.content.decode()
-    enc_url = "/admin/django_ssf/encryptionkey/"
+    enc_url = "/admin/ssf_keys/encryptionkey/"
     admin_client_logged.post(enc_url, {"action": "generate_ec", "index": 0})
     enc = EncryptionKey.objects.get()
     assert enc.alg == "ECDH-ES+A256KW"

@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from django_ssf import signals
-from django_ssf.models import ActionRecord, InboundSET, UserSessionRecord
 from django_ssf.receiver.actions import default_subject_resolver
 from django_ssf.receiver.handlers import on_event, resolve_event_type, unregister
+from django_ssf.receiver.models import ActionRecord, InboundSET, UserSessionRecord
 from tests.fake_transmitter import (
     ACCOUNT_DISABLED,
     ACCOUNT_ENABLED,
@@ -236,7 +236,8 @@ def test_account_purged_deactivates(fake, inline_processing, alice, client):
 
 def test_actions_can_be_switched_off(fake, inline_processing, alice, client, settings):
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": True,
-                    "ACTION_DEACTIVATE_ACCOUNT": False, "ACTION_SESSION_REVOKED": False}
+                    "RECEIVER_ACTION_DEACTIVATE_ACCOUNT": False,
+                    "RECEIVER_ACTION_SESSION_REVOKED": False}
     key = logged_in_client().session.session_key
     stream = make_stream(fake)
     post_set(client, stream, fake.make_set(ACCOUNT_DISABLED, sub_id=ALICE))
@@ -257,13 +258,13 @@ def test_unknown_subject_is_recorded_as_skipped(fake, inline_processing, client)
 
 
 def test_default_subject_resolver(alice, settings):
-    from django_ssf.models import Transmitter
+    from django_ssf.receiver.models import Transmitter
 
     partner = Transmitter(issuer="https://idp.example")
     trusted = Transmitter(issuer="https://sister.example", trust_own_issuer_subjects=True)
     assert default_subject_resolver({"format": "email", "email": "ALICE@example.COM"},
                                     None) == alice
-    own = {"format": "iss_sub", "iss": settings.SSF["ISSUER"], "sub": str(alice.pk)}
+    own = {"format": "iss_sub", "iss": settings.SSF["TRANSMITTER_ISSUER"], "sub": str(alice.pk)}
     # Our own namespace (primary keys) only for a transmitter trusted with it.
     assert default_subject_resolver(own, partner) is None
     assert default_subject_resolver(own, None) is None
@@ -283,14 +284,15 @@ def test_default_subject_resolver(alice, settings):
     aliases = {"format": "aliases", "identifiers": [
         {"format": "opaque", "id": "nobody"}, {"format": "email", "email": "alice@example.com"}]}
     assert default_subject_resolver(aliases, None) == alice
-    assert default_subject_resolver({"format": "iss_sub", "iss": settings.SSF["ISSUER"],
+    assert default_subject_resolver({"format": "iss_sub", "iss": settings.SSF["TRANSMITTER_ISSUER"],
                                      "sub": "not-a-number"}, trusted) is None
     assert default_subject_resolver(None, None) is None
 
 
 def test_custom_subject_resolver(fake, inline_processing, alice, client, settings):
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": True,
-                    "SUBJECT_RESOLVER": "tests.test_receiver_actions.resolve_everyone_to_alice"}
+                    "RECEIVER_SUBJECT_RESOLVER":
+                    "tests.test_receiver_actions.resolve_everyone_to_alice"}
     stream = make_stream(fake)
     post_set(client, stream, fake.make_set(ACCOUNT_DISABLED,
                                            sub_id={"format": "opaque", "id": "who"}))

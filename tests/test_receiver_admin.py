@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from django_ssf.models import EncryptionKey, InboundSET, PendingVerification, ReceiverStream
+from django_ssf.keys.models import EncryptionKey
+from django_ssf.receiver.models import InboundSET, PendingVerification, ReceiverStream
 from tests.fake_transmitter import (
     SESSION_REVOKED,
     make_stream,
@@ -32,12 +33,12 @@ def test_pages_render_and_secrets_are_masked(admin_client, fake, inline_processi
     post_set(admin_client, stream, fake.make_set(SESSION_REVOKED))
     inbound = InboundSET.objects.get()
     for url in (
-        reverse("admin:django_ssf_transmitter_changelist"),
-        reverse("admin:django_ssf_transmitter_change", args=[transmitter.pk]),
-        reverse("admin:django_ssf_receiverstream_changelist"),
-        reverse("admin:django_ssf_receiverstream_change", args=[stream.pk]),
-        reverse("admin:django_ssf_inboundset_changelist"),
-        reverse("admin:django_ssf_inboundset_change", args=[inbound.pk]),
+        reverse("admin:ssf_receiver_transmitter_changelist"),
+        reverse("admin:ssf_receiver_transmitter_change", args=[transmitter.pk]),
+        reverse("admin:ssf_receiver_receiverstream_changelist"),
+        reverse("admin:ssf_receiver_receiverstream_change", args=[stream.pk]),
+        reverse("admin:ssf_receiver_inboundset_changelist"),
+        reverse("admin:ssf_receiver_inboundset_change", args=[inbound.pk]),
     ):
         response = admin_client.get(url)
         assert response.status_code == 200, url
@@ -50,7 +51,7 @@ def test_pages_render_and_secrets_are_masked(admin_client, fake, inline_processi
 def test_secret_kept_when_left_blank(admin_client, fake):
     stream = make_stream(fake)
     transmitter = stream.transmitter
-    url = reverse("admin:django_ssf_transmitter_change", args=[transmitter.pk])
+    url = reverse("admin:ssf_receiver_transmitter_change", args=[transmitter.pk])
     data = {
         "issuer": transmitter.issuer, "description": "edited", "auth_method": "bearer",
         "bearer_token": "", "client_id": "", "client_secret": "", "token_endpoint": "",
@@ -67,7 +68,7 @@ def test_secret_kept_when_left_blank(admin_client, fake):
 
 def test_stream_actions(admin_client, fake):
     stream = make_stream(fake)
-    url = reverse("admin:django_ssf_receiverstream_changelist")
+    url = reverse("admin:ssf_receiver_receiverstream_changelist")
     admin_client.post(url, {"action": "pause", "_selected_action": [stream.pk]})
     assert fake.status[stream.stream_id]["status"] == "paused"
     stream.refresh_from_db()
@@ -87,11 +88,11 @@ def test_reprocess_and_key_actions(admin_client, fake, inline_processing):
     stream = make_stream(fake)
     post_set(admin_client, stream, fake.make_set(SESSION_REVOKED))
     inbound = InboundSET.objects.get()
-    url = reverse("admin:django_ssf_inboundset_changelist")
+    url = reverse("admin:ssf_receiver_inboundset_changelist")
     response = admin_client.post(url, {"action": "reprocess", "_selected_action": [inbound.pk]})
     assert response.status_code == 302
     assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSED
-    url = reverse("admin:django_ssf_transmitter_changelist")
+    url = reverse("admin:ssf_receiver_transmitter_changelist")
     admin_client.post(url, {"action": "generate_encryption_key",
                             "_selected_action": [stream.transmitter.pk]})
     assert EncryptionKey.objects.filter(active=True).count() == 1

@@ -7,7 +7,7 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
-from django_ssf.models import InboundSET
+from django_ssf.receiver.models import InboundSET
 from tests.fake_transmitter import (
     ACCOUNT_DISABLED,
     make_stream,
@@ -52,7 +52,7 @@ def test_a_pushed_burst_is_drained_by_few_tasks_and_processed_once(
     seen: list[str] = []
 
     def count(sender=None, **kwargs):
-        if sender == "django_ssf.receiver.tasks.drain_stream":
+        if sender == "django_ssf.receiver.drain_stream":
             published.append(sender)
 
     def handler(event):

@@ -12,9 +12,9 @@ import time
 import pytest
 
 from django_ssf.core import constants as c
-from django_ssf.models import ActionRecord, InboundSET, PendingVerification
 from django_ssf.receiver.client import ControlPlaneError, TransmitterClient
 from django_ssf.receiver.handlers import on_event, unregister
+from django_ssf.receiver.models import ActionRecord, InboundSET, PendingVerification
 from django_ssf.receiver.poller import poll_stream
 from tests.fake_transmitter import (
     DROP,
@@ -49,7 +49,7 @@ def test_duplicate_is_answered_exactly_like_the_first_delivery(client, fake, inl
 
 
 def test_202_body_is_empty_for_discarded_and_duplicate_sets(client, fake, settings):
-    settings.SSF = {**settings.SSF, "PROCESSABLE_SUBJECT_MEMBERS": ["user"]}
+    settings.SSF = {**settings.SSF, "RECEIVER_PROCESSABLE_SUBJECT_MEMBERS": ["user"]}
     stream = make_stream(fake)
     stream.transmitter.metadata = {**stream.transmitter.metadata,
                                    "critical_subject_members": ["tenant"]}
@@ -73,7 +73,7 @@ def test_every_push_error_carries_content_language_english(client, fake, setting
     unauthenticated = post_set(client, stream, b"x", authorization="Bearer no", **extra)
     assert unauthenticated.status_code == 401
     assert unauthenticated["Content-Language"] == "en"
-    settings.SSF = {**settings.SSF, "PUSH_MAX_BODY_BYTES": 10}
+    settings.SSF = {**settings.SSF, "RECEIVER_PUSH_MAX_BODY_BYTES": 10}
     too_big = post_set(client, stream, fake.make_set(SESSION_REVOKED), **extra)
     assert too_big.status_code == 413 and too_big["Content-Language"] == "en"
 

@@ -15,10 +15,10 @@ import time
 import pytest
 from django.utils import timezone
 
-from django_ssf.models import InboundSET
 from django_ssf.receiver import ingest as ingest_module
 from django_ssf.receiver.handlers import on_event, unregister
 from django_ssf.receiver.ingest import drain_stream, ingest, request_drain
+from django_ssf.receiver.models import InboundSET
 from django_ssf.receiver.tasks import drain_stream as drain_task
 from tests.fake_transmitter import SESSION_REVOKED, make_stream, post_set
 
@@ -110,7 +110,7 @@ def test_after_the_guard_expires_a_new_drain_is_sent(client, fake, broker, setti
 
 
 def test_each_stream_has_its_own_drain(client, fake, broker):
-    from django_ssf.models import ReceiverStream
+    from django_ssf.receiver.models import ReceiverStream
 
     first = make_stream(fake)
     second = ReceiverStream.objects.create(

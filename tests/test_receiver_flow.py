@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from django_ssf.core import constants as c
-from django_ssf.models import InboundSET, ReceiverStream, Transmitter
 from django_ssf.receiver import discovery
 from django_ssf.receiver.client import (
     ControlPlaneError,
@@ -23,6 +22,7 @@ from django_ssf.receiver.client import (
     add_transmitter,
     connect,
 )
+from django_ssf.receiver.models import InboundSET, ReceiverStream, Transmitter
 from tests.fake_transmitter import (
     ACCOUNT_DISABLED,
     POLL,

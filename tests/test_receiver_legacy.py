@@ -7,8 +7,8 @@ import json
 import pytest
 
 from django_ssf.core import constants as c
-from django_ssf.models import InboundSET, PendingVerification
 from django_ssf.receiver.client import connect
+from django_ssf.receiver.models import InboundSET, PendingVerification
 from tests.fake_transmitter import (
     ACCOUNT_DISABLED,
     DROP,

@@ -15,8 +15,8 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_ssf.models import InboundSET, ReceiverStream
 from django_ssf.receiver import ingest as ingest_module
+from django_ssf.receiver.models import InboundSET, ReceiverStream
 from django_ssf.receiver.tasks import drain_stream as drain_task
 from tests.fake_transmitter import SESSION_REVOKED, make_stream, post_set
 from tests.test_receiver_drain import Sent, not_eager

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from django_ssf.models import InboundSET, ReceiverStream
+from django_ssf.receiver.models import InboundSET, ReceiverStream
 from django_ssf.receiver.poller import poll_all, poll_stream
 from tests.fake_transmitter import (
     POLL,

@@ -12,7 +12,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from django_ssf.models import ActionRecord, InboundSET, PendingVerification
+from django_ssf.receiver.models import ActionRecord, InboundSET, PendingVerification
 from tests.fake_transmitter import (
     DROP,
     SESSION_REVOKED,
@@ -285,7 +285,7 @@ def test_stream_updated_updates_local_status(client, fake, inline_processing):
 
 
 def test_critical_subject_member_we_cannot_process_is_discarded(client, fake, settings):
-    settings.SSF = {**settings.SSF, "PROCESSABLE_SUBJECT_MEMBERS": ["user"]}
+    settings.SSF = {**settings.SSF, "RECEIVER_PROCESSABLE_SUBJECT_MEMBERS": ["user"]}
     stream = make_stream(fake)
     transmitter = stream.transmitter
     transmitter.metadata = {**transmitter.metadata, "critical_subject_members": ["tenant"]}
@@ -300,7 +300,7 @@ def test_critical_subject_member_we_cannot_process_is_discarded(client, fake, se
 
 
 def test_jwe_round_trip(client, fake, inline_processing):
-    from django_ssf import keystore
+    from django_ssf.keys import keystore
 
     keystore.generate_encryption_key("RSA-OAEP-256")
     jwks = client.get(reverse("ssf-receiver-jwks")).json()
@@ -333,7 +333,7 @@ def test_method_size_and_unknown_stream(client, fake, settings):
     missing = reverse("ssf-receiver-push", kwargs={"push_id": "nope"})
     assert client.post(missing, data="x", content_type="application/secevent+jwt"
                        ).status_code == 404
-    settings.SSF = {**settings.SSF, "PUSH_MAX_BODY_BYTES": 100}
+    settings.SSF = {**settings.SSF, "RECEIVER_PUSH_MAX_BODY_BYTES": 100}
     response = post_set(client, stream, fake.make_set(SESSION_REVOKED))
     assert response.status_code == 413
     assert json.loads(response.content)["err"] == "invalid_request"

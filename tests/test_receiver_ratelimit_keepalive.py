@@ -10,8 +10,8 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from django_ssf.models import InboundSET, ReceiverStream
 from django_ssf.receiver.keepalive import due_streams, keep_alive
+from django_ssf.receiver.models import InboundSET, ReceiverStream
 from django_ssf.receiver.ratelimit import parse_rate, rate_limited
 from tests.fake_transmitter import POLL, SESSION_REVOKED, make_stream, pooled_key, post_set
 

@@ -4,7 +4,7 @@ Grouped by finding: session tracking across key rotation (CAEP §3.1), subject n
 per transmitter (RFC 8935 §2), disabled poll streams (SSF §8.1.5), transient JWKS
 failures (RFC 8935 §2.3/§4, RFC 8936 §2.4), complex subjects with unknown member formats
 (SSF §3.6), over-long stored strings, push streams without a secret, lost verification
-responses (SSF §8.1.4.2), per-kid JWKS refetch, PROCESSABLE_SUBJECT_MEMBERS default,
+responses (SSF §8.1.4.2), per-kid JWKS refetch, RECEIVER_PROCESSABLE_SUBJECT_MEMBERS default,
 OAuth metadata validation (RFC 9728 §3.3, RFC 8414 §3.3).
 """
 
@@ -21,16 +21,16 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
 from django_ssf.conf import DEFAULTS
-from django_ssf.models import (
+from django_ssf.receiver.actions import UNKNOWN_SESSION_START
+from django_ssf.receiver.client import ControlPlaneError, TransmitterClient
+from django_ssf.receiver.discovery import DiscoveryError, discover_authorization_server
+from django_ssf.receiver.keepalive import due_streams
+from django_ssf.receiver.models import (
     InboundSET,
     PendingVerification,
     ReceiverStream,
     UserSessionRecord,
 )
-from django_ssf.receiver.actions import UNKNOWN_SESSION_START
-from django_ssf.receiver.client import ControlPlaneError, TransmitterClient
-from django_ssf.receiver.discovery import DiscoveryError, discover_authorization_server
-from django_ssf.receiver.keepalive import due_streams
 from django_ssf.receiver.poller import poll_stream
 from django_ssf.receiver.tasks import poll_streams
 from tests.fake_transmitter import (
@@ -127,8 +127,10 @@ def test_async_cycle_key_is_tracked_too(settings):
 def test_foreign_transmitter_cannot_disable_our_superuser_by_pk(client, fake, inline_processing):
     admin = get_user_model().objects.create_superuser("root", "root@corp.example", "pw")
     stream = make_stream(fake)  # a partner transmitter, issuer != ours
-    assert fake.issuer != django_settings.SSF["ISSUER"]
-    sub_id = {"format": "iss_sub", "iss": django_settings.SSF["ISSUER"], "sub": str(admin.pk)}
+    assert fake.issuer != django_settings.SSF["TRANSMITTER_ISSUER"]
+    sub_id = {
+        "format": "iss_sub", "iss": django_settings.SSF["TRANSMITTER_ISSUER"], "sub": str(admin.pk)
+    }
     token = fake.make_set(ACCOUNT_DISABLED, {"reason": "hijacking"}, sub_id=sub_id)
     assert post_set(client, stream, token).status_code == 202
     admin.refresh_from_db()
@@ -167,7 +169,9 @@ def test_allowed_subject_issuer_and_trusted_own_issuer(client, fake, inline_proc
     assert not bob.is_active
     bob.is_active = True
     bob.save()
-    ours = {"format": "iss_sub", "iss": django_settings.SSF["ISSUER"], "sub": str(bob.pk)}
+    ours = {
+        "format": "iss_sub", "iss": django_settings.SSF["TRANSMITTER_ISSUER"], "sub": str(bob.pk)
+    }
     post_set(client, stream, fake.make_set(ACCOUNT_DISABLED, {}, sub_id=ours))
     bob.refresh_from_db()
     assert not bob.is_active
@@ -288,7 +292,7 @@ def test_unknown_format_in_critical_member_is_discarded_not_rejected(client, fak
     from django.test import override_settings
 
     with override_settings(SSF={**django_settings.SSF,
-                                "PROCESSABLE_SUBJECT_MEMBERS": settings_members}):
+                                "RECEIVER_PROCESSABLE_SUBJECT_MEMBERS": settings_members}):
         sub_id = {"format": "complex", "user": USER, "device": VENDOR_DEVICE}
         response = post_set(client, stream, fake.make_set(SESSION_REVOKED, sub_id=sub_id))
     assert response.status_code == 202, response.content
@@ -310,11 +314,12 @@ def test_malformed_known_member_is_still_invalid_request(client, fake):
     assert response.status_code == 400 and response.json()["err"] == "invalid_request"
 
 
-# ---- PROCESSABLE_SUBJECT_MEMBERS default (SSF §3.6) ---------------------------------------
+# ---- RECEIVER_PROCESSABLE_SUBJECT_MEMBERS default (SSF §3.6)
+# ---------------------------------------
 
 
 def test_processable_members_default_is_what_the_builtin_resolver_uses():
-    assert DEFAULTS["PROCESSABLE_SUBJECT_MEMBERS"] == ["user"]
+    assert DEFAULTS["RECEIVER_PROCESSABLE_SUBJECT_MEMBERS"] == ["user"]
 
 
 def test_unprocessed_critical_tenant_member_discards_the_event(client, fake, inline_processing):
@@ -529,7 +534,7 @@ def test_ssf_connect_sets_the_subject_namespaces(fake, live_receiver):
 
     from django.core.management import call_command
 
-    from django_ssf.models import Transmitter
+    from django_ssf.receiver.models import Transmitter
 
     out = io.StringIO()
     call_command("ssf_connect", fake.issuer, "--token", "static-token", "--subject-issuer",

@@ -533,7 +533,7 @@ def test_canonicalize_uses_the_setting_and_an_explicit_canonicalizer(settings) -
     s = {"format": "email", "email": "J.Doe+news@Gmail.com"}
     assert canonicalize(s, email_canonicalizer=gmail)["email"] == "jdoe@gmail.com"
     assert canonicalize(s)["email"] == "j.doe+news@gmail.com"
-    settings.SSF = {**settings.SSF, "EMAIL_CANONICALIZER": gmail}
+    settings.SSF = {**settings.SSF, "SUBJECTS_EMAIL_CANONICALIZER": gmail}
     assert canonicalize(s)["email"] == "jdoe@gmail.com"
     assert subject_key(s) == subject_key({"format": "email", "email": "jdoe@gmail.com"})
 

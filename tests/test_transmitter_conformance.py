@@ -24,11 +24,11 @@ from django.urls import resolve
 from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core.subjects import validate_subject
-from django_ssf.models import DeliveryAttempt, OutboundSET, Stream
 from django_ssf.transmitter import api as tx
 from django_ssf.transmitter import poll as poll_service
 from django_ssf.transmitter import streams as services
 from django_ssf.transmitter.delivery import drain_stream
+from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from tests.transmitter_control_support import (
     BearerClient,
     api,  # noqa: F401
@@ -105,7 +105,9 @@ def assert_transmitter_set_checks(token: str, config: dict, jwks: dict) -> dict:
 
 @pytest.fixture
 def static_key(settings):
-    ssf_settings_for(settings, POLL_LONG_POLL_TIMEOUT=0.3, POLL_CHECK_INTERVAL=0.05)
+    ssf_settings_for(
+        settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=0.3, TRANSMITTER_POLL_CHECK_INTERVAL=0.05
+    )
 
 
 # ---- §1 discovery and §2 SET format --------------------------------------------------------
@@ -188,7 +190,7 @@ def test_verification_over_push_with_and_without_authorization(api, static_key):
 # ---- §9.2 poll: the Appendix B poll variations ------------------------------------------------
 @pytest.mark.django_db
 def test_poll_only_poll_and_ack_ack_only_and_set_errs(api, static_key, settings):  # noqa: F811
-    ssf_settings_for(settings, POLL_REDELIVERY_DELAY=0)
+    ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0)
     config = create_stream(api)
     # Nothing pending: {} (RFC 8936 §2.5), also for a short poll.
     assert _poll(api, config).json() == {"sets": {}, "moreAvailable": False}
@@ -259,7 +261,9 @@ def test_invalid_poll_body_and_unknown_stream(api, static_key):  # noqa: F811
 # ---- §9.2 long poll --------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_long_poll_is_bounded_by_the_setting_and_returns_empty_sets(api, settings):  # noqa: F811
-    ssf_settings_for(settings, POLL_LONG_POLL_TIMEOUT=0.4, POLL_CHECK_INTERVAL=0.1)
+    ssf_settings_for(
+        settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=0.4, TRANSMITTER_POLL_CHECK_INTERVAL=0.1
+    )
     config = create_stream(api)
     started = time.monotonic()
     response = _poll(api, config, {})  # returnImmediately defaults to false: a long poll
@@ -304,7 +308,9 @@ def test_long_poll_wakes_when_a_set_is_committed_meanwhile(
     settings, monkeypatch, notify, interval, delay, latest
 ):
     """RFC 8936 §2.2: a waiting long poll returns the SET committed during the wait."""
-    ssf_settings_for(settings, POLL_LONG_POLL_TIMEOUT=8.0, POLL_CHECK_INTERVAL=interval)
+    ssf_settings_for(
+        settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=8.0, TRANSMITTER_POLL_CHECK_INTERVAL=interval
+    )
     if not notify:
         monkeypatch.setattr(poll_service, "notify_poll_waiters", lambda pks: None)
     app = make_receiver("long-poller")
@@ -324,7 +330,9 @@ def test_long_poll_wakes_when_a_set_is_committed_meanwhile(
 # ---- RFC 8936 §2.4: redelivery cap -----------------------------------------------------------
 @pytest.mark.django_db
 def test_redelivery_cap_marks_the_set_failed_with_a_reason(api, static_key, settings):  # noqa: F811
-    ssf_settings_for(settings, POLL_REDELIVERY_DELAY=0, POLL_MAX_DELIVERIES=2)
+    ssf_settings_for(
+        settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0, TRANSMITTER_POLL_MAX_DELIVERIES=2
+    )
     config = create_stream(api)
     (jti,) = _emit()
     failures = []
@@ -342,7 +350,7 @@ def test_redelivery_cap_marks_the_set_failed_with_a_reason(api, static_key, sett
     row = OutboundSET.objects.get(jti=jti)
     assert row.status == "failed" and row.attempts == 2
     assert row.last_error_code == poll_service.REDELIVERY_LIMIT_ERROR
-    assert "POLL_MAX_DELIVERIES" in row.last_error_description
+    assert "TRANSMITTER_POLL_MAX_DELIVERIES" in row.last_error_description
     assert failures == [(jti, "poll_redelivery_limit")]
     outcomes = list(DeliveryAttempt.objects.filter(outbound=row).values_list("outcome", flat=True))
     assert sorted(outcomes) == ["failed", "served", "served"]
@@ -352,7 +360,7 @@ def test_redelivery_cap_marks_the_set_failed_with_a_reason(api, static_key, sett
 
 @pytest.mark.django_db
 def test_redelivery_is_unlimited_by_default(api, static_key, settings):  # noqa: F811
-    ssf_settings_for(settings, POLL_REDELIVERY_DELAY=0)
+    ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0)
     config = create_stream(api)
     (jti,) = _emit()
     for _ in range(5):
@@ -381,7 +389,7 @@ def test_paused_stream_holds_and_disabled_stream_drops(api, static_key):  # noqa
 # ---- §6 subject control ----------------------------------------------------------------------
 @pytest.mark.django_db
 def test_subject_control_on_none_and_all_streams(api, static_key, settings):  # noqa: F811
-    ssf_settings_for(settings, DEFAULT_SUBJECTS="NONE")
+    ssf_settings_for(settings, TRANSMITTER_DEFAULT_SUBJECTS="NONE")
     none = create_stream(api, {"events_requested": [SESSION_REVOKED]})
     _emit(ALICE)
     assert _sets(api, none) == {}  # NONE: nothing until subjects are added (SSF §7.1)
@@ -396,7 +404,7 @@ def test_subject_control_on_none_and_all_streams(api, static_key, settings):  # 
     _emit(ALICE)
     assert _sets(api, none) == {}
 
-    ssf_settings_for(settings, DEFAULT_SUBJECTS="ALL")
+    ssf_settings_for(settings, TRANSMITTER_DEFAULT_SUBJECTS="ALL")
     every = create_stream(api, {"events_requested": [SESSION_REVOKED]})
     rm = api.post("ssf-subjects-remove", {"stream_id": every["stream_id"], "subject": BOB})
     assert rm.status_code == 204
@@ -408,7 +416,11 @@ def test_subject_control_on_none_and_all_streams(api, static_key, settings):  # 
 # ---- §6.1/§6.2 429 rate limit (checklist §11.6) ------------------------------------------------
 @pytest.mark.django_db
 def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "SUBJECT_RATE_LIMIT": 3, "SUBJECT_RATE_LIMIT_WINDOW": 60}
+    settings.SSF = {
+        **settings.SSF,
+        "TRANSMITTER_SUBJECT_RATE_LIMIT": 3,
+        "TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW": 60,
+    }
     sid = create_stream(api)["stream_id"]
     other = create_stream(api)["stream_id"]
     assert api.post("ssf-subjects-add", {"stream_id": sid, "subject": ALICE}).status_code == 200
@@ -430,7 +442,11 @@ def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):  #
 
 @pytest.mark.django_db
 def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "SUBJECT_RATE_LIMIT": 2, "SUBJECT_RATE_LIMIT_WINDOW": 10}
+    settings.SSF = {
+        **settings.SSF,
+        "TRANSMITTER_SUBJECT_RATE_LIMIT": 2,
+        "TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW": 10,
+    }
     stream = Stream.objects.get(stream_id=create_stream(api)["stream_id"])
     start = 1_000_000_000.0  # the beginning of a window
     services.check_subject_rate_limit(stream, now=start)
@@ -439,7 +455,7 @@ def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings): 
         services.check_subject_rate_limit(stream, now=start + 7.5)
     assert info.value.retry_after == 3 and info.value.status == 429
     services.check_subject_rate_limit(stream, now=start + 10)  # a new window
-    settings.SSF = {**settings.SSF, "SUBJECT_RATE_LIMIT": None}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_SUBJECT_RATE_LIMIT": None}
     for _ in range(20):
         assert (
             api.post(
@@ -452,7 +468,8 @@ def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings): 
 def test_default_rate_limit_is_generous():
     from django_ssf.conf import DEFAULTS
 
-    assert DEFAULTS["SUBJECT_RATE_LIMIT"] / DEFAULTS["SUBJECT_RATE_LIMIT_WINDOW"] >= 5
+    limit = DEFAULTS["TRANSMITTER_SUBJECT_RATE_LIMIT"]
+    assert limit / DEFAULTS["TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW"] >= 5
 
 
 # ---- Appendix A: every operation's success and error codes ------------------------------------

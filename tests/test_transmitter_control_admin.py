@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from django_ssf.admin.transmitter import mask_secret
 from django_ssf.core import constants as c
-from django_ssf.models import OutboundSET, Stream
+from django_ssf.transmitter.admin.streams import mask_secret
+from django_ssf.transmitter.models import OutboundSET, Stream
 from tests.transmitter_control_support import (
     api,  # noqa: F401
     create_stream,
@@ -56,10 +56,10 @@ def test_mask_secret():
 
 
 def test_changelist_and_change_page_never_show_secret(admin_client, push_stream):
-    listing = admin_client.get(reverse("admin:django_ssf_stream_changelist"))
+    listing = admin_client.get(reverse("admin:ssf_transmitter_stream_changelist"))
     assert listing.status_code == 200
     assert push_stream.stream_id in listing.content.decode()
-    page = admin_client.get(reverse("admin:django_ssf_stream_change", args=[push_stream.pk]))
+    page = admin_client.get(reverse("admin:ssf_transmitter_stream_change", args=[push_stream.pk]))
     assert page.status_code == 200
     html = page.content.decode()
     assert SECRET not in html
@@ -68,7 +68,7 @@ def test_changelist_and_change_page_never_show_secret(admin_client, push_stream)
 
 
 def test_change_form_can_replace_header_without_showing_it(admin_client, push_stream):
-    url = reverse("admin:django_ssf_stream_change", args=[push_stream.pk])
+    url = reverse("admin:ssf_transmitter_stream_change", args=[push_stream.pk])
     response = admin_client.post(
         url,
         {
@@ -89,7 +89,7 @@ def test_change_form_can_replace_header_without_showing_it(admin_client, push_st
 @pytest.mark.parametrize("action", ["make_paused", "make_disabled"])
 def test_status_actions_are_transmitter_initiated(admin_client, push_stream, signing_key, action):  # noqa: F811
     response = admin_client.post(
-        reverse("admin:django_ssf_stream_changelist"),
+        reverse("admin:ssf_transmitter_stream_changelist"),
         {"action": action, "_selected_action": [push_stream.pk]},
     )
     assert response.status_code == 302
@@ -99,7 +99,7 @@ def test_status_actions_are_transmitter_initiated(admin_client, push_stream, sig
     row = OutboundSET.objects.get(stream=push_stream, event_type=c.EVENT_STREAM_UPDATED)
     assert row.status != OutboundSET.STATUS_DROPPED  # announced before the stop
     admin_client.post(
-        reverse("admin:django_ssf_stream_changelist"),
+        reverse("admin:ssf_transmitter_stream_changelist"),
         {"action": "make_enabled", "_selected_action": [push_stream.pk]},
     )
     push_stream.refresh_from_db()
@@ -111,7 +111,7 @@ def test_send_verification_action_has_no_state(admin_client, push_stream, signin
     import jwt
 
     response = admin_client.post(
-        reverse("admin:django_ssf_stream_changelist"),
+        reverse("admin:ssf_transmitter_stream_changelist"),
         {"action": "send_verification", "_selected_action": [push_stream.pk]},
     )
     assert response.status_code == 302
@@ -122,7 +122,7 @@ def test_send_verification_action_has_no_state(admin_client, push_stream, signin
 
 
 def test_receiver_client_admin(admin_client, receiver, push_stream):  # noqa: F811
-    response = admin_client.get(reverse("admin:django_ssf_receiverclient_changelist"))
+    response = admin_client.get(reverse("admin:ssf_transmitter_receiverclient_changelist"))
     assert response.status_code == 200
     assert receiver.client_id in response.content.decode()
 

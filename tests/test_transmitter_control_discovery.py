@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from django_ssf.core import constants as c
-from django_ssf.models import ReceiverClient
+from django_ssf.transmitter.models import ReceiverClient
 from tests.transmitter_control_support import (
     AccessToken,
     BearerClient,
@@ -56,8 +56,8 @@ def test_discovery_document():
 def test_discovery_settings(settings):
     settings.SSF = {
         **settings.SSF,
-        "DEFAULT_SUBJECTS": "NONE",
-        "CRITICAL_SUBJECT_MEMBERS": ["tenant", "user"],
+        "TRANSMITTER_DEFAULT_SUBJECTS": "NONE",
+        "TRANSMITTER_CRITICAL_SUBJECT_MEMBERS": ["tenant", "user"],
     }
     doc = Client().get("/.well-known/ssf-configuration").json()
     assert doc["default_subjects"] == "NONE"
@@ -73,7 +73,7 @@ def test_discovery_needs_no_auth_and_never_redirects(settings):
 
 @pytest.mark.parametrize("issuer", ["https://ssf.test/tenant-1", "https://ssf.test/tenant-1/"])
 def test_discovery_for_issuer_with_path(settings, issuer):
-    settings.SSF = {**settings.SSF, "ISSUER": issuer}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_ISSUER": issuer}
     client = Client()
     response = client.get("/.well-known/ssf-configuration/tenant-1")
     assert response.status_code == 200
@@ -93,7 +93,7 @@ def test_discovery_for_issuer_with_path(settings, issuer):
 
 
 def test_discovery_with_nested_issuer_path(settings):
-    settings.SSF = {**settings.SSF, "ISSUER": "https://ssf.test/a/b"}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_ISSUER": "https://ssf.test/a/b"}
     assert Client().get("/.well-known/ssf-configuration/a/b").status_code == 200
 
 
@@ -114,8 +114,8 @@ def test_authorization_server_metadata(settings):
     assert doc["grant_types_supported"] == ["client_credentials"]
     settings.SSF = {
         **settings.SSF,
-        "AUTHORIZATION_SERVER": "https://as.example.com",
-        "TOKEN_ENDPOINT": "https://as.example.com/token",
+        "TRANSMITTER_AUTHORIZATION_SERVER": "https://as.example.com",
+        "TRANSMITTER_TOKEN_ENDPOINT": "https://as.example.com/token",
     }
     prm = Client().get("/.well-known/oauth-protected-resource").json()
     assert prm["authorization_servers"] == ["https://as.example.com"]

@@ -21,7 +21,11 @@ TIMEOUT = 10
 
 @pytest.fixture
 def issuer(live_server, settings) -> str:
-    settings.SSF = {**settings.SSF, "ISSUER": live_server.url, "MIN_VERIFICATION_INTERVAL": 60}
+    settings.SSF = {
+        **settings.SSF,
+        "TRANSMITTER_ISSUER": live_server.url,
+        "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 60,
+    }
     return live_server.url
 
 

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from django_ssf.core import constants as c
-from django_ssf.models import OutboundSET, Stream, StreamSubject
 from django_ssf.signals import stream_status_changed
 from django_ssf.transmitter import streams as services
+from django_ssf.transmitter.models import OutboundSET, Stream, StreamSubject
 from tests.transmitter_control_support import (
     api,  # noqa: F401
     create_stream,
@@ -162,7 +162,11 @@ def test_set_status_rejects_bad_initiator(api):  # noqa: F811
 # ---- inactivity -------------------------------------------------------------------------
 @pytest.mark.parametrize(("action", "expected"), [("pause", "paused"), ("disable", "disabled")])
 def test_check_inactivity(api, settings, signing_key, action, expected):  # noqa: F811
-    settings.SSF = {**settings.SSF, "INACTIVITY_TIMEOUT": 3600, "INACTIVITY_ACTION": action}
+    settings.SSF = {
+        **settings.SSF,
+        "TRANSMITTER_INACTIVITY_TIMEOUT": 3600,
+        "TRANSMITTER_INACTIVITY_ACTION": action,
+    }
     idle = create_stream(api)["stream_id"]
     fresh = create_stream(api)["stream_id"]
     Stream.objects.filter(stream_id=idle).update(
@@ -187,7 +191,7 @@ def test_check_inactivity_off_by_default(api):  # noqa: F811
 
 
 def test_status_call_resets_inactivity_clock(api, settings, signing_key):  # noqa: F811
-    settings.SSF = {**settings.SSF, "INACTIVITY_TIMEOUT": 3600}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_INACTIVITY_TIMEOUT": 3600}
     sid = create_stream(api)["stream_id"]
     Stream.objects.filter(stream_id=sid).update(
         last_activity_at=timezone.now() - timedelta(hours=5)
@@ -201,9 +205,9 @@ def test_inactivity_task_and_command(api, settings, signing_key):  # noqa: F811
 
     from django.core.management import call_command
 
-    from django_ssf.transmitter.control_tasks import check_inactivity
+    from django_ssf.transmitter.tasks import check_inactivity
 
-    settings.SSF = {**settings.SSF, "INACTIVITY_TIMEOUT": 60}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_INACTIVITY_TIMEOUT": 60}
     a = create_stream(api)["stream_id"]
     b = create_stream(api)["stream_id"]
     Stream.objects.filter(stream_id=a).update(last_activity_at=timezone.now() - timedelta(hours=1))
@@ -274,7 +278,7 @@ def test_remove_never_added_on_all_stream_records_exclusion(api):  # noqa: F811
 
 
 def test_remove_never_added_on_none_stream_is_204_and_no_row(api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "DEFAULT_SUBJECTS": "NONE"}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_DEFAULT_SUBJECTS": "NONE"}
     sid = create_stream(api)["stream_id"]
     assert api.post("ssf-subjects-remove", {"stream_id": sid, "subject": EMAIL}).status_code == 204
     assert not StreamSubject.objects.exists()
@@ -328,7 +332,7 @@ def test_verification_204_and_set_shape(api, signing_key):  # noqa: F811
 
 
 def test_verification_too_frequent_is_429_with_retry_after(api, signing_key, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "MIN_VERIFICATION_INTERVAL": 30}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 30}
     sid = create_stream(api)["stream_id"]
     assert api.post("ssf-verify", {"stream_id": sid}).status_code == 204
     response = api.post("ssf-verify", {"stream_id": sid, "state": "again"})
@@ -345,7 +349,7 @@ def test_verification_too_frequent_is_429_with_retry_after(api, signing_key, set
 
 
 def test_verification_interval_zero_never_429(api, signing_key, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "MIN_VERIFICATION_INTERVAL": 0}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 0}
     sid = create_stream(api)["stream_id"]
     for _ in range(3):
         assert api.post("ssf-verify", {"stream_id": sid}).status_code == 204
@@ -381,7 +385,7 @@ def test_unsolicited_verification_command_has_no_state(api, signing_key, setting
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    settings.SSF = {**settings.SSF, "MIN_VERIFICATION_INTERVAL": 3600}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 3600}
     sid = create_stream(api)["stream_id"]
     api.post("ssf-verify", {"stream_id": sid, "state": "receiver"})
     out = StringIO()

@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 from django_ssf.core import constants as c
-from django_ssf.models import Stream
 from django_ssf.transmitter import streams as services
+from django_ssf.transmitter.models import Stream
 from tests.transmitter_control_support import (
     api,  # noqa: F401
     create_stream,
@@ -82,7 +82,7 @@ def test_create_with_empty_events_requested_delivers_nothing(api):  # noqa: F811
 
 
 def test_events_supported_setting_narrows(api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "EVENTS_SUPPORTED": [c.CAEP_SESSION_REVOKED]}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_EVENTS_SUPPORTED": [c.CAEP_SESSION_REVOKED]}
     body = create_stream(
         api, {"events_requested": [c.CAEP_CREDENTIAL_CHANGE, c.CAEP_SESSION_REVOKED]}
     )
@@ -91,7 +91,7 @@ def test_events_supported_setting_narrows(api, settings):  # noqa: F811
 
 
 def test_description_is_truncated(api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "DESCRIPTION_MAX_LENGTH": 10}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_DESCRIPTION_MAX_LENGTH": 10}
     assert create_stream(api, {"description": "x" * 50})["description"] == "x" * 10
 
 
@@ -165,7 +165,7 @@ def test_create_rejects_bad_input(api, body, field):  # noqa: F811
 def test_loopback_http_push_follows_setting(api, settings):  # noqa: F811
     loopback = {"delivery": {"method": c.DELIVERY_PUSH, "endpoint_url": "http://127.0.0.1:9/e"}}
     assert api.post("ssf-streams", loopback).status_code == 201
-    settings.SSF = {**settings.SSF, "ALLOW_INSECURE_LOOPBACK": False}
+    settings.SSF = {**settings.SSF, "HTTP_ALLOW_INSECURE_LOOPBACK": False}
     response = api.post("ssf-streams", loopback)
     assert response.status_code == 400
     assert response.json()["field"] == "delivery.endpoint_url"
@@ -179,7 +179,7 @@ def test_create_malformed_body_is_400(api, raw):  # noqa: F811
 
 
 def test_second_create_is_409_when_multiple_streams_off(api, other_api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "MULTIPLE_STREAMS_PER_RECEIVER": False}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": False}
     create_stream(api)
     response = api.post("ssf-streams", {})
     assert response.status_code == 409
@@ -411,7 +411,11 @@ def test_management_call_records_activity(api):  # noqa: F811
 
 
 def test_inactivity_timeout_is_advertised(api, settings):  # noqa: F811
-    settings.SSF = {**settings.SSF, "INACTIVITY_TIMEOUT": 86400, "MIN_VERIFICATION_INTERVAL": 0}
+    settings.SSF = {
+        **settings.SSF,
+        "TRANSMITTER_INACTIVITY_TIMEOUT": 86400,
+        "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 0,
+    }
     body = create_stream(api)
     assert body["inactivity_timeout"] == 86400
     assert "min_verification_interval" not in body

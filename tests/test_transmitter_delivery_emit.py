@@ -18,8 +18,8 @@ from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core.errors import EventValidationError, SubjectError
 from django_ssf.events import caep, risc
-from django_ssf.models import OutboundSET, SubjectOptState
 from django_ssf.transmitter import api
+from django_ssf.transmitter.models import OutboundSET, SubjectOptState
 from tests.transmitter_delivery_support import (
     EMAIL,
     TEST_KID,
@@ -359,7 +359,7 @@ def test_disable_drops_everything_but_the_announcement():
 
 
 def test_paused_retention_count_bound_drops_oldest(settings):
-    ssf_settings_for(settings, PAUSED_RETENTION_MAX_EVENTS=3)
+    ssf_settings_for(settings, TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS=3)
     stream = _poll_stream(status=c.STATUS_PAUSED)
     jtis = [api.emit((c.CAEP_SESSION_REVOKED, {}), EMAIL)[0] for _ in range(5)]
     held = list(
@@ -472,7 +472,7 @@ def test_auth_emitters_off_by_default(auth_stream):
 
 
 def test_auth_emitters_logout_password_deactivation(settings, auth_stream):
-    ssf_settings_for(settings, AUTH_SIGNAL_EMITTERS=True)
+    ssf_settings_for(settings, TRANSMITTER_AUTH_SIGNAL_EMITTERS=True)
     user = _user()
     assert OutboundSET.objects.count() == 0  # creating a user is not a credential change
 
@@ -501,7 +501,9 @@ def test_auth_emitters_logout_password_deactivation(settings, auth_stream):
 
 
 def test_auth_emitters_selected_by_name_and_subject_modes(settings, auth_stream):
-    ssf_settings_for(settings, AUTH_SIGNAL_EMITTERS=["logout"], USER_SUBJECT="iss_sub")
+    ssf_settings_for(
+        settings, TRANSMITTER_AUTH_SIGNAL_EMITTERS=["logout"], TRANSMITTER_USER_SUBJECT="iss_sub"
+    )
     user = _user()
     user.set_password("x-new-pass")
     user.save()
@@ -515,8 +517,8 @@ def test_auth_emitters_selected_by_name_and_subject_modes(settings, auth_stream)
     }
     ssf_settings_for(
         settings,
-        AUTH_SIGNAL_EMITTERS=True,
-        USER_SUBJECT="tests.test_transmitter_delivery_emit.opaque_subject",
+        TRANSMITTER_AUTH_SIGNAL_EMITTERS=True,
+        TRANSMITTER_USER_SUBJECT="tests.test_transmitter_delivery_emit.opaque_subject",
     )
     user_logged_out.send(sender=type(user), request=None, user=user)
     assert decode(OutboundSET.objects.order_by("-id")[0].token)["sub_id"] == {
@@ -530,7 +532,7 @@ def opaque_subject(user):
 
 
 def test_auth_emitters_skip_users_without_subject_and_anonymous_logout(settings, auth_stream):
-    ssf_settings_for(settings, AUTH_SIGNAL_EMITTERS=True)
+    ssf_settings_for(settings, TRANSMITTER_AUTH_SIGNAL_EMITTERS=True)
     user = _user(email="")
     user_logged_out.send(sender=type(user), request=None, user=user)
     user_logged_out.send(sender=type(user), request=None, user=None)
@@ -538,7 +540,7 @@ def test_auth_emitters_skip_users_without_subject_and_anonymous_logout(settings,
 
 
 def test_auth_emitters_are_no_ops_without_streams(settings):
-    ssf_settings_for(settings, AUTH_SIGNAL_EMITTERS=True)
+    ssf_settings_for(settings, TRANSMITTER_AUTH_SIGNAL_EMITTERS=True)
     user = _user()
     user.set_password("new-pass-3")
     user.save()
@@ -547,8 +549,8 @@ def test_auth_emitters_are_no_ops_without_streams(settings):
 
 
 def test_real_key_provider_signs_with_the_active_database_key(settings):
-    settings.SSF = {k: v for k, v in settings.SSF.items() if k != "KEY_PROVIDER"}
-    from django_ssf.keystore import get_key_provider, jwks
+    settings.SSF = {k: v for k, v in settings.SSF.items() if k != "KEYS_PROVIDER"}
+    from django_ssf.keys.keystore import get_key_provider, jwks
 
     _poll_stream()
     (jti,) = api.emit((c.CAEP_SESSION_REVOKED, {}), EMAIL)

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from django_ssf.core import constants as c
 from django_ssf.core import jose
-from django_ssf.models import OutboundSET
 from django_ssf.transmitter import api, delivery
+from django_ssf.transmitter.models import OutboundSET
 from django_ssf.transmitter.streams import set_status
 from tests.transmitter_delivery_support import (
     EMAIL,
@@ -31,10 +31,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.redis]
 def _settings(settings):
     ssf_settings_for(
         settings,
-        PUSH_CONNECT_TIMEOUT=2.0,
-        PUSH_READ_TIMEOUT=2.0,
-        PUSH_RETRY_BASE_DELAY=0.2,
-        PUSH_RETRY_MAX_DELAY=0.5,
+        TRANSMITTER_PUSH_CONNECT_TIMEOUT=2.0,
+        TRANSMITTER_PUSH_READ_TIMEOUT=2.0,
+        TRANSMITTER_PUSH_RETRY_BASE_DELAY=0.2,
+        TRANSMITTER_PUSH_RETRY_MAX_DELAY=0.5,
     )
 
 

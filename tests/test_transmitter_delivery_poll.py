@@ -14,8 +14,8 @@ from django.utils import timezone
 from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core import jose
-from django_ssf.models import DeliveryAttempt, OutboundSET
 from django_ssf.transmitter import api, poll
+from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET
 from tests.transmitter_control_support import make_receiver, make_token
 from tests.transmitter_delivery_support import EMAIL, decode, make_stream, ssf_settings_for
 
@@ -24,7 +24,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    ssf_settings_for(settings, POLL_LONG_POLL_TIMEOUT=0.3, POLL_CHECK_INTERVAL=0.05)
+    ssf_settings_for(
+        settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=0.3, TRANSMITTER_POLL_CHECK_INTERVAL=0.05
+    )
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ def test_max_events_and_more_available(stream, token):
 
 
 def test_max_events_cap(stream, token, settings):
-    ssf_settings_for(settings, POLL_MAX_EVENTS_CAP=2)
+    ssf_settings_for(settings, TRANSMITTER_POLL_MAX_EVENTS_CAP=2)
     _emit(3)
     body = _poll(stream.stream_id, token, {"maxEvents": 100, "returnImmediately": True}).json()
     assert len(body["sets"]) == 2 and body["moreAvailable"] is True
@@ -108,7 +110,7 @@ def test_ack_only_request_with_max_events_zero(stream, token):
 
 
 def test_ack_and_poll_combined_never_returns_acked_sets(stream, token, settings):
-    ssf_settings_for(settings, POLL_REDELIVERY_DELAY=0)
+    ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0)
     jtis = _emit(3)
     first = _poll(stream.stream_id, token, {"returnImmediately": True}).json()["sets"]
     acked = []
@@ -128,7 +130,7 @@ def test_ack_and_poll_combined_never_returns_acked_sets(stream, token, settings)
 
 
 def test_unacknowledged_sets_are_redelivered_after_the_delay(stream, token, settings):
-    ssf_settings_for(settings, POLL_REDELIVERY_DELAY=30)
+    ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=30)
     (jti,) = _emit()
     assert list(_poll(stream.stream_id, token, {"returnImmediately": True}).json()["sets"]) == [jti]
     assert _poll(stream.stream_id, token, {"returnImmediately": True}).json()["sets"] == {}
@@ -253,7 +255,7 @@ def test_encrypted_poll_stream_round_trip(app, token):
 
 
 def test_poll_records_receiver_activity(stream, token):
-    from django_ssf.models import Stream
+    from django_ssf.transmitter.models import Stream
 
     Stream.objects.filter(pk=stream.pk).update(last_activity_at=timezone.now() - timedelta(days=1))
     _poll(stream.stream_id, token, {"returnImmediately": True})

@@ -21,7 +21,6 @@ from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core import jose
 from django_ssf.core.http import BlockedAddressError
-from django_ssf.models import DeliveryAttempt, OutboundSET, StreamDeliveryState
 from django_ssf.transmitter import api, delivery, encryption
 from django_ssf.transmitter.delivery import (
     KIND_DELIVERED,
@@ -33,6 +32,7 @@ from django_ssf.transmitter.delivery import (
     drain_stream,
     parse_retry_after,
 )
+from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, StreamDeliveryState
 from tests.transmitter_delivery_support import (
     EMAIL,
     decode,
@@ -46,7 +46,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    ssf_settings_for(settings, PUSH_CONNECT_TIMEOUT=2.0, PUSH_READ_TIMEOUT=2.0)
+    ssf_settings_for(
+        settings, TRANSMITTER_PUSH_CONNECT_TIMEOUT=2.0, TRANSMITTER_PUSH_READ_TIMEOUT=2.0
+    )
 
 
 @pytest.fixture
@@ -166,7 +168,7 @@ def test_no_authorization_header_when_stream_has_none(receiver):
 
 
 def test_batches_drain_a_backlog_in_one_task(receiver, settings):
-    ssf_settings_for(settings, PUSH_BATCH_SIZE=3)
+    ssf_settings_for(settings, TRANSMITTER_PUSH_BATCH_SIZE=3)
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     jtis = _emit(10)
@@ -175,7 +177,7 @@ def test_batches_drain_a_backlog_in_one_task(receiver, settings):
 
 
 def test_retries_then_recovery_loses_nothing_and_keeps_order(receiver, settings):
-    ssf_settings_for(settings, PUSH_RETRY_BASE_DELAY=0.0)
+    ssf_settings_for(settings, TRANSMITTER_PUSH_RETRY_BASE_DELAY=0.0)
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     jtis = _emit(4)
@@ -220,7 +222,7 @@ def test_retry_backs_off_the_whole_stream_and_schedules_itself(receiver, monkeyp
 
 
 def test_dead_letter_after_the_horizon(receiver, settings):
-    ssf_settings_for(settings, PUSH_RETRY_HORIZON=0)
+    ssf_settings_for(settings, TRANSMITTER_PUSH_RETRY_HORIZON=0)
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     _emit(2)
@@ -243,7 +245,9 @@ def test_dead_letter_after_the_horizon(receiver, settings):
 
 
 def test_invalid_key_is_retried_a_bounded_number_of_times(receiver, settings):
-    ssf_settings_for(settings, PUSH_RETRY_BASE_DELAY=0.0, PUSH_INVALID_KEY_RETRIES=2)
+    ssf_settings_for(
+        settings, TRANSMITTER_PUSH_RETRY_BASE_DELAY=0.0, TRANSMITTER_PUSH_INVALID_KEY_RETRIES=2
+    )
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     _emit()
@@ -285,7 +289,9 @@ def test_client_errors_fail_without_retry_and_the_queue_moves_on(receiver, statu
 
 
 def test_timeout_is_retried(receiver, settings):
-    ssf_settings_for(settings, PUSH_READ_TIMEOUT=0.2, PUSH_RETRY_BASE_DELAY=60)
+    ssf_settings_for(
+        settings, TRANSMITTER_PUSH_READ_TIMEOUT=0.2, TRANSMITTER_PUSH_RETRY_BASE_DELAY=60
+    )
     url, state = receiver
     state.delay = 0.5
     stream = make_stream(endpoint_url=url)
@@ -297,7 +303,7 @@ def test_timeout_is_retried(receiver, settings):
 
 
 def test_connection_error_is_retried(settings):
-    ssf_settings_for(settings, PUSH_RETRY_BASE_DELAY=60)
+    ssf_settings_for(settings, TRANSMITTER_PUSH_RETRY_BASE_DELAY=60)
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
@@ -310,7 +316,7 @@ def test_connection_error_is_retried(settings):
 
 
 def test_ssrf_guard_refuses_loopback_unless_allowed(receiver, settings):
-    ssf_settings_for(settings, ALLOW_INSECURE_LOOPBACK=False)
+    ssf_settings_for(settings, HTTP_ALLOW_INSECURE_LOOPBACK=False)
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     _emit()
@@ -326,7 +332,7 @@ def test_ssrf_guard_refuses_loopback_unless_allowed(receiver, settings):
     "endpoint", ["http://169.254.169.254/latest", "http://10.0.0.1/x", "http://[::1]:9/x"]
 )
 def test_ssrf_guard_refuses_internal_addresses(endpoint, settings):
-    ssf_settings_for(settings, ALLOW_INSECURE_LOOPBACK=False)
+    ssf_settings_for(settings, HTTP_ALLOW_INSECURE_LOOPBACK=False)
     stream = make_stream(endpoint_url=endpoint)
     _emit()
     drain_stream(stream.pk)
@@ -467,7 +473,7 @@ def test_encrypted_push_with_jwks_uri_fetched_at_delivery(receiver):
 
 
 def test_unusable_receiver_key_is_retried_never_sent_in_clear(receiver, settings):
-    ssf_settings_for(settings, PUSH_RETRY_BASE_DELAY=60)
+    ssf_settings_for(settings, TRANSMITTER_PUSH_RETRY_BASE_DELAY=60)
     url, state = receiver
     encryption.clear_jwks_cache()
     state.responder = lambda r: (200, {}, b'{"keys": []}') if r.path == "/jwks" else (202, {}, b"")
@@ -501,7 +507,7 @@ def test_validate_stream_encryption():
 
 
 def test_sweeper_requeues_lost_tasks_only(monkeypatch, settings):
-    ssf_settings_for(settings, SWEEPER_GRACE_SECONDS=30)
+    ssf_settings_for(settings, TRANSMITTER_SWEEPER_GRACE_SECONDS=30)
     from django_ssf.transmitter import tasks
 
     queued = []
@@ -521,7 +527,7 @@ def test_sweeper_requeues_lost_tasks_only(monkeypatch, settings):
 
 
 def test_sweeper_purges_expired_retention(settings, monkeypatch):
-    ssf_settings_for(settings, PAUSED_RETENTION_SECONDS=60)
+    ssf_settings_for(settings, TRANSMITTER_PAUSED_RETENTION_SECONDS=60)
     stream = make_stream(method=c.DELIVERY_POLL, status=c.STATUS_PAUSED)
     _emit(3)
     OutboundSET.objects.filter(pk=_rows(stream)[0].pk).update(
@@ -586,7 +592,7 @@ def test_admin_outbox_pages_and_actions(admin_client_logged_in, receiver):
     _emit(2)
     state.script.append((500, {}, b""))
     drain_stream(stream.pk)
-    changelist = reverse("admin:django_ssf_outboundset_changelist")
+    changelist = reverse("admin:ssf_transmitter_outboundset_changelist")
     assert client.get(changelist).status_code == 200
     for query in (
         "?status=pending",
@@ -596,7 +602,7 @@ def test_admin_outbox_pages_and_actions(admin_client_logged_in, receiver):
         resp = client.get(changelist + query)
         assert resp.status_code == 200
     row = _rows(stream)[0]
-    detail = client.get(reverse("admin:django_ssf_outboundset_change", args=[row.pk]))
+    detail = client.get(reverse("admin:ssf_transmitter_outboundset_change", args=[row.pk]))
     assert detail.status_code == 200 and b"sub_id" in detail.content
     resp = client.post(
         changelist, {"action": "drop_sets", "_selected_action": [r.pk for r in _rows(stream)]}
@@ -608,8 +614,8 @@ def test_admin_outbox_pages_and_actions(admin_client_logged_in, receiver):
     )
     assert resp.status_code == 302
     assert _rows(stream)[0].status == "pending"
-    health = reverse("admin:django_ssf_streamhealth_changelist")
+    health = reverse("admin:ssf_transmitter_streamhealth_changelist")
     page = client.get(health)
     assert page.status_code == 200 and stream.stream_id.encode() in page.content
-    detail = client.get(reverse("admin:django_ssf_streamhealth_change", args=[stream.pk]))
+    detail = client.get(reverse("admin:ssf_transmitter_streamhealth_change", args=[stream.pk]))
     assert detail.status_code == 200 and b"oldest_pending_age_seconds" in detail.content

@@ -24,7 +24,6 @@ from django_ssf.core import constants as c
 from django_ssf.core import jose
 from django_ssf.core.errors import EventValidationError, SETValidationError, SSFKeyError
 from django_ssf.core.events import register_event_type, registry
-from django_ssf.models import DeliveryAttempt, OutboundSET, Stream
 from django_ssf.transmitter import api as tx_api
 from django_ssf.transmitter import delivery, encryption, fanout, streams
 from django_ssf.transmitter.delivery import (
@@ -35,6 +34,7 @@ from django_ssf.transmitter.delivery import (
     parse_retry_after,
 )
 from django_ssf.transmitter.inputs import BodyError, find_nul, parse_json_body
+from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from django_ssf.transmitter.poll import PollRequest, poll
 from tests.transmitter_control_support import (  # noqa: F401  (fixtures)
     BearerClient,
@@ -55,7 +55,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    ssf_settings_for(settings, PUSH_CONNECT_TIMEOUT=2.0, PUSH_READ_TIMEOUT=2.0)
+    ssf_settings_for(
+        settings, TRANSMITTER_PUSH_CONNECT_TIMEOUT=2.0, TRANSMITTER_PUSH_READ_TIMEOUT=2.0
+    )
 
 
 def _emit(n: int = 1) -> list[str]:
@@ -197,7 +199,7 @@ def _staff(*codenames: str, username: str = "staff") -> Client:
 def test_admin_form_save_does_not_revert_a_concurrent_pause():
     stream = make_stream(method=c.DELIVERY_POLL, description="old")
     client = _staff("view_stream", "change_stream")
-    url = reverse("admin:django_ssf_stream_change", args=[stream.pk])
+    url = reverse("admin:ssf_transmitter_stream_change", args=[stream.pk])
     assert client.get(url).status_code == 200  # the operator opened the page ...
     streams.set_status(Stream.objects.get(pk=stream.pk), c.STATUS_PAUSED, initiator="receiver")
     response = client.post(url, {"description": "new", "new_authorization_header": ""})
@@ -212,7 +214,7 @@ def test_admin_form_save_does_not_revert_a_concurrent_pause():
 def test_view_only_staff_cannot_disable_a_stream():
     stream = make_stream(method=c.DELIVERY_POLL)
     client = _staff("view_stream")
-    url = reverse("admin:django_ssf_stream_changelist")
+    url = reverse("admin:ssf_transmitter_stream_changelist")
     client.post(url, {"action": "make_disabled", "_selected_action": [stream.pk], "index": 0})
     stream.refresh_from_db()
     assert stream.status == c.STATUS_ENABLED, "a view-only user disabled the stream"
@@ -221,7 +223,7 @@ def test_view_only_staff_cannot_disable_a_stream():
 def test_staff_with_change_permission_can_disable_a_stream():
     stream = make_stream(method=c.DELIVERY_POLL)
     client = _staff("view_stream", "change_stream")
-    url = reverse("admin:django_ssf_stream_changelist")
+    url = reverse("admin:ssf_transmitter_stream_changelist")
     client.post(url, {"action": "make_disabled", "_selected_action": [stream.pk], "index": 0})
     stream.refresh_from_db()
     assert stream.status == c.STATUS_DISABLED
@@ -232,7 +234,7 @@ def test_view_only_staff_cannot_drop_outbound_sets():
     (jti,) = _emit()
     row = OutboundSET.objects.get(jti=jti)
     client = _staff("view_outboundset")
-    url = reverse("admin:django_ssf_outboundset_changelist")
+    url = reverse("admin:ssf_transmitter_outboundset_changelist")
     page = client.get(url)
     assert page.status_code == 200 and b"drop_sets" not in page.content
     client.post(url, {"action": "drop_sets", "_selected_action": [row.pk], "index": 0})
@@ -245,7 +247,7 @@ def test_staff_with_change_permission_can_drop_outbound_sets():
     (jti,) = _emit()
     row = OutboundSET.objects.get(jti=jti)
     client = _staff("view_outboundset", "change_outboundset")
-    url = reverse("admin:django_ssf_outboundset_changelist")
+    url = reverse("admin:ssf_transmitter_outboundset_changelist")
     assert b"drop_sets" in client.get(url).content
     client.post(url, {"action": "drop_sets", "_selected_action": [row.pk], "index": 0})
     row.refresh_from_db()
@@ -258,7 +260,8 @@ def test_view_only_staff_are_offered_no_key_or_receiver_actions():
         "view_inboundset",
     )
     for name in ("signingkey", "encryptionkey", "transmitter", "receiverstream", "inboundset"):
-        response = client.get(reverse(f"admin:django_ssf_{name}_changelist"))
+        label = "ssf_keys" if name.endswith("key") else "ssf_receiver"
+        response = client.get(reverse(f"admin:{label}_{name}_changelist"))
         assert response.status_code == 200, name
         assert response.context["action_form"] is None or not [
             choice
@@ -591,13 +594,13 @@ def test_outbound_changelist_with_urn_event_type(urn_event):
     admin = User.objects.create_superuser("admin", "a@example.com", "pw")
     client = Client(raise_request_exception=False)
     client.force_login(admin)
-    response = client.get(reverse("admin:django_ssf_outboundset_changelist"))
+    response = client.get(reverse("admin:ssf_transmitter_outboundset_changelist"))
     assert response.status_code == 200
     assert b"ssf/account-flagged" in response.content
 
 
 def test_short_event_label():
-    from django_ssf.admin.outbox import short_event_label
+    from django_ssf.transmitter.admin.outbox import short_event_label
 
     assert short_event_label(c.CAEP_SESSION_REVOKED) == "caep/session-revoked"
     assert short_event_label(URN) == "ssf/account-flagged"
@@ -617,7 +620,7 @@ def test_create_locks_the_client_before_the_409_check(
     concurrent creates of one receiver one after the other)."""
     from django.db.models import QuerySet
 
-    settings.SSF = {**settings.SSF, "MULTIPLE_STREAMS_PER_RECEIVER": False}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": False}
     locked: list[tuple[type, bool]] = []
     original = QuerySet.select_for_update
 
@@ -629,7 +632,7 @@ def test_create_locks_the_client_before_the_409_check(
     create_stream(api, {})
     assert (type(receiver), True) in locked
     assert api.post("ssf-streams", {}).status_code == 409
-    settings.SSF = {**settings.SSF, "MULTIPLE_STREAMS_PER_RECEIVER": True}
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": True}
     locked.clear()
     create_stream(api, {})
     assert type(receiver) not in [model for model, _ in locked]  # no lock when not needed

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
-from django_ssf.models import ReceiverClient
+from django_ssf.transmitter.models import ReceiverClient
 
 Application = get_application_model()
 AccessToken = get_access_token_model()
@@ -121,7 +121,7 @@ def read_api(receiver) -> BearerClient:
 @pytest.fixture
 def signing_key(db) -> None:
     """Make sure a signing key exists, so control events can be signed."""
-    from django_ssf import keystore
+    from django_ssf.keys import keystore
 
     keystore.jwks()
 

@@ -15,7 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from django_ssf.core import constants as c
-from django_ssf.keystore import KeyProvider, SigningKeyHandle
+from django_ssf.keys.keystore import KeyProvider, SigningKeyHandle
 
 # One RSA key for the whole test session: generating one per test is slow.
 TEST_KID = "delivery-test-key"
@@ -24,7 +24,7 @@ PUBLIC_KEY = _PRIVATE_KEY.public_key()
 
 
 class StaticKeyProvider(KeyProvider):
-    """A key provider with one fixed RS256 key (``SSF["KEY_PROVIDER"]`` in tests)."""
+    """A key provider with one fixed RS256 key (``SSF["KEYS_PROVIDER"]`` in tests)."""
 
     def signing_key(self) -> SigningKeyHandle:
         return SigningKeyHandle(kid=TEST_KID, alg="RS256", key=_PRIVATE_KEY)
@@ -40,7 +40,7 @@ PROVIDER_PATH = "tests.transmitter_delivery_support.StaticKeyProvider"
 
 def ssf_settings_for(settings: Any, **extra: Any) -> None:
     """Point ``settings.SSF`` at the static key plus ``extra`` overrides."""
-    settings.SSF = {**settings.SSF, "KEY_PROVIDER": PROVIDER_PATH, **extra}
+    settings.SSF = {**settings.SSF, "KEYS_PROVIDER": PROVIDER_PATH, **extra}
 
 
 def decode(token: str, aud: Any = None) -> dict:
@@ -66,7 +66,7 @@ def make_stream(
     aud: Any = None,
     **fields: Any,
 ) -> Any:
-    from django_ssf.models import Stream
+    from django_ssf.transmitter.models import Stream
 
     return Stream.objects.create(
         client=client,
@@ -83,7 +83,7 @@ def make_stream(
 
 def add_subject(stream: Any, subject: dict, *, included: bool = True) -> Any:
     from django_ssf.core.subjects import canonicalize, subject_key
-    from django_ssf.models import StreamSubject
+    from django_ssf.transmitter.models import StreamSubject
 
     return StreamSubject.objects.create(
         stream=stream,

@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("django_ssf.urls")),
+    path("", include("django_ssf.transmitter.urls")),
+    path("", include("django_ssf.receiver.urls")),
 ]

@@ -6,15 +6,15 @@ connections check the **resolved** address at connect time, right before the soc
 connects, so neither an IP literal nor a hostname that resolves (or re-resolves, "DNS
 rebinding") to an internal address gets through:
 
-* loopback (127.0.0.0/8, ::1) unless allowed (default: ``ALLOW_INSECURE_LOOPBACK``);
+* loopback (127.0.0.0/8, ::1) unless allowed (default: ``HTTP_ALLOW_INSECURE_LOOPBACK``);
 * private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) unless allowed
-  (default: ``OUTBOUND_ALLOW_PRIVATE``);
+  (default: ``HTTP_ALLOW_PRIVATE_NETWORKS``);
 * always: link-local (169.254.0.0/16 with the cloud metadata address, fe80::/10),
   unspecified (0.0.0.0, ::), multicast, and every other special-purpose range that is not
   globally reachable; IPv4 addresses embedded in IPv6 (IPv4-mapped, NAT64, 6to4) are
   judged by the IPv4 address they carry.
 
-Networks listed in ``OUTBOUND_ALLOWED_NETWORKS`` are always allowed. TLS is untouched:
+Networks listed in ``HTTP_ALLOWED_NETWORKS`` are always allowed. TLS is untouched:
 the certificate is still verified against the URL's hostname (SNI included). Redirects
 are not followed, and environment proxies are ignored (a proxy would resolve and connect
 on our behalf, out of the guard's sight).
@@ -185,15 +185,15 @@ def _policy_from_settings(
     from django_ssf.conf import ssf_settings  # lazily: core stays light at import time
 
     if allow_loopback is None:
-        allow_loopback = bool(ssf_settings.ALLOW_INSECURE_LOOPBACK)
+        allow_loopback = bool(ssf_settings.HTTP_ALLOW_INSECURE_LOOPBACK)
     if allow_private is None:
-        allow_private = bool(ssf_settings.OUTBOUND_ALLOW_PRIVATE)
+        allow_private = bool(ssf_settings.HTTP_ALLOW_PRIVATE_NETWORKS)
     if allowed_networks is None:
-        allowed_networks = ssf_settings.OUTBOUND_ALLOWED_NETWORKS or ()
+        allowed_networks = ssf_settings.HTTP_ALLOWED_NETWORKS or ()
     try:
         networks = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
     except ValueError as exc:
-        raise ValueError(f"OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
+        raise ValueError(f"HTTP_ALLOWED_NETWORKS: {exc}") from exc
     return AddressPolicy(allow_loopback, allow_private, networks, resolver)
 
 
@@ -438,9 +438,9 @@ def safe_session(
 ) -> SafeSession:
     """A ``requests.Session`` that refuses to connect to internal addresses.
 
-    ``allow_loopback=None`` follows the ``ALLOW_INSECURE_LOOPBACK`` setting,
-    ``allow_private=None`` follows ``OUTBOUND_ALLOW_PRIVATE`` and ``allowed_networks=None``
-    follows ``OUTBOUND_ALLOWED_NETWORKS``. The session keeps connections alive in pools of
+    ``allow_loopback=None`` follows the ``HTTP_ALLOW_INSECURE_LOOPBACK`` setting,
+    ``allow_private=None`` follows ``HTTP_ALLOW_PRIVATE_NETWORKS`` and ``allowed_networks=None``
+    follows ``HTTP_ALLOWED_NETWORKS``. The session keeps connections alive in pools of
     ``pool_maxsize`` per host, so reuse one per worker. ``resolver`` replaces
     ``socket.getaddrinfo`` (tests, custom DNS).
     """
@@ -477,7 +477,7 @@ def check_endpoint_url(url: str, *, allow_insecure_loopback: bool | None = None)
 
     It must be an absolute ``https`` URL with a host, without userinfo or fragment;
     ``http`` is accepted only for loopback hosts and only when allowed (default: the
-    ``ALLOW_INSECURE_LOOPBACK`` setting). An IP-literal host that the outbound policy
+    ``HTTP_ALLOW_INSECURE_LOOPBACK`` setting). An IP-literal host that the outbound policy
     would refuse (a private or link-local address, ...) is rejected here already; hostnames
     are checked again, on their resolved addresses, at every connection.
 
@@ -486,7 +486,7 @@ def check_endpoint_url(url: str, *, allow_insecure_loopback: bool | None = None)
     from django_ssf.conf import ssf_settings
 
     if allow_insecure_loopback is None:
-        allow_insecure_loopback = bool(ssf_settings.ALLOW_INSECURE_LOOPBACK)
+        allow_insecure_loopback = bool(ssf_settings.HTTP_ALLOW_INSECURE_LOOPBACK)
     if not isinstance(url, str) or not url:
         raise ValueError("the URL must be a non-empty string")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
@@ -530,7 +530,7 @@ def check_endpoint_url(url: str, *, allow_insecure_loopback: bool | None = None)
         if not allow_insecure_loopback:
             raise ValueError(
                 "plain http to a loopback host is not allowed "
-                "(set SSF['ALLOW_INSECURE_LOOPBACK'] = True for development)"
+                "(set SSF['HTTP_ALLOW_INSECURE_LOOPBACK'] = True for development)"
             )
     if ip is not None:
         policy = _policy_from_settings(allow_insecure_loopback, None, None, None)

@@ -545,7 +545,7 @@ def default_email_canonicalizer(email: str) -> str:
     not strictly RFC 5321, but no mainstream provider has case-sensitive mailboxes and
     treating ``Alice@Example.com`` and ``alice@example.com`` as different people would
     miss events. Provider-specific rules (Gmail's dots, ``+tag`` suffixes) are the host's
-    choice: point the ``EMAIL_CANONICALIZER`` setting at your own callable.
+    choice: point the ``SUBJECTS_EMAIL_CANONICALIZER`` setting at your own callable.
     """
     return email.strip().lower()
 
@@ -587,7 +587,7 @@ def _email_canonicalizer(explicit: Callable[[str], str] | None) -> Callable[[str
         return explicit
     from django_ssf.conf import ssf_settings  # lazily: core stays free of Django at import
 
-    return ssf_settings.EMAIL_CANONICALIZER
+    return ssf_settings.SUBJECTS_EMAIL_CANONICALIZER
 
 
 def canonicalize(
@@ -595,7 +595,7 @@ def canonicalize(
 ) -> dict[str, Any]:
     """The form this app stores and compares; ``subject`` should already be valid.
 
-    Emails go through ``email_canonicalizer`` (default: the ``EMAIL_CANONICALIZER``
+    Emails go through ``email_canonicalizer`` (default: the ``SUBJECTS_EMAIL_CANONICALIZER``
     setting) wherever they appear, phone numbers lose their separators, IP addresses are
     compressed, deduplicated and sorted, and aliases are deduplicated and sorted by their
     canonical JSON. Everything else is kept exactly as sent.

@@ -9,17 +9,18 @@ Event                                                      Action
 CAEP session-revoked, RISC sessions-revoked (deprecated)   end the user's Django sessions
                                                            started before
                                                            ``event_timestamp`` (all when
-                                                           absent) - ACTION_SESSION_REVOKED
+                                                           absent) - RECEIVER_ACTION_SESSION_REVOKED
 CAEP credential-change, RISC credential-compromise         end the sessions as above, and
                                                            revoke the user's DOT access
                                                            and refresh tokens -
-                                                           ACTION_REVOKE_TOKENS
+                                                           RECEIVER_ACTION_REVOKE_TOKENS
 RISC account-disabled, account-purged                      ``is_active = False`` (never
-                                                           deleted) - ACTION_DEACTIVATE_ACCOUNT
+                                                           deleted) -
+                                                           RECEIVER_ACTION_DEACTIVATE_ACCOUNT
 RISC account-enabled                                       ``is_active = True``
 =========================================================  ==============================
 
-The subject is mapped to a local user by ``SSF["SUBJECT_RESOLVER"]``, an import string of
+The subject is mapped to a local user by ``SSF["RECEIVER_SUBJECT_RESOLVER"]``, an import string of
 ``(subject: dict, transmitter) -> user | None``; :func:`default_subject_resolver` is the
 default.
 """
@@ -39,13 +40,8 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from ..models.receiver import (
-    UNKNOWN_SESSION_START,
-    ActionRecord,
-    InboundSET,
-    UserSessionRecord,
-)
 from .events import ReceivedEvent
+from .models import UNKNOWN_SESSION_START, ActionRecord, InboundSET, UserSessionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +90,13 @@ def _resolve_iss_sub(iss: str, sub: str, transmitter) -> Any | None:
     """``iss_sub`` → user, only inside a namespace this transmitter may speak about.
 
     RFC 8935 §2 / checklist §8.2: a SET is acted on only when *this* transmitter may send
-    SETs for this issuer and subject. Our own ``SSF["ISSUER"]`` (``sub`` = local primary
+    SETs for this issuer and subject. Our own ``SSF["TRANSMITTER_ISSUER"]`` (``sub`` = local primary
     key) is honoured only for transmitters with ``trust_own_issuer_subjects``; any other
     ``iss`` must be the transmitter's issuer or in its ``subject_issuers``, and is then
     matched against ``SSF["RECEIVER_ISS_SUB_FIELD"]``.
     """
     User = get_user_model()
-    if ssf_settings.ISSUER and iss == ssf_settings.ISSUER:
+    if ssf_settings.TRANSMITTER_ISSUER and iss == ssf_settings.TRANSMITTER_ISSUER:
         if transmitter is None or not getattr(transmitter, "trust_own_issuer_subjects", False):
             return None
         try:
@@ -119,7 +115,7 @@ def default_subject_resolver(subject: dict | None, transmitter) -> Any | None:
     """Map a subject to a local user, or ``None``.
 
     * ``email``: case-insensitive match on the user model's email field (exactly one user);
-    * ``iss_sub``: when ``iss`` is our own ``SSF["ISSUER"]`` and the transmitter has
+    * ``iss_sub``: when ``iss`` is our own ``SSF["TRANSMITTER_ISSUER"]`` and the transmitter has
       ``trust_own_issuer_subjects``, ``sub`` is the user's primary key; when ``iss`` is the
       transmitter's issuer or one of its ``subject_issuers``, ``sub`` is matched against
       ``SSF["RECEIVER_ISS_SUB_FIELD"]`` if set; any other ``iss_sub`` resolves to nobody;
@@ -141,8 +137,8 @@ def default_subject_resolver(subject: dict | None, transmitter) -> Any | None:
 
 
 def resolve_subject(subject: dict | None, transmitter) -> Any | None:
-    """The configured ``SUBJECT_RESOLVER`` applied to ``subject``."""
-    resolver: Callable[[dict | None, Any], Any] = ssf_settings.SUBJECT_RESOLVER
+    """The configured ``RECEIVER_SUBJECT_RESOLVER`` applied to ``subject``."""
+    resolver: Callable[[dict | None, Any], Any] = ssf_settings.RECEIVER_SUBJECT_RESOLVER
     return resolver(subject, transmitter)
 
 
@@ -264,7 +260,14 @@ def track_existing_sessions(*, dry_run: bool = False, batch_size: int = 1000) ->
 
 
 def revoke_user_tokens(user) -> tuple[int, int]:
-    """Revoke the user's django-oauth-toolkit refresh and access tokens; returns the counts."""
+    """Revoke the user's django-oauth-toolkit refresh and access tokens; returns the counts.
+
+    A site without django-oauth-toolkit in ``INSTALLED_APPS`` has no such tokens: (0, 0).
+    """
+    from django.apps import apps
+
+    if not apps.is_installed("oauth2_provider"):
+        return 0, 0
     from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
     refresh_model = get_refresh_token_model()
@@ -310,9 +313,9 @@ def run_builtin_actions(event: ReceivedEvent, inbound: InboundSET) -> list[Actio
                         f"no local user for subject {event.subject!r}")]
     who = f"user {user.pk}"
     if wants_sessions:
-        if not ssf_settings.ACTION_SESSION_REVOKED:
+        if not ssf_settings.RECEIVER_ACTION_SESSION_REVOKED:
             records.append(_record(inbound, "end_sessions", ActionRecord.OUTCOME_SKIPPED,
-                                   "disabled by SSF['ACTION_SESSION_REVOKED']"))
+                                   "disabled by SSF['RECEIVER_ACTION_SESSION_REVOKED']"))
         else:
             before = session_cutoff(event)
             with transaction.atomic():
@@ -321,9 +324,9 @@ def run_builtin_actions(event: ReceivedEvent, inbound: InboundSET) -> list[Actio
             records.append(_record(inbound, "end_sessions", ActionRecord.OUTCOME_DONE,
                                    f"ended {ended} session(s) of {who}{when}"))
     if wants_tokens:
-        if not ssf_settings.ACTION_REVOKE_TOKENS:
+        if not ssf_settings.RECEIVER_ACTION_REVOKE_TOKENS:
             records.append(_record(inbound, "revoke_tokens", ActionRecord.OUTCOME_SKIPPED,
-                                   "disabled by SSF['ACTION_REVOKE_TOKENS']"))
+                                   "disabled by SSF['RECEIVER_ACTION_REVOKE_TOKENS']"))
         else:
             with transaction.atomic():
                 refreshed, accessed = revoke_user_tokens(user)
@@ -333,9 +336,9 @@ def run_builtin_actions(event: ReceivedEvent, inbound: InboundSET) -> list[Actio
     if wants_active:
         active = uri in REACTIVATE_EVENTS
         name = "reactivate_account" if active else "deactivate_account"
-        if not ssf_settings.ACTION_DEACTIVATE_ACCOUNT:
+        if not ssf_settings.RECEIVER_ACTION_DEACTIVATE_ACCOUNT:
             records.append(_record(inbound, name, ActionRecord.OUTCOME_SKIPPED,
-                                   "disabled by SSF['ACTION_DEACTIVATE_ACCOUNT']"))
+                                   "disabled by SSF['RECEIVER_ACTION_DEACTIVATE_ACCOUNT']"))
         else:
             changed = set_user_active(user, active)
             state = "active" if active else "inactive"

@@ -29,18 +29,18 @@ from django.utils import timezone
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFError
-from ..models.receiver import (
-    InboundSET,
-    PendingVerification,
-    ReceiverStream,
-    Transmitter,
-    generate_authorization_header,
-)
 from .discovery import (
     DiscoveryError,
     discover,
     discover_authorization_server,
     http_session,
+)
+from .models import (
+    InboundSET,
+    PendingVerification,
+    ReceiverStream,
+    Transmitter,
+    generate_authorization_header,
 )
 
 logger = logging.getLogger(__name__)

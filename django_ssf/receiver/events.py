@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.receiver import InboundSET, ReceiverStream, Transmitter
+    from .models import InboundSET, ReceiverStream, Transmitter
 
 __all__ = ["ReceivedEvent"]
 

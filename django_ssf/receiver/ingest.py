@@ -19,7 +19,7 @@ discarded or rejected - *before* the caller answers the transmitter:
    Google's ``subject_type`` only when allowed; RFC 9493 validation (``invalid_request``),
    except that complex-subject members in a format we do not know are kept unchecked;
    a complex subject with a ``critical_subject_members`` member we cannot process (its
-   name is not in ``PROCESSABLE_SUBJECT_MEMBERS``, or its format is unknown) is
+   name is not in ``RECEIVER_PROCESSABLE_SUBJECT_MEMBERS``, or its format is unknown) is
    *discarded*: acknowledged, stored, never processed (SSF §3.6); a non-critical member
    we cannot process is ignored;
 7. the event payload against its type (``invalid_request``);
@@ -50,13 +50,8 @@ from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import EventValidationError, SETValidationError, SubjectError
-from ..models.receiver import (
-    ActionRecord,
-    InboundSET,
-    PendingVerification,
-    ReceiverStream,
-)
 from .events import ReceivedEvent
+from .models import ActionRecord, InboundSET, PendingVerification, ReceiverStream
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +145,7 @@ _lookups: dict[str, _Lookup] = {}
 def _prepare_lookup(alias: str) -> _Lookup:
     from django.db import connections
 
-    from ..models.receiver import Transmitter
+    from .models import Transmitter
 
     connection = connections[alias]
     quote = connection.ops.quote_name
@@ -205,7 +200,7 @@ def load_push_stream(push_id: str) -> ReceiverStream | None:
     """
     from django.db import connections, router
 
-    from ..models.receiver import Transmitter
+    from .models import Transmitter
 
     alias = router.db_for_read(ReceiverStream)
     lookup = _lookups.get(alias)
@@ -248,7 +243,7 @@ def _decrypt_if_needed(token: str) -> str:
 
     if not jose.is_jwe(token):
         return token
-    from ..keystore import get_key_provider
+    from ..keys.keystore import get_key_provider
 
     return jose.decrypt_set(token, get_key_provider().decryption_keys())
 
@@ -327,8 +322,8 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         key_resolver=key_resolver(transmitter),
         issuer=transmitter.issuer,
         audience=stream.aud,
-        allowed_algs=list(ssf_settings.ACCEPTED_ALGORITHMS),
-        leeway=int(ssf_settings.IAT_LEEWAY),
+        allowed_algs=list(ssf_settings.RECEIVER_ACCEPTED_ALGORITHMS),
+        leeway=int(ssf_settings.RECEIVER_IAT_LEEWAY),
         require_sub_id=not transmitter.allows_subject_in_event,
         allow_numeric_txn=transmitter.allows_numeric_txn,
     )
@@ -354,7 +349,7 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         bad = unprocessable_critical_members(
             subject,
             transmitter.critical_subject_members,
-            list(ssf_settings.PROCESSABLE_SUBJECT_MEMBERS),
+            list(ssf_settings.RECEIVER_PROCESSABLE_SUBJECT_MEMBERS),
         )
         if bad:
             discard = (

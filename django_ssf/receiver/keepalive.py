@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from ..models.receiver import ReceiverStream
 from .client import ControlPlaneError, TransmitterClient
+from .models import ReceiverStream
 
 logger = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from ..models.receiver import InboundSET, ReceiverStream
 from .client import ControlPlaneError, TransmitterClient
 from .ingest import ingest, schedule_processing
+from .models import InboundSET, ReceiverStream
 
 logger = logging.getLogger(__name__)
 

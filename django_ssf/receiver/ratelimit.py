@@ -2,7 +2,7 @@
 
 ``SSF["RECEIVER_PUSH_RATE_LIMIT"] = "100/s"`` (or ``"/m"``, ``"/h"``) allows that many
 authenticated pushes per stream and fixed time window. The counters live in the Django
-cache named by ``RECEIVER_PUSH_RATE_LIMIT_CACHE``: with a shared cache (Redis, Memcached)
+cache named by ``RATE_LIMIT_CACHE``: with a shared cache (Redis, Memcached)
 the limit holds for the whole deployment; with a local-memory cache, per process.
 
 The check runs after the cheap ``Authorization`` comparison (so unauthenticated junk never
@@ -49,7 +49,7 @@ def rate_limited(stream, *, now: float | None = None) -> int | None:
     now = time.time() if now is None else now
     slot = int(now // window)
     key = f"django_ssf:push-rate:{stream.pk}:{window}:{slot}"
-    cache = caches[ssf_settings.RECEIVER_PUSH_RATE_LIMIT_CACHE]
+    cache = caches[ssf_settings.RATE_LIMIT_CACHE]
     # add() is atomic in every shared backend: exactly one request creates the counter.
     cache.add(key, 0, timeout=window + 1)
     try:

@@ -12,11 +12,11 @@
   schedule it with beat at an interval of at most a quarter of the shortest timeout::
 
     CELERY_BEAT_SCHEDULE = {
-        "ssf-receiver-poll": {"task": "django_ssf.receiver.tasks.poll_streams",
+        "ssf-receiver-poll": {"task": "django_ssf.receiver.poll_streams",
                               "schedule": 30.0},
-        "ssf-receiver-sweep": {"task": "django_ssf.receiver.tasks.process_pending_sets",
+        "ssf-receiver-sweep": {"task": "django_ssf.receiver.process_pending_sets",
                                "schedule": 300.0},
-        "ssf-receiver-keepalive": {"task": "django_ssf.receiver.tasks.keep_streams_alive",
+        "ssf-receiver-keepalive": {"task": "django_ssf.receiver.keep_streams_alive",
                                    "schedule": 300.0},
     }
 """
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-@shared_task(name="django_ssf.receiver.tasks.drain_stream", ignore_result=True)
+@shared_task(name="django_ssf.receiver.drain_stream", ignore_result=True)
 def drain_stream(stream_id: int) -> int:
     """Process the accepted SETs of one receiver stream, oldest first; returns the count."""
     from .ingest import drain_stream as drain
@@ -41,7 +41,7 @@ def drain_stream(stream_id: int) -> int:
     return drain(stream_id)
 
 
-@shared_task(name="django_ssf.receiver.tasks.process_pending_sets", ignore_result=True)
+@shared_task(name="django_ssf.receiver.process_pending_sets", ignore_result=True)
 def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
     """Process accepted SETs that have waited longer than ``older_than`` seconds."""
     from .ingest import sweep_pending
@@ -49,7 +49,7 @@ def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
     return sweep_pending(older_than=older_than, limit=limit)
 
 
-@shared_task(name="django_ssf.receiver.tasks.poll_streams", ignore_result=True)
+@shared_task(name="django_ssf.receiver.poll_streams", ignore_result=True)
 def poll_streams() -> dict[str, int]:
     """Short-poll every enabled poll stream once (acks included), then the keep-alive."""
     from .keepalive import keep_alive
@@ -66,7 +66,7 @@ def poll_streams() -> dict[str, int]:
     }
 
 
-@shared_task(name="django_ssf.receiver.tasks.keep_streams_alive", ignore_result=True)
+@shared_task(name="django_ssf.receiver.keep_streams_alive", ignore_result=True)
 def keep_streams_alive() -> dict[str, int]:
     """The SSF §8.1.1 keep-alive of every due stream; returns counts."""
     from .keepalive import keep_alive

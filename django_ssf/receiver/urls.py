@@ -1,4 +1,7 @@
-"""URL routes of the receiver: the per-stream push endpoint and our public encryption keys.
+"""URLconf of the receiver app: the per-stream push endpoint and our public encryption keys.
+
+Include it at the site root (or under any prefix):
+``path("", include("django_ssf.receiver.urls"))``.
 
 Route names start with ``ssf-receiver-``.
 """

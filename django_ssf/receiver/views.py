@@ -17,7 +17,7 @@ SET *before* we answer:
 * ``401`` when the ``Authorization`` header is missing or wrong - or when the stream has
   no stored secret at all (fail closed: a push stream never accepts anonymous SETs) -
   ``404`` for an unknown
-  push URL, ``405`` for anything but POST, ``413`` for a body over ``PUSH_MAX_BODY_BYTES``;
+  push URL, ``405`` for anything but POST, ``413`` for a body over ``RECEIVER_PUSH_MAX_BODY_BYTES``;
 * ``429`` with ``Retry-After`` when the stream is over ``RECEIVER_PUSH_RATE_LIMIT``
   (checked after the ``Authorization`` header, before any cryptography; RFC 8935 §5.4).
   It is an HTTP-level refusal, not a SET validation failure, so not an RFC 8935 ``400``:
@@ -101,7 +101,7 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         response["Retry-After"] = str(retry_after)
         response["Content-Language"] = CONTENT_LANGUAGE
         return response
-    limit = int(ssf_settings.PUSH_MAX_BODY_BYTES)
+    limit = int(ssf_settings.RECEIVER_PUSH_MAX_BODY_BYTES)
     body = _read_body(request, limit)
     if body is None:
         return error_response(
@@ -131,7 +131,7 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
 @require_GET
 def encryption_jwks(request: HttpRequest) -> JsonResponse:
     """Our receiver's public encryption keys (JWK Set) for transmitters that encrypt SETs."""
-    from ..keystore import get_key_provider
+    from ..keys.keystore import get_key_provider
 
     response = JsonResponse(get_key_provider().public_encryption_jwks())
     response["Cache-Control"] = "public, max-age=300"

@@ -42,9 +42,9 @@ from ..core.errors import EventValidationError, SubjectError
 from ..core.events import event_from, validate_event_subject
 from ..core.jose import build_set_claims
 from ..core.subjects import subject_key, validate_subject
-from ..models import OutboundSET, Stream, StreamDeliveryState, SubjectOptState
 from . import fanout
 from .inputs import NUL, find_nul
+from .models import OutboundSET, Stream, StreamDeliveryState, SubjectOptState
 
 logger = logging.getLogger("django_ssf.transmitter")
 
@@ -114,7 +114,7 @@ class _Signer:
 
     @classmethod
     def current(cls) -> _Signer:
-        from ..keystore import get_key_provider
+        from ..keys.keystore import get_key_provider
 
         return cls(sign_claims=get_key_provider().signer())
 
@@ -128,7 +128,7 @@ class _Signer:
         SET.
         """
         claims = build_set_claims(
-            iss=ssf_settings.ISSUER,
+            iss=ssf_settings.TRANSMITTER_ISSUER,
             aud=stream.aud,
             event_type=event_type,
             event=payload,
@@ -234,12 +234,12 @@ def _on_commit_wake_pollers(stream_pks: Iterable[int]) -> None:
 
 
 def enforce_paused_retention(stream_pks: Iterable[int] | None = None) -> int:
-    """Drop held SETs beyond ``PAUSED_RETENTION_MAX_EVENTS`` per stream, oldest first.
+    """Drop held SETs beyond ``TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS`` per stream, oldest first.
 
     Returns the number dropped. Dropping the oldest keeps the rest in order, which is
     what SSF §8.1.2.1 asks for the SETs of one subject.
     """
-    limit = int(ssf_settings.PAUSED_RETENTION_MAX_EVENTS)
+    limit = int(ssf_settings.TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS)
     qs = OutboundSET.objects.filter(status=OutboundSET.STATUS_HELD)
     if stream_pks is not None:
         qs = qs.filter(stream_id__in=list(stream_pks))

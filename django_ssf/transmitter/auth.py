@@ -43,8 +43,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..conf import ssf_settings
-from ..models.transmitter import ReceiverClient, Stream
 from .inputs import NUL, BodyError, parse_json_body
+from .models import ReceiverClient, Stream
 from .streams import StreamError, TooManyRequests
 
 __all__ = [
@@ -146,7 +146,7 @@ def bearer_challenge(
     error: str | None = None, description: str | None = None, scope: str | None = None
 ) -> str:
     """The ``WWW-Authenticate`` value for a Bearer failure (RFC 6750 §3, RFC 9728 §5.1)."""
-    params: list[tuple[str, str]] = [("realm", str(ssf_settings.ISSUER or "ssf"))]
+    params: list[tuple[str, str]] = [("realm", str(ssf_settings.TRANSMITTER_ISSUER or "ssf"))]
     if error:
         params.append(("error", error))
         if description:
@@ -235,11 +235,11 @@ class RequireScope(BasePermission):
             return False  # DRF turns this into NotAuthenticated → 401 without error code
         required = getattr(view, "required_scope", "manage")
         if required == "read":
-            accepted = {ssf_settings.READ_SCOPE, ssf_settings.MANAGE_SCOPE}
-            needed = ssf_settings.READ_SCOPE
+            accepted = {ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE}
+            needed = ssf_settings.TRANSMITTER_READ_SCOPE
         elif required == "manage":
-            accepted = {ssf_settings.MANAGE_SCOPE}
-            needed = ssf_settings.MANAGE_SCOPE
+            accepted = {ssf_settings.TRANSMITTER_MANAGE_SCOPE}
+            needed = ssf_settings.TRANSMITTER_MANAGE_SCOPE
         else:  # a programming error in a view, never a client's fault
             raise ValueError(f"unknown required_scope {required!r}")
         if not accepted & effective_scopes(token):
@@ -442,8 +442,8 @@ class SSFScopes(SettingsScopes):
 
     def get_all_scopes(self) -> dict[str, str]:
         scopes = dict(super().get_all_scopes())
-        scopes.setdefault(ssf_settings.READ_SCOPE, "Read SSF streams and poll events")
-        scopes.setdefault(ssf_settings.MANAGE_SCOPE, "Manage SSF streams")
+        scopes.setdefault(ssf_settings.TRANSMITTER_READ_SCOPE, "Read SSF streams and poll events")
+        scopes.setdefault(ssf_settings.TRANSMITTER_MANAGE_SCOPE, "Manage SSF streams")
         return scopes
 
     def get_available_scopes(self, application=None, request=None, *args, **kwargs):

@@ -9,7 +9,7 @@ One Celery task per stream (:func:`django_ssf.transmitter.tasks.deliver_stream`)
    streams between them. The lease row is claimed with ``SELECT … FOR UPDATE SKIP
    LOCKED`` on databases that have it (PostgreSQL) plus a conditional ``UPDATE`` that is
    atomic everywhere (SQLite serialises writers, so it needs no row lock);
-2. fetches pending rows in batches of ``PUSH_BATCH_SIZE`` (oldest first) and POSTs each
+2. fetches pending rows in batches of ``TRANSMITTER_PUSH_BATCH_SIZE`` (oldest first) and POSTs each
    compact SET with ``Content-Type: application/secevent+jwt``, ``Accept:
    application/json`` and the stream's ``authorization_header`` verbatim, through a
    keep-alive session per worker thread with the SSRF guard checked at connect time;
@@ -24,13 +24,13 @@ Retry policy (RFC 8935 §2, §4 leave it to the transmitter; checklist §12.1 it
 * any 2xx → delivered;
 * 400 with an RFC 8935 error body → recorded with its ``err``/``description``; only
   ``invalid_key`` is retried (the receiver may refetch our JWKS after a rotation), at
-  most ``PUSH_INVALID_KEY_RETRIES`` times; everything else is final (``failed``);
+  most ``TRANSMITTER_PUSH_INVALID_KEY_RETRIES`` times; everything else is final (``failed``);
 * 401, 403, 404 and other 4xx, 3xx (redirects are never followed), SSRF refusals →
   ``failed``: retrying cannot fix a wrong authorization header or endpoint;
 * 408, 429, 5xx, timeouts, connection errors, an unobtainable encryption key → retried
-  with exponential backoff and full jitter (``PUSH_RETRY_BASE_DELAY`` doubling up to
-  ``PUSH_RETRY_MAX_DELAY``; ``Retry-After`` in seconds or as an HTTP date wins) until
-  ``PUSH_RETRY_HORIZON`` seconds after the SET was queued, then ``dead``.
+  with exponential backoff and full jitter (``TRANSMITTER_PUSH_RETRY_BASE_DELAY`` doubling up to
+  ``TRANSMITTER_PUSH_RETRY_MAX_DELAY``; ``Retry-After`` in seconds or as an HTTP date wins) until
+  ``TRANSMITTER_PUSH_RETRY_HORIZON`` seconds after the SET was queued, then ``dead``.
 
 Delivery is at-least-once: if a worker dies between a POST and the batch write, the SET
 is sent again later; receivers deduplicate by ``jti`` (RFC 8935 §2).
@@ -59,10 +59,10 @@ from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFKeyError
-from ..models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
 from .encryption import outgoing_token
 from .fanout import STREAM_FIELDS
 from .inputs import read_limited
+from .models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
 
 logger = logging.getLogger("django_ssf.transmitter.delivery")
 
@@ -240,8 +240,8 @@ def backoff_delay(
     rand: Callable[[], float] = random.random,
 ) -> float:
     """Exponential backoff with full jitter: uniform in ``[0, min(cap, base·2^(n-1))]``."""
-    base = float(ssf_settings.PUSH_RETRY_BASE_DELAY if base is None else base)
-    cap = float(ssf_settings.PUSH_RETRY_MAX_DELAY if cap is None else cap)
+    base = float(ssf_settings.TRANSMITTER_PUSH_RETRY_BASE_DELAY if base is None else base)
+    cap = float(ssf_settings.TRANSMITTER_PUSH_RETRY_MAX_DELAY if cap is None else cap)
     # Bound the exponent before multiplying: 2**1100 does not fit in a float, and a row
     # can reach that many attempts (long horizons, operator redeliveries).
     exponent = min(max(0, attempts - 1), 62)
@@ -259,10 +259,10 @@ def get_session() -> requests.Session:
     from ..core.http import safe_session
 
     key = (
-        bool(ssf_settings.ALLOW_INSECURE_LOOPBACK),
-        bool(ssf_settings.OUTBOUND_ALLOW_PRIVATE),
-        tuple(ssf_settings.OUTBOUND_ALLOWED_NETWORKS),
-        int(ssf_settings.PUSH_POOL_MAXSIZE),
+        bool(ssf_settings.HTTP_ALLOW_INSECURE_LOOPBACK),
+        bool(ssf_settings.HTTP_ALLOW_PRIVATE_NETWORKS),
+        tuple(ssf_settings.HTTP_ALLOWED_NETWORKS),
+        int(ssf_settings.TRANSMITTER_PUSH_POOL_MAXSIZE),
     )
     cached = getattr(_local, "session", None)
     if cached is not None and cached[0] == key:
@@ -288,7 +288,10 @@ def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[
     headers = {"Content-Type": c.SET_MEDIA_TYPE, "Accept": "application/json"}
     if stream.authorization_header:
         headers["Authorization"] = stream.authorization_header
-    timeout = (float(ssf_settings.PUSH_CONNECT_TIMEOUT), float(ssf_settings.PUSH_READ_TIMEOUT))
+    timeout = (
+        float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT),
+        float(ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT),
+    )
     started = time.perf_counter()
     try:
         resp = session.post(
@@ -316,7 +319,9 @@ def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[
 
 
 def _lease_seconds() -> float:
-    per_request = float(ssf_settings.PUSH_CONNECT_TIMEOUT) + float(ssf_settings.PUSH_READ_TIMEOUT)
+    per_request = float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT) + float(
+        ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT
+    )
     return max(60.0, 4 * per_request)
 
 
@@ -402,10 +407,12 @@ class _Batch:
 
     def _schedule_retry(self, row: OutboundSET, outcome: Outcome, now: datetime) -> str:
         if outcome.error_code in RETRYABLE_SET_ERRORS and row.attempts > int(
-            ssf_settings.PUSH_INVALID_KEY_RETRIES
+            ssf_settings.TRANSMITTER_PUSH_INVALID_KEY_RETRIES
         ):
             return DeliveryAttempt.OUTCOME_FAILED
-        horizon_at = row.queued_at + timedelta(seconds=float(ssf_settings.PUSH_RETRY_HORIZON))
+        horizon_at = row.queued_at + timedelta(
+            seconds=float(ssf_settings.TRANSMITTER_PUSH_RETRY_HORIZON)
+        )
         if now >= horizon_at:
             row.status = OutboundSET.STATUS_DEAD
             row.last_error_description = (
@@ -538,7 +545,7 @@ def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResu
     session = get_session()
     renew_every = _lease_seconds() / 3
     clock = _DrainClock(owner, deadline, renew_every, time.monotonic() + renew_every)
-    batch_size = max(1, int(ssf_settings.PUSH_BATCH_SIZE))
+    batch_size = max(1, int(ssf_settings.TRANSMITTER_PUSH_BATCH_SIZE))
     while True:
         stream = _load_stream(stream_pk)
         if stream is None or not stream.is_push:
@@ -632,10 +639,12 @@ def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> DrainRe
 
     Returns what happened. Safe to call concurrently for one stream: only the lease
     holder delivers; the others return at once. Stops after ``max_seconds``
-    (``PUSH_DRAIN_MAX_SECONDS``) and enqueues a follow-up task so one busy stream cannot
+    (``TRANSMITTER_PUSH_DRAIN_MAX_SECONDS``) and enqueues a follow-up task so one busy stream cannot
     keep a worker forever.
     """
-    budget = float(ssf_settings.PUSH_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds)
+    budget = float(
+        ssf_settings.TRANSMITTER_PUSH_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds
+    )
     deadline = time.monotonic() + budget
     result = DrainResult()
     for _ in range(50):
@@ -665,11 +674,11 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Re-enqueue push streams whose tasks were lost; purge expired paused retention.
 
     A push stream is re-enqueued when a pending SET's ``next_attempt_at`` passed more
-    than ``SWEEPER_GRACE_SECONDS`` ago and no worker holds the stream's lease. Held SETs
+    than ``TRANSMITTER_SWEEPER_GRACE_SECONDS`` ago and no worker holds the stream's lease. Held SETs
     left on an enabled stream by an emit that raced with re-enabling it are released
     (:func:`reconcile_with_status`) and their push stream enqueued. Held SETs older than
-    ``PAUSED_RETENTION_SECONDS`` are dropped, and the count bound
-    ``PAUSED_RETENTION_MAX_EVENTS`` is enforced.
+    ``TRANSMITTER_PAUSED_RETENTION_SECONDS`` are dropped, and the count bound
+    ``TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS`` is enforced.
     """
     from .api import enforce_paused_retention
     from .tasks import deliver_stream
@@ -687,7 +696,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         released += changed
         if changed and stream.is_push:
             released_pks.add(stream.pk)
-    overdue = now - timedelta(seconds=float(ssf_settings.SWEEPER_GRACE_SECONDS))
+    overdue = now - timedelta(seconds=float(ssf_settings.TRANSMITTER_SWEEPER_GRACE_SECONDS))
     stream_pks = set(
         OutboundSET.objects.filter(
             status=OutboundSET.STATUS_PENDING,
@@ -709,13 +718,15 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
             requeued += 1
         except Exception:
             logger.exception("sweeper could not enqueue stream pk=%s", pk)
-    expired_before = now - timedelta(seconds=float(ssf_settings.PAUSED_RETENTION_SECONDS))
+    expired_before = now - timedelta(
+        seconds=float(ssf_settings.TRANSMITTER_PAUSED_RETENTION_SECONDS)
+    )
     expired = OutboundSET.objects.filter(
         status=OutboundSET.STATUS_HELD, created_at__lt=expired_before
     ).update(
         status=OutboundSET.STATUS_DROPPED,
         last_error_code="retention_expired",
-        last_error_description="dropped: held longer than PAUSED_RETENTION_SECONDS",
+        last_error_description="dropped: held longer than TRANSMITTER_PAUSED_RETENTION_SECONDS",
     )
     overflow = enforce_paused_retention()
     return {

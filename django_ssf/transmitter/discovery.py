@@ -32,7 +32,7 @@ def issuer_path() -> str:
     ``https://tr.example.com/issuer1/`` is discovered at
     ``/.well-known/ssf-configuration/issuer1``.
     """
-    return urlsplit(str(ssf_settings.ISSUER)).path.strip("/")
+    return urlsplit(str(ssf_settings.TRANSMITTER_ISSUER)).path.strip("/")
 
 
 def _url(name: str) -> str:
@@ -40,27 +40,28 @@ def _url(name: str) -> str:
 
 
 def token_endpoint_url() -> str:
-    """Where receivers get tokens: ``SSF["TOKEN_ENDPOINT"]`` or this app's DOT token view."""
-    return str(ssf_settings.TOKEN_ENDPOINT or _url("ssf-token"))
+    """Where receivers get tokens: ``SSF["TRANSMITTER_TOKEN_ENDPOINT"]`` or this app's DOT token
+    view."""
+    return str(ssf_settings.TRANSMITTER_TOKEN_ENDPOINT or _url("ssf-token"))
 
 
 def authorization_servers() -> list[str]:
     """Issuer identifiers of the authorization servers that mint control-plane tokens."""
-    configured = ssf_settings.AUTHORIZATION_SERVER
+    configured = ssf_settings.TRANSMITTER_AUTHORIZATION_SERVER
     if configured:
         return [str(configured)] if isinstance(configured, str) else [str(s) for s in configured]
-    return [str(ssf_settings.ISSUER)]
+    return [str(ssf_settings.TRANSMITTER_ISSUER)]
 
 
 def _scopes() -> list[str]:
-    return [ssf_settings.READ_SCOPE, ssf_settings.MANAGE_SCOPE]
+    return [ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE]
 
 
 def ssf_configuration() -> dict[str, Any]:
     """The Transmitter Configuration Metadata (SSF §7.1). Empty arrays are never emitted."""
     data: dict[str, Any] = {
         "spec_version": c.SPEC_VERSION,
-        "issuer": str(ssf_settings.ISSUER),
+        "issuer": str(ssf_settings.TRANSMITTER_ISSUER),
         "jwks_uri": _url("ssf-jwks"),
         "delivery_methods_supported": list(c.DELIVERY_METHODS),
         "configuration_endpoint": _url("ssf-streams"),
@@ -69,9 +70,9 @@ def ssf_configuration() -> dict[str, Any]:
         "remove_subject_endpoint": _url("ssf-subjects-remove"),
         "verification_endpoint": _url("ssf-verify"),
         "authorization_schemes": [{"spec_urn": c.AUTH_SCHEME_OAUTH2}],
-        "default_subjects": ssf_settings.DEFAULT_SUBJECTS,
+        "default_subjects": ssf_settings.TRANSMITTER_DEFAULT_SUBJECTS,
     }
-    critical = list(ssf_settings.CRITICAL_SUBJECT_MEMBERS or [])
+    critical = list(ssf_settings.TRANSMITTER_CRITICAL_SUBJECT_MEMBERS or [])
     if critical:
         data["critical_subject_members"] = critical
     return data
@@ -83,7 +84,7 @@ def protected_resource_metadata() -> dict[str, Any]:
     The resource identifier is the issuer: the control plane is the issuer's API.
     """
     return {
-        "resource": str(ssf_settings.ISSUER),
+        "resource": str(ssf_settings.TRANSMITTER_ISSUER),
         "authorization_servers": authorization_servers(),
         "scopes_supported": _scopes(),
         "bearer_methods_supported": ["header"],
@@ -96,10 +97,10 @@ def authorization_server_metadata() -> dict[str, Any]:
 
     Served only to name the token endpoint (``response_types_supported`` is left out:
     no authorization endpoint is offered here). A host whose own authorization server is
-    configured in ``SSF["AUTHORIZATION_SERVER"]`` publishes its own document.
+    configured in ``SSF["TRANSMITTER_AUTHORIZATION_SERVER"]`` publishes its own document.
     """
     return {
-        "issuer": str(ssf_settings.ISSUER),
+        "issuer": str(ssf_settings.TRANSMITTER_ISSUER),
         "token_endpoint": token_endpoint_url(),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -1,6 +1,7 @@
 """Opt-in emitters for Django's own auth signals.
 
-With ``SSF["AUTH_SIGNAL_EMITTERS"]`` on (``True``, or a list naming some of ``"logout"``,
+With ``SSF["TRANSMITTER_AUTH_SIGNAL_EMITTERS"]`` on (``True``, or a list naming some of
+``"logout"``,
 ``"password"``, ``"deactivation"``):
 
 * ``user_logged_out`` → CAEP session-revoked (``initiating_entity: "user"``,
@@ -14,9 +15,9 @@ With ``SSF["AUTH_SIGNAL_EMITTERS"]`` on (``True``, or a list naming some of ``"l
   ``user.password``;
 * ``is_active`` going from true to false on save → RISC account-disabled.
 
-``SSF["USER_SUBJECT"]`` maps the user to the SET subject: ``"email"`` →
+``SSF["TRANSMITTER_USER_SUBJECT"]`` maps the user to the SET subject: ``"email"`` →
 ``{"format": "email", "email": user.email}``, ``"iss_sub"`` → ``{"format": "iss_sub",
-"iss": ISSUER, "sub": str(user.pk)}``, or an import string of ``(user) -> dict | None``.
+"iss": TRANSMITTER_ISSUER, "sub": str(user.pk)}``, or an import string of ``(user) -> dict | None``.
 A user without a subject (no email, the callable returned ``None``) emits nothing.
 
 The receivers are always connected (``connect_auth_signal_emitters`` runs from
@@ -55,8 +56,8 @@ _PENDING_ATTR = "_ssf_pending_auth_events"
 
 
 def emitter_enabled(name: str) -> bool:
-    """Whether the ``name`` emitter is switched on by ``AUTH_SIGNAL_EMITTERS``."""
-    value = ssf_settings.AUTH_SIGNAL_EMITTERS
+    """Whether the ``name`` emitter is switched on by ``TRANSMITTER_AUTH_SIGNAL_EMITTERS``."""
+    value = ssf_settings.TRANSMITTER_AUTH_SIGNAL_EMITTERS
     if isinstance(value, bool) or value is None:
         return bool(value)
     if isinstance(value, str):
@@ -65,15 +66,18 @@ def emitter_enabled(name: str) -> bool:
 
 
 def user_subject(user: Any) -> dict | None:
-    """The Subject Identifier of a local user per ``USER_SUBJECT``; ``None`` if it has none."""
-    mode = ssf_settings.USER_SUBJECT
+    """The Subject Identifier of a local user per ``TRANSMITTER_USER_SUBJECT``; ``None`` if it has
+    none."""
+    mode = ssf_settings.TRANSMITTER_USER_SUBJECT
     if mode == "email":
         email = getattr(user, "email", "") or ""
         return {"format": c.FORMAT_EMAIL, "email": email} if email else None
     if mode == "iss_sub":
         if user.pk is None:
             return None
-        return {"format": c.FORMAT_ISS_SUB, "iss": ssf_settings.ISSUER, "sub": str(user.pk)}
+        return {
+            "format": c.FORMAT_ISS_SUB, "iss": ssf_settings.TRANSMITTER_ISSUER, "sub": str(user.pk)
+        }
     func = import_string(mode) if isinstance(mode, str) else mode
     return func(user)
 

@@ -5,7 +5,8 @@ A stream may carry the receiver's public encryption key, either inline
 transmitter fetches through the SSRF-guarded session and caches for
 ``SSF["JWKS_CACHE_SECONDS"]``. Every SET of such a stream is signed first and then
 encrypted (RFC 7519 §11.2, outer header ``cty: "JWT"``) with the stream's
-``encryption_alg``/``encryption_enc`` or the ``JWE_ALGORITHM``/``JWE_ENCRYPTION`` defaults,
+``encryption_alg``/``encryption_enc`` or the
+``TRANSMITTER_JWE_ALGORITHM``/``TRANSMITTER_JWE_ENCRYPTION`` defaults,
 for push and poll alike (checklist §11.5, §12.6).
 
 The outbox row keeps the signed JWS. Encryption happens when the SET leaves (each push
@@ -72,8 +73,8 @@ def clear_jwks_cache() -> None:
 
 def stream_encryption_params(stream: Any) -> tuple[str, str]:
     """The JWE ``alg`` and ``enc`` of a stream (its own, else the settings' defaults)."""
-    alg = getattr(stream, "encryption_alg", "") or ssf_settings.JWE_ALGORITHM
-    enc = getattr(stream, "encryption_enc", "") or ssf_settings.JWE_ENCRYPTION
+    alg = getattr(stream, "encryption_alg", "") or ssf_settings.TRANSMITTER_JWE_ALGORITHM
+    enc = getattr(stream, "encryption_enc", "") or ssf_settings.TRANSMITTER_JWE_ENCRYPTION
     return alg, enc
 
 
@@ -137,7 +138,10 @@ def fetch_jwks(uri: str, *, allow_fetch: bool = True) -> dict | None:
         return None
     from ..core.http import safe_session
 
-    timeout = (float(ssf_settings.PUSH_CONNECT_TIMEOUT), float(ssf_settings.PUSH_READ_TIMEOUT))
+    timeout = (
+        float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT),
+        float(ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT),
+    )
     try:
         with safe_session() as session:
             resp = session.get(
@@ -231,8 +235,8 @@ def validate_stream_encryption(
     """
     if jwk and jwks_uri:
         raise SSFKeyError("give either an encryption jwk or a jwks_uri, not both")
-    alg = alg or ssf_settings.JWE_ALGORITHM
-    enc = enc or ssf_settings.JWE_ENCRYPTION
+    alg = alg or ssf_settings.TRANSMITTER_JWE_ALGORITHM
+    enc = enc or ssf_settings.TRANSMITTER_JWE_ENCRYPTION
     if jwk is not None:
         if not isinstance(jwk, dict):
             raise SSFKeyError("the encryption key must be a JWK (a JSON object)")

@@ -29,7 +29,7 @@ from django.db.models import Q
 
 from ..core import constants as c
 from ..core.subjects import subject_key, subjects_match
-from ..models import Stream, StreamSubject, SubjectOptState
+from .models import Stream, StreamSubject, SubjectOptState
 
 __all__ = [
     "STREAM_FIELDS",

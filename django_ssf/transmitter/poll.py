@@ -6,18 +6,18 @@ The view (:mod:`django_ssf.transmitter.poll_views`) parses the request with
 1. processes ``ack`` (only ``jti`` values of *this* stream; unknown ones are ignored)
    and ``setErrs`` (recorded on the row, which becomes ``failed``; an ``invalid_state``
    on a verification SET is logged as a failed verification) — RFC 8936 §2.4;
-2. returns up to ``min(maxEvents, POLL_MAX_EVENTS_CAP)`` unacknowledged SETs, oldest
-   first: SETs never served, and SETs served more than ``POLL_REDELIVERY_DELAY``
+2. returns up to ``min(maxEvents, TRANSMITTER_POLL_MAX_EVENTS_CAP)`` unacknowledged SETs, oldest
+   first: SETs never served, and SETs served more than ``TRANSMITTER_POLL_REDELIVERY_DELAY``
    seconds ago without an acknowledgement (redelivery, RFC 8936 §2.4);
 3. when nothing is available and ``returnImmediately`` is not true, waits (long poll,
-   RFC 8936 §2.2) up to ``POLL_LONG_POLL_TIMEOUT`` seconds, checking the outbox with
-   short sleeps that grow up to ``POLL_CHECK_INTERVAL``; the wait holds no database
+   RFC 8936 §2.2) up to ``TRANSMITTER_POLL_LONG_POLL_TIMEOUT`` seconds, checking the outbox with
+   short sleeps that grow up to ``TRANSMITTER_POLL_CHECK_INTERVAL``; the wait holds no database
    transaction or lock (the view opts out of ``ATOMIC_REQUESTS``). A SET committed for
    the stream in the same process (an emit, a control event, a release from hold)
    wakes the waiting poll at once through :func:`notify_poll_waiters`; one committed
    by another process is seen at the next outbox check.
 
-Redelivery may be capped (RFC 8936 §2.4): with ``POLL_MAX_DELIVERIES`` set, a SET served
+Redelivery may be capped (RFC 8936 §2.4): with ``TRANSMITTER_POLL_MAX_DELIVERIES`` set, a SET served
 that many times without an acknowledgement is marked ``failed`` with the reason
 ``poll_redelivery_limit`` instead of being served again.
 
@@ -44,9 +44,9 @@ from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SSFKeyError
-from ..models import DeliveryAttempt, OutboundSET, Stream
 from .delivery import reconcile_with_status
 from .encryption import outgoing_token
+from .models import DeliveryAttempt, OutboundSET, Stream
 
 logger = logging.getLogger("django_ssf.transmitter.poll")
 
@@ -236,13 +236,14 @@ REDELIVERY_LIMIT_ERROR = "poll_redelivery_limit"
 
 
 def fail_exhausted(stream: Stream) -> int:
-    """Mark failed this stream's SETs due for redelivery that reached POLL_MAX_DELIVERIES.
+    """Mark failed this stream's SETs due for redelivery that reached
+    TRANSMITTER_POLL_MAX_DELIVERIES.
 
     Returns how many. Each gets a ``failed`` attempt record and the
     :data:`~django_ssf.signals.set_delivery_failed` signal (RFC 8936 §2.4: a transmitter
     MAY cap redelivery).
     """
-    cap = ssf_settings.POLL_MAX_DELIVERIES
+    cap = ssf_settings.TRANSMITTER_POLL_MAX_DELIVERIES
     if cap is None:
         return 0
     cap = max(1, int(cap))
@@ -254,7 +255,10 @@ def fail_exhausted(stream: Stream) -> int:
     if not rows:
         return 0
     now = timezone.now()
-    description = f"served {cap} time(s) by poll without an acknowledgement (POLL_MAX_DELIVERIES)"
+    description = (
+        f"served {cap} time(s) by poll without an acknowledgement "
+        "(TRANSMITTER_POLL_MAX_DELIVERIES)"
+    )
     changed = OutboundSET.objects.filter(
         pk__in=[r.pk for r in rows], status=OutboundSET.STATUS_PENDING
     ).update(
@@ -288,7 +292,7 @@ def fail_exhausted(stream: Stream) -> int:
 
 
 def _available(stream_pk: int, status: str) -> Any:
-    redeliver_before = timezone.now() - _seconds(ssf_settings.POLL_REDELIVERY_DELAY)
+    redeliver_before = timezone.now() - _seconds(ssf_settings.TRANSMITTER_POLL_REDELIVERY_DELAY)
     qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING).filter(
         Q(served_at__isnull=True) | Q(served_at__lte=redeliver_before)
     )
@@ -371,18 +375,19 @@ def poll(
 ) -> PollResult:
     """Serve one poll request for ``stream`` (see the module docstring).
 
-    ``timeout`` overrides ``POLL_LONG_POLL_TIMEOUT``. ``sleep`` replaces the wait between
+    ``timeout`` overrides ``TRANSMITTER_POLL_LONG_POLL_TIMEOUT``. ``sleep`` replaces the wait
+    between
     two outbox checks (tests); by default the wait ends early when
     :func:`notify_poll_waiters` is called for the stream.
     """
     acked = acknowledge(stream, request.ack)
     errors = record_set_errors(stream, request.set_errs)
-    cap = int(ssf_settings.POLL_MAX_EVENTS_CAP)
+    cap = int(ssf_settings.TRANSMITTER_POLL_MAX_EVENTS_CAP)
     limit = cap if request.max_events is None else min(request.max_events, cap)
-    wait = float(ssf_settings.POLL_LONG_POLL_TIMEOUT if timeout is None else timeout)
+    wait = float(ssf_settings.TRANSMITTER_POLL_LONG_POLL_TIMEOUT if timeout is None else timeout)
     deadline = clock() + max(0.0, wait)
     interval = 0.05
-    max_interval = max(0.01, float(ssf_settings.POLL_CHECK_INTERVAL))
+    max_interval = max(0.01, float(ssf_settings.TRANSMITTER_POLL_CHECK_INTERVAL))
     with _waiting(stream.pk) as wake:
         while True:
             sets, more = fetch_sets(stream, limit)

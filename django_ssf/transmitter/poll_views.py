@@ -33,7 +33,7 @@ class PollView(SSFAPIView):
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        # A long poll waits up to POLL_LONG_POLL_TIMEOUT seconds: never inside the
+        # A long poll waits up to TRANSMITTER_POLL_LONG_POLL_TIMEOUT seconds: never inside the
         # request-wide transaction of ATOMIC_REQUESTS (it would hold a connection in a
         # transaction and, on some isolation levels, hide SETs committed meanwhile).
         return transaction.non_atomic_requests(super().as_view(**initkwargs))

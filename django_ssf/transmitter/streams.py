@@ -20,9 +20,9 @@ from django.utils import timezone
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SSFError, SSFKeyError, SubjectError
-from ..models.transmitter import Stream, StreamSubject
 from ..signals import stream_status_changed
 from .inputs import NUL, find_nul
+from .models import Stream, StreamSubject
 
 __all__ = [
     "RECEIVER_SUPPLIED_FIELDS",
@@ -139,13 +139,13 @@ class SubjectRequestsTooFrequent(TooManyRequests):
 def events_supported() -> list[str]:
     """Event types this transmitter offers every stream.
 
-    ``SSF["EVENTS_SUPPORTED"]`` narrows the list; by default it is every registered,
+    ``SSF["TRANSMITTER_EVENTS_SUPPORTED"]`` narrows the list; by default it is every registered,
     non-deprecated type. The SSF control events (verification, stream-updated) are always
     included: every stream carries them (SSF §8.1.4, §8.1.5).
     """
     from ..core.events import registry
 
-    configured = ssf_settings.EVENTS_SUPPORTED
+    configured = ssf_settings.TRANSMITTER_EVENTS_SUPPORTED
     if configured is None:
         uris = list(registry.uris(include_control=True, include_deprecated=False))
     else:
@@ -162,7 +162,7 @@ def poll_endpoint_url(stream: Stream) -> str:
 
 
 def _issuer() -> str:
-    return str(ssf_settings.ISSUER)
+    return str(ssf_settings.TRANSMITTER_ISSUER)
 
 
 def _compute_delivered(requested: list[str] | None) -> list[str]:
@@ -201,10 +201,12 @@ def stream_configuration(stream: Stream) -> dict[str, Any]:
     config["delivery"] = delivery
     if stream.description:
         config["description"] = stream.description
-    if ssf_settings.MIN_VERIFICATION_INTERVAL:
-        config["min_verification_interval"] = int(ssf_settings.MIN_VERIFICATION_INTERVAL)
-    if ssf_settings.INACTIVITY_TIMEOUT:
-        config["inactivity_timeout"] = int(ssf_settings.INACTIVITY_TIMEOUT)
+    if ssf_settings.TRANSMITTER_MIN_VERIFICATION_INTERVAL:
+        config["min_verification_interval"] = int(
+            ssf_settings.TRANSMITTER_MIN_VERIFICATION_INTERVAL
+        )
+    if ssf_settings.TRANSMITTER_INACTIVITY_TIMEOUT:
+        config["inactivity_timeout"] = int(ssf_settings.TRANSMITTER_INACTIVITY_TIMEOUT)
     encryption = _encryption_configuration(stream)
     if encryption:
         config["encryption"] = encryption
@@ -219,8 +221,8 @@ def _encryption_configuration(stream: Stream) -> dict[str, Any] | None:
         data["jwk"] = stream.encryption_jwk
     else:
         data["jwks_uri"] = stream.encryption_jwks_uri
-    data["alg"] = stream.encryption_alg or ssf_settings.JWE_ALGORITHM
-    data["enc"] = stream.encryption_enc or ssf_settings.JWE_ENCRYPTION
+    data["alg"] = stream.encryption_alg or ssf_settings.TRANSMITTER_JWE_ALGORITHM
+    data["enc"] = stream.encryption_enc or ssf_settings.TRANSMITTER_JWE_ENCRYPTION
     return data
 
 
@@ -267,7 +269,7 @@ def _parse_description(value: Any) -> str:
         raise StreamValidationError("description must be a string.", field="description")
     _reject_nul(value, "description")
     # SSF §8.1.1: the transmitter MAY truncate a description beyond its maximum length.
-    limit = int(ssf_settings.DESCRIPTION_MAX_LENGTH)
+    limit = int(ssf_settings.TRANSMITTER_DESCRIPTION_MAX_LENGTH)
     return value[:limit]
 
 
@@ -355,7 +357,7 @@ def _parse_encryption(value: Any) -> dict[str, Any]:
     """Validate the django-ssf ``encryption`` extension; returns model field values.
 
     ``{"jwk": {...}} | {"jwks_uri": "https://..."}``, plus optional ``alg`` and ``enc``
-    (defaults: ``SSF["JWE_ALGORITHM"]`` / ``SSF["JWE_ENCRYPTION"]``).
+    (defaults: ``SSF["TRANSMITTER_JWE_ALGORITHM"]`` / ``SSF["TRANSMITTER_JWE_ENCRYPTION"]``).
     """
     empty = {
         "encryption_jwk": None,
@@ -377,8 +379,8 @@ def _parse_encryption(value: Any) -> dict[str, Any]:
         raise StreamValidationError(
             "encryption needs exactly one of jwk or jwks_uri.", field="encryption"
         )
-    alg = value.get("alg", ssf_settings.JWE_ALGORITHM)
-    enc = value.get("enc", ssf_settings.JWE_ENCRYPTION)
+    alg = value.get("alg", ssf_settings.TRANSMITTER_JWE_ALGORITHM)
+    enc = value.get("enc", ssf_settings.TRANSMITTER_JWE_ENCRYPTION)
     _check_jwe_names(alg, enc)
     if jwk is not None:
         from ..core.jose import validate_encryption_jwk
@@ -487,7 +489,7 @@ def create_stream(client: Any, data: dict[str, Any]) -> Stream:
     description = _parse_description(data.get("description"))
     encryption = _parse_encryption(data.get("encryption"))
     with transaction.atomic():
-        if not ssf_settings.MULTIPLE_STREAMS_PER_RECEIVER:
+        if not ssf_settings.TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER:
             _lock_client(client)
             if Stream.objects.for_client(client).exists():
                 raise StreamConflict("A stream already exists for this receiver.")
@@ -497,7 +499,7 @@ def create_stream(client: Any, data: dict[str, Any]) -> Stream:
             events_requested=requested,
             events_delivered=_compute_delivered(requested),
             description=description,
-            default_subjects=ssf_settings.DEFAULT_SUBJECTS,
+            default_subjects=ssf_settings.TRANSMITTER_DEFAULT_SUBJECTS,
             last_activity_at=timezone.now(),
             **delivery,
             **encryption,
@@ -646,19 +648,22 @@ def set_status(stream: Stream, status: str, reason: str | None = None, *, initia
 
 
 def check_inactivity(now: Any = None) -> list[Stream]:
-    """Apply ``SSF["INACTIVITY_ACTION"]`` to streams idle past ``INACTIVITY_TIMEOUT``.
+    """Apply ``SSF["TRANSMITTER_INACTIVITY_ACTION"]`` to streams idle past
+    ``TRANSMITTER_INACTIVITY_TIMEOUT``.
 
     Eligible activity (SSF §8.1.1) is a management call referencing the stream or a poll
     (see :func:`record_activity`); pushed SETs do not count. The action is a
     transmitter-initiated status change, so the receiver gets a stream-updated event.
     Returns the streams that were changed.
     """
-    timeout = ssf_settings.INACTIVITY_TIMEOUT
+    timeout = ssf_settings.TRANSMITTER_INACTIVITY_TIMEOUT
     if not timeout:
         return []
-    action = ssf_settings.INACTIVITY_ACTION
+    action = ssf_settings.TRANSMITTER_INACTIVITY_ACTION
     if action not in ("pause", "disable"):
-        raise ValueError(f"SSF['INACTIVITY_ACTION'] must be 'pause' or 'disable', not {action!r}")
+        raise ValueError(
+            f"SSF['TRANSMITTER_INACTIVITY_ACTION'] must be 'pause' or 'disable', not {action!r}"
+        )
     target = c.STATUS_PAUSED if action == "pause" else c.STATUS_DISABLED
     sources = (
         [c.STATUS_ENABLED] if target == c.STATUS_PAUSED else [c.STATUS_ENABLED, c.STATUS_PAUSED]
@@ -680,23 +685,23 @@ def check_inactivity(now: Any = None) -> list[Stream]:
 def check_subject_rate_limit(stream: Stream, *, now: float | None = None) -> None:
     """Count one add/remove-subject request against the stream's limit, or raise 429.
 
-    A fixed window of ``SUBJECT_RATE_LIMIT_WINDOW`` seconds allows
-    ``SUBJECT_RATE_LIMIT`` requests per stream (add and remove share the budget;
+    A fixed window of ``TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW`` seconds allows
+    ``TRANSMITTER_SUBJECT_RATE_LIMIT`` requests per stream (add and remove share the budget;
     checklist §11.6). The counter lives in the Django cache named by
     ``RATE_LIMIT_CACHE``: ``add`` + ``incr`` are atomic on Redis, Memcached and the
     local-memory cache, so concurrent requests cannot overshoot. With a per-process
     cache (LocMemCache) each worker process counts on its own; use a shared cache in
-    production. ``SUBJECT_RATE_LIMIT = None`` turns the limit off.
+    production. ``TRANSMITTER_SUBJECT_RATE_LIMIT = None`` turns the limit off.
     """
     import time
 
     from django.core.cache import caches
 
-    limit = ssf_settings.SUBJECT_RATE_LIMIT
+    limit = ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT
     if not limit:
         return
     limit = int(limit)
-    window = max(1, int(ssf_settings.SUBJECT_RATE_LIMIT_WINDOW))
+    window = max(1, int(ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW))
     now = time.time() if now is None else now
     bucket = int(now // window)
     key = f"django_ssf:subject-rate:{stream.stream_id}:{bucket}"
@@ -791,7 +796,7 @@ def request_verification(
             field="stream_id",
         )
     now = timezone.now()
-    interval = int(ssf_settings.MIN_VERIFICATION_INTERVAL or 0)
+    interval = int(ssf_settings.TRANSMITTER_MIN_VERIFICATION_INTERVAL or 0)
     if enforce_interval and interval > 0:
         cutoff = now - timedelta(seconds=interval)
         updated = (

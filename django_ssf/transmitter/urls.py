@@ -1,4 +1,9 @@
-"""URL routes of the transmitter control plane and its public metadata.
+"""URLconf of the transmitter app: discovery, metadata, the control plane and polling.
+
+Include it at the site root: ``path("", include("django_ssf.transmitter.urls"))``. The
+discovery document must live at ``/.well-known/ssf-configuration`` (SSF §7.2), which is
+why this URLconf is meant to be mounted at the root rather than under a prefix. Route
+names all start with ``ssf-`` (e.g. ``reverse("ssf-poll", kwargs={"stream_id": ...})``).
 
 Exact routes without trailing slashes: ``APPEND_SLASH`` never redirects them because they
 resolve as requested (SSF §7.2 discovery must not redirect).
@@ -7,6 +12,7 @@ resolve as requested (SSF §7.2 discovery must not redirect).
 from django.urls import path
 
 from . import views
+from .poll_views import PollView
 
 urlpatterns = [
     # Discovery (SSF §7.2) with the path-inserted form for an issuer with a path (§7.2.1).
@@ -50,4 +56,6 @@ urlpatterns = [
     path("ssf/subjects:add", views.AddSubjectView.as_view(), name="ssf-subjects-add"),
     path("ssf/subjects:remove", views.RemoveSubjectView.as_view(), name="ssf-subjects-remove"),
     path("ssf/verify", views.VerificationView.as_view(), name="ssf-verify"),
+    # Delivery: the RFC 8936 poll endpoint, one URL per stream (SSF §6.1.2).
+    path("ssf/poll/<str:stream_id>", PollView.as_view(), name="ssf-poll"),
 ]

@@ -58,7 +58,7 @@ _NOT_FOUND = {
 _TOO_MANY = {
     429: OpenApiResponse(
         ErrorSerializer,
-        description="Too many subject requests on this stream (SUBJECT_RATE_LIMIT); "
+        description="Too many subject requests on this stream (TRANSMITTER_SUBJECT_RATE_LIMIT); "
         "see Retry-After.",
     )
 }
@@ -81,8 +81,8 @@ class SSFTokenAuthenticationScheme(OpenApiAuthenticationExtension):
                 "clientCredentials": {
                     "tokenUrl": discovery.token_endpoint_url(),
                     "scopes": {
-                        ssf_settings.READ_SCOPE: "Read streams and status; poll.",
-                        ssf_settings.MANAGE_SCOPE: "Everything else.",
+                        ssf_settings.TRANSMITTER_READ_SCOPE: "Read streams and status; poll.",
+                        ssf_settings.TRANSMITTER_MANAGE_SCOPE: "Everything else.",
                     },
                 }
             },
@@ -92,7 +92,11 @@ class SSFTokenAuthenticationScheme(OpenApiAuthenticationExtension):
         view = auto_schema.view
         method = auto_schema.method
         scope = view.get_required_scope(method) if hasattr(view, "get_required_scope") else "manage"
-        needed = ssf_settings.READ_SCOPE if scope == "read" else ssf_settings.MANAGE_SCOPE
+        needed = (
+            ssf_settings.TRANSMITTER_READ_SCOPE
+            if scope == "read"
+            else ssf_settings.TRANSMITTER_MANAGE_SCOPE
+        )
         return {self.name: [needed]}
 
 
@@ -150,7 +154,7 @@ class AuthorizationServerMetadataView(_PublicJSONView):
     )
     def get(self, request: Request, issuer_path: str | None = None) -> Response:
         self.check_issuer_path(issuer_path)
-        if ssf_settings.AUTHORIZATION_SERVER:
+        if ssf_settings.TRANSMITTER_AUTHORIZATION_SERVER:
             raise Http404  # the host's own authorization server publishes its metadata
         return Response(discovery.authorization_server_metadata())
 
@@ -177,7 +181,7 @@ class JWKSView(_PublicJSONView):
         operation_id="ssf_jwks", responses={200: JWKSSerializer}, auth=[], tags=["discovery"]
     )
     def get(self, request: Request) -> Response:
-        from .. import keystore
+        from ..keys import keystore
 
         return Response(keystore.jwks())
 
@@ -320,7 +324,7 @@ class StatusView(SSFAPIView):
 class AddSubjectView(SSFAPIView):
     """The ``add_subject_endpoint`` (SSF §8.1.3.2): 200 with an empty body.
 
-    Rate-limited per stream (``SUBJECT_RATE_LIMIT``): 429 with ``Retry-After``.
+    Rate-limited per stream (``TRANSMITTER_SUBJECT_RATE_LIMIT``): 429 with ``Retry-After``.
     """
 
     @extend_schema(

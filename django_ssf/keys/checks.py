@@ -1,0 +1,160 @@
+"""System checks shared by both roles: the settings object, keys, outbound HTTP.
+
+Configuration checks never touch the database. Ids: ``django_ssf.E0xx`` errors,
+``W0xx`` warnings, ``I0xx`` information; the ids are the same whichever app registers
+them, so the documentation lists them in one table (docs/settings.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from ..conf import ROLE_PREFIXES, ssf_settings
+from ..core import jose
+
+
+def settings_readable() -> list[CheckMessage]:
+    """An Error when ``settings.SSF`` has unknown keys; the role checks stop there too."""
+    try:
+        ssf_settings.user_settings  # noqa: B018 - raises on unknown keys
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="django_ssf.E010")]
+    return []
+
+
+def cache_alias_messages(setting: str, *, hint: str, check_id: str) -> list[CheckMessage]:
+    """An Error when ``SSF[setting]`` names no cache in ``CACHES``."""
+    from django.core.cache import caches
+    from django.core.cache.backends.base import InvalidCacheBackendError
+
+    alias = getattr(ssf_settings, setting)
+    try:
+        caches[alias]
+    except (InvalidCacheBackendError, TypeError):
+        return [Error(f"SSF[{setting!r}] {alias!r} is not a cache in CACHES.", hint=hint,
+                      id=check_id)]
+    return []
+
+
+def import_string_messages(name: str, check_id: str) -> list[CheckMessage]:
+    """An Error when ``SSF[name]`` is not an importable callable."""
+    try:
+        value = getattr(ssf_settings, name)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id=check_id)]
+    if not callable(value):
+        return [Error(f"SSF[{name!r}] must be an import string of a callable.", id=check_id)]
+    return []
+
+
+def keys_app_messages(role_app: str, check_id: str) -> list[CheckMessage]:
+    """A role app needs the shared keys app (its models hold the keys it uses)."""
+    if apps.is_installed("django_ssf.keys"):
+        return []
+    return [
+        Error(
+            f"{role_app} needs 'django_ssf.keys' in INSTALLED_APPS.",
+            hint="Add 'django_ssf.keys' next to the role app(s): it holds the signing and "
+            "encryption keys both roles use.",
+            id=check_id,
+        )
+    ]
+
+
+def _signing_algorithm_messages() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    alg = ssf_settings.KEYS_SIGNING_ALGORITHM
+    if alg not in jose.SIGNING_ALGORITHMS:
+        messages.append(
+            Error(
+                f"SSF['KEYS_SIGNING_ALGORITHM'] {alg!r} is not supported.",
+                hint=f"Use one of {', '.join(jose.SIGNING_ALGORITHMS)} (IOP §2.6: RS256).",
+                id="django_ssf.E004",
+            )
+        )
+    size = ssf_settings.KEYS_RSA_KEY_SIZE
+    if isinstance(size, bool) or not isinstance(size, int) or size < jose.MIN_RSA_KEY_SIZE:
+        messages.append(
+            Error(
+                f"SSF['KEYS_RSA_KEY_SIZE'] is {size!r}; RSA keys must be at least "
+                f"{jose.MIN_RSA_KEY_SIZE} bits (RFC 7518 §3.3).",
+                id="django_ssf.E005",
+            )
+        )
+    return messages
+
+
+def _key_provider_messages() -> list[CheckMessage]:
+    from .keystore import KeyProvider
+
+    try:
+        provider = ssf_settings.KEYS_PROVIDER
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="django_ssf.E008")]
+    if not (isinstance(provider, type) and issubclass(provider, KeyProvider)):
+        return [
+            Error(
+                "SSF['KEYS_PROVIDER'] must be an import string of a "
+                "django_ssf.keys.keystore.KeyProvider subclass.",
+                id="django_ssf.E008",
+            )
+        ]
+    return []
+
+
+def _role_settings_messages() -> list[CheckMessage]:
+    """A Warning for each setting of a role whose app is not installed: it does nothing."""
+    messages: list[CheckMessage] = []
+    for prefix, app in ROLE_PREFIXES.items():
+        if apps.is_installed(app):
+            continue
+        unused = sorted(k for k in ssf_settings.user_settings if k.startswith(prefix))
+        if unused:
+            messages.append(
+                Warning(
+                    f"SSF sets {', '.join(unused)}, but {app!r} is not in INSTALLED_APPS: "
+                    "these settings have no effect.",
+                    hint=f"Remove them, or install {app!r}.",
+                    id="django_ssf.W004",
+                )
+            )
+    return messages
+
+
+@register(Tags.security)
+def check_shared_settings(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Settings both roles use (no database access)."""
+    messages = settings_readable()
+    if messages:
+        return messages
+    messages += _signing_algorithm_messages()
+    messages += _key_provider_messages()
+    messages += import_string_messages("SUBJECTS_EMAIL_CANONICALIZER", "django_ssf.E023")
+    messages += _role_settings_messages()
+    if not settings.DEBUG and not ssf_settings.KEYS_ENCRYPTION_SECRET:
+        messages.append(
+            Warning(
+                "SSF['KEYS_ENCRYPTION_SECRET'] is not set: private keys are encrypted at rest "
+                "with a key derived from SECRET_KEY.",
+                hint="Set a separate secret so that a leaked SECRET_KEY does not expose the "
+                "signing keys (keep the old one in the list when you rotate it).",
+                id="django_ssf.W001",
+            )
+        )
+    if not settings.DEBUG and ssf_settings.HTTP_ALLOW_INSECURE_LOOPBACK:
+        messages.append(
+            Warning(
+                "SSF['HTTP_ALLOW_INSECURE_LOOPBACK'] is on while DEBUG is False.",
+                hint="Plain-http loopback URLs are for development; turn it off in production.",
+                id="django_ssf.W002",
+            )
+        )
+    return messages

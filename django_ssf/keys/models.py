@@ -1,0 +1,174 @@
+"""Signing keys (the transmitter's JWKS) and encryption keys (the receiver's JWE keys).
+
+Private keys are stored encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256, from
+``cryptography``). The Fernet key is derived with HKDF-SHA256 from
+``SSF["KEYS_ENCRYPTION_SECRET"]`` or, when that is unset, from Django's ``SECRET_KEY``.
+Several secrets may be given (a list, newest first; or ``SECRET_KEY_FALLBACKS`` when
+derived): the first encrypts, all decrypt, so the secret can be rotated.
+
+Lifecycle of a :class:`SigningKey` (publish before sign, keep until drained):
+``next`` (in the JWKS, not signing) → ``active`` (signing) → ``retiring`` (in the JWKS, not
+signing, while SETs signed with it may still be undelivered) → ``retired`` (unpublished;
+its private key is erased).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from ..conf import ssf_settings
+from ..core.errors import SSFKeyError
+
+__all__ = ["EncryptionKey", "SigningKey"]
+
+_HKDF_INFO = b"django-ssf private key encryption v1"
+
+
+def _secrets() -> list[str | bytes]:
+    configured = ssf_settings.KEYS_ENCRYPTION_SECRET
+    if configured:
+        values = [configured] if isinstance(configured, str | bytes) else list(configured)
+    else:
+        values = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    values = [v for v in values if v]
+    if not values:
+        raise SSFKeyError("no secret to encrypt private keys with (set SECRET_KEY)")
+    return values
+
+
+def _fernet_for(secret: str | bytes) -> Fernet:
+    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(raw)
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _multi_fernet() -> MultiFernet:
+    return MultiFernet([_fernet_for(s) for s in _secrets()])
+
+
+def encrypt_private_key(key: Any) -> str:
+    """Serialise a private key (PKCS#8 DER) and encrypt it for storage."""
+    der = key.private_bytes(
+        encoding=serialization.Encoding.DER,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    return _multi_fernet().encrypt(der).decode("ascii")
+
+
+def decrypt_private_key(token: str) -> Any:
+    """Decrypt and load a private key stored by :func:`encrypt_private_key`."""
+    if not token:
+        raise SSFKeyError("this key has no private key material (it was retired)")
+    try:
+        der = _multi_fernet().decrypt(token.encode("ascii"))
+    except InvalidToken:
+        raise SSFKeyError(
+            "cannot decrypt the stored private key: KEYS_ENCRYPTION_SECRET (or SECRET_KEY) "
+            "changed without keeping the old value as a fallback"
+        ) from None
+    return serialization.load_der_private_key(der, password=None)
+
+
+def reencrypt_private_key(token: str) -> str:
+    """Re-encrypt stored key material under the newest secret (after a secret rotation)."""
+    if not token:
+        return token
+    try:
+        return _multi_fernet().rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        raise SSFKeyError("cannot decrypt the stored private key with any known secret") from None
+
+
+class SigningKeyQuerySet(models.QuerySet):
+    def published(self) -> SigningKeyQuerySet:
+        """Keys served in the JWKS: next, active and retiring."""
+        return self.filter(state__in=SigningKey.PUBLISHED_STATES)
+
+
+class SigningKey(models.Model):
+    """A transmitter signing key; its public half is published at ``jwks_uri``."""
+
+    STATE_NEXT = "next"
+    STATE_ACTIVE = "active"
+    STATE_RETIRING = "retiring"
+    STATE_RETIRED = "retired"
+    STATE_CHOICES = [
+        (STATE_NEXT, "next (published, not yet signing)"),
+        (STATE_ACTIVE, "active (signing)"),
+        (STATE_RETIRING, "retiring (published, no longer signing)"),
+        (STATE_RETIRED, "retired (unpublished)"),
+    ]
+    PUBLISHED_STATES = (STATE_NEXT, STATE_ACTIVE, STATE_RETIRING)
+
+    # RFC 7638 thumbprint of the public key.
+    kid = models.CharField(max_length=128, unique=True)
+    # JWS algorithm this key signs with; fixed per key (crypto agility).
+    alg = models.CharField(max_length=16)
+    state = models.CharField(max_length=16, choices=STATE_CHOICES, default=STATE_NEXT)
+    # Public JWK with kid, alg and use "sig".
+    public_jwk = models.JSONField()
+    # Fernet token of the PKCS#8 private key; erased on retirement.
+    private_key_encrypted = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "signing key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="active"), name="ssf_one_active_signing_key"
+            ),
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="next"), name="ssf_one_next_signing_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.alg}, {self.state})"
+
+    @property
+    def is_published(self) -> bool:
+        return self.state in self.PUBLISHED_STATES
+
+    def private_key(self) -> Any:
+        """The decrypted private key (a ``cryptography`` object)."""
+        return decrypt_private_key(self.private_key_encrypted)
+
+
+class EncryptionKey(models.Model):
+    """A receiver key for decrypting JWE-encrypted SETs; the public half goes to transmitters."""
+
+    ALG_CHOICES = [("RSA-OAEP-256", "RSA-OAEP-256"), ("ECDH-ES+A256KW", "ECDH-ES+A256KW")]
+
+    kid = models.CharField(max_length=128, unique=True)
+    alg = models.CharField(max_length=32, choices=ALG_CHOICES, default="RSA-OAEP-256")
+    # Public JWK with kid, alg and use "enc".
+    public_jwk = models.JSONField()
+    private_key_encrypted = models.TextField(editable=False)
+    # Inactive keys are neither offered nor used to decrypt.
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "encryption key"
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.alg}, {'active' if self.active else 'inactive'})"
+
+    def private_key(self) -> Any:
+        """The decrypted private key (a ``cryptography`` object)."""
+        return decrypt_private_key(self.private_key_encrypted)

@@ -1,0 +1,314 @@
+"""Admin for the receiver: transmitters, our streams at them, received SETs.
+
+Secrets (bearer token, client secret, cached access token, push ``authorization_header``)
+are never shown in full. Actions call the same service functions as the management
+commands (:mod:`django_ssf.receiver.client`, :mod:`django_ssf.receiver.ingest`). Receiver
+encryption keys themselves are managed on the "Encryption keys" page; the transmitter page
+offers "generate a receiver encryption key" and shows the JWKS URL to give a transmitter.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from ..conf import ssf_settings
+from ..core import constants as c
+from .models import (
+    ActionRecord,
+    InboundSET,
+    PendingVerification,
+    ReceiverStream,
+    Transmitter,
+    mask_secret,
+)
+
+
+def _pretty(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _client(transmitter: Transmitter):
+    from .client import TransmitterClient
+
+    return TransmitterClient(transmitter)
+
+
+class TransmitterForm(forms.ModelForm):
+    """Secrets are write-only: leave the field blank to keep the stored value."""
+
+    bearer_token = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Static bearer token. Leave blank to keep the current one.",
+    )
+    client_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="OAuth client secret. Leave blank to keep the current one.",
+    )
+
+    token_endpoint = forms.URLField(
+        required=False, assume_scheme="https", max_length=2048,
+        help_text="OAuth token endpoint; empty: found through RFC 9728 / RFC 8414 metadata.",
+    )
+
+    class Meta:
+        model = Transmitter
+        fields = (
+            "issuer", "description", "auth_method", "bearer_token", "client_id",
+            "client_secret", "token_endpoint", "scope", "legacy", "legacy_subject_in_event",
+            "legacy_subject_type", "legacy_sse_namespace", "legacy_delivery_uris",
+            "legacy_numeric_txn",
+        )
+
+    def clean_bearer_token(self) -> str:
+        return self.cleaned_data.get("bearer_token") or (
+            self.instance.bearer_token if self.instance.pk else "")
+
+    def clean_client_secret(self) -> str:
+        return self.cleaned_data.get("client_secret") or (
+            self.instance.client_secret if self.instance.pk else "")
+
+
+class ReceiverStreamInline(admin.TabularInline):
+    model = ReceiverStream
+    fields = ("stream_id", "delivery_method", "status", "active", "last_verified_at",
+              "last_event_at")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Transmitter)
+class TransmitterAdmin(admin.ModelAdmin):
+    form = TransmitterForm
+    list_display = ("issuer", "spec_version", "auth_method", "legacy", "stream_count",
+                    "jwks_fetched_at")
+    list_filter = ("auth_method", "legacy")
+    search_fields = ("issuer", "description")
+    readonly_fields = ("configuration_url", "spec_version", "metadata_display",
+                       "jwks_display", "jwks_fetched_at", "access_token_display",
+                       "receiver_jwks_url", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("issuer", "description", "configuration_url", "spec_version",
+                           "metadata_display")}),
+        ("Control-plane credentials", {"fields": ("auth_method", "bearer_token", "client_id",
+                                                  "client_secret", "token_endpoint", "scope",
+                                                  "access_token_display")}),
+        ("Subjects this transmitter may name", {"fields": (
+            "subject_issuers", "trust_own_issuer_subjects")}),
+        ("Keys", {"fields": ("jwks_display", "jwks_fetched_at", "receiver_jwks_url")}),
+        ("Legacy compatibility", {"fields": (
+            "legacy", "legacy_subject_in_event", "legacy_subject_type", "legacy_sse_namespace",
+            "legacy_delivery_uris", "legacy_numeric_txn")}),
+        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = (ReceiverStreamInline,)
+    actions = ("refresh_metadata", "refresh_jwks", "generate_encryption_key")
+
+    @admin.display(description="streams")
+    def stream_count(self, obj: Transmitter) -> int:
+        return obj.streams.count()
+
+    @admin.display(description="metadata")
+    def metadata_display(self, obj: Transmitter) -> str:
+        return _pretty(obj.metadata)
+
+    @admin.display(description="cached JWKS")
+    def jwks_display(self, obj: Transmitter) -> str:
+        return _pretty(obj.jwks) if obj.jwks else "-"
+
+    @admin.display(description="cached access token")
+    def access_token_display(self, obj: Transmitter) -> str:
+        if not obj.access_token:
+            return "-"
+        return f"{mask_secret(obj.access_token)} (expires {obj.access_token_expires_at})"
+
+    @admin.display(description="our encryption JWKS (give it to the transmitter)")
+    def receiver_jwks_url(self, obj: Transmitter) -> str:
+        url = ssf_settings.absolute_url(reverse("ssf-receiver-jwks"))
+        return format_html('<a href="{}">{}</a>', url, url)
+
+    @admin.action(permissions=["change"], description="Refresh discovery metadata")
+    def refresh_metadata(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .discovery import DiscoveryError, discover
+
+        for transmitter in queryset:
+            try:
+                found = discover(transmitter.issuer, legacy=transmitter.legacy)
+            except DiscoveryError as exc:
+                self.message_user(request, f"{transmitter}: {exc}", messages.ERROR)
+                continue
+            transmitter.metadata = found.metadata
+            transmitter.configuration_url = found.configuration_url
+            transmitter.save(update_fields=["metadata", "configuration_url", "updated_at"])
+            self.message_user(request, f"{transmitter}: metadata refreshed")
+
+    @admin.action(permissions=["change"], description="Refetch signing keys (JWKS)")
+    def refresh_jwks(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .jwks import JWKSFetchError, refresh_jwks
+
+        for transmitter in queryset:
+            try:
+                refresh_jwks(transmitter)
+            except JWKSFetchError as exc:
+                self.message_user(request, f"{transmitter}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{transmitter}: JWKS refreshed")
+
+    @admin.action(permissions=["change"], description="Generate a receiver encryption key (JWE)")
+    def generate_encryption_key(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from ..keys import keystore
+
+        row = keystore.generate_encryption_key(ssf_settings.TRANSMITTER_JWE_ALGORITHM)
+        url = ssf_settings.absolute_url(reverse("ssf-receiver-jwks"))
+        self.message_user(
+            request, f"encryption key {row.kid} created; transmitters find it at {url}"
+        )
+
+
+class PendingVerificationInline(admin.TabularInline):
+    model = PendingVerification
+    fields = ("state", "requested_at", "completed_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(ReceiverStream)
+class ReceiverStreamAdmin(admin.ModelAdmin):
+    list_display = ("id", "stream_id", "transmitter", "delivery_method", "status", "active",
+                    "last_verified_at", "last_event_at")
+    list_filter = ("delivery_method", "status", "active", "transmitter")
+    search_fields = ("stream_id", "description", "transmitter__issuer")
+    list_select_related = ("transmitter",)
+    readonly_fields = ("transmitter", "stream_id", "delivery_method", "push_url_display",
+                       "authorization_header_display", "poll_url", "iss", "aud",
+                       "events_supported", "events_requested", "events_delivered", "status",
+                       "reason", "config_display", "active", "last_verified_at",
+                       "last_event_at", "last_polled_at", "last_management_at", "created_at",
+                       "updated_at")
+    fields = ("description", *readonly_fields)
+    inlines = (PendingVerificationInline,)
+    actions = ("verify", "pause", "resume", "resync")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # streams are created at the transmitter (ssf_connect)
+
+    @admin.display(description="push endpoint")
+    def push_url_display(self, obj: ReceiverStream) -> str:
+        return obj.push_url() if obj.is_push else "-"
+
+    @admin.display(description="authorization header")
+    def authorization_header_display(self, obj: ReceiverStream) -> str:
+        return mask_secret(obj.authorization_header, keep=10) or "-"
+
+    @admin.display(description="configuration at the transmitter")
+    def config_display(self, obj: ReceiverStream) -> str:
+        safe = json.loads(json.dumps(obj.config or {}))
+        delivery = safe.get("delivery")
+        if isinstance(delivery, dict) and delivery.get("authorization_header"):
+            delivery["authorization_header"] = mask_secret(delivery["authorization_header"],
+                                                           keep=10)
+        return _pretty(safe)
+
+    def _each(self, request, queryset, label, func) -> None:
+        from .client import ControlPlaneError
+
+        for stream in queryset.select_related("transmitter"):
+            try:
+                func(_client(stream.transmitter), stream)
+            except ControlPlaneError as exc:
+                self.message_user(request, f"{label} {stream}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{label} {stream}: done")
+
+    @admin.action(permissions=["change"], description="Request verification")
+    def verify(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "verification requested for",
+                   lambda client, s: client.request_verification(s))
+
+    @admin.action(permissions=["change"], description="Pause at the transmitter")
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "pause",
+                   lambda client, s: client.set_status(s, c.STATUS_PAUSED))
+
+    @admin.action(permissions=["change"], description="Resume (enable) at the transmitter")
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "resume",
+                   lambda client, s: client.set_status(s, c.STATUS_ENABLED))
+
+    @admin.action(
+        permissions=["change"], description="Re-sync configuration and status from the transmitter"
+    )
+    def resync(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "re-sync", lambda client, s: client.sync(s))
+
+
+class ActionRecordInline(admin.TabularInline):
+    model = ActionRecord
+    fields = ("action", "outcome", "detail", "at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(InboundSET)
+class InboundSETAdmin(admin.ModelAdmin):
+    list_display = ("received_at", "jti", "event_type", "status", "error_code", "via",
+                    "transmitter")
+    list_filter = ("status", "via", "error_code", "transmitter")
+    search_fields = ("jti", "event_type", "txn", "iss")
+    list_select_related = ("transmitter",)
+    date_hierarchy = "received_at"
+    readonly_fields = ("transmitter", "stream", "jti", "via", "iss", "event_type",
+                       "subject_display", "txn", "status", "error_code", "error_description",
+                       "duplicate_of", "received_at", "processed_at", "claims_display", "token")
+    fields = readonly_fields
+    inlines = (ActionRecordInline,)
+    actions = ("reprocess",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a log: read-only
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        # The log itself is never editable, so the action is guarded by the model's
+        # change permission directly: view-only staff are not offered it.
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.display(description="subject")
+    def subject_display(self, obj: InboundSET) -> str:
+        return _pretty(obj.subject) if obj.subject is not None else "-"
+
+    @admin.display(description="claims")
+    def claims_display(self, obj: InboundSET) -> str:
+        return _pretty(obj.claims) if obj.claims is not None else "-"
+
+    @admin.action(
+        permissions=["reprocess"],
+        description="Reprocess (validate again if rejected, then process)",
+    )
+    def reprocess(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .ingest import reprocess
+
+        for inbound in queryset.select_related("stream__transmitter", "transmitter"):
+            result = reprocess(inbound)
+            level = messages.INFO if result.ok else messages.WARNING
+            detail = f" ({result.error.code})" if result.error else ""
+            self.message_user(request, f"{inbound.jti or inbound.pk}: {result.status}{detail}",
+                              level)

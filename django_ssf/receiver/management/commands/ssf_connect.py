@@ -1,0 +1,60 @@
+"""``ssf_connect``: add a transmitter by its issuer (or configuration URL), create a stream."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ...client import ControlPlaneError, connect
+from ._common import dump
+
+
+class Command(BaseCommand):
+    help = (
+        "Connect this receiver to an SSF transmitter: discovery, credentials, stream creation. "
+        "Prints the local stream as JSON."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("issuer", help="the transmitter's issuer or configuration URL")
+        parser.add_argument("--delivery", choices=["push", "poll"], default="push")
+        parser.add_argument("--token", help="a static bearer token for the control plane")
+        parser.add_argument("--client-id", help="OAuth client id (client credentials grant)")
+        parser.add_argument("--client-secret", help="OAuth client secret")
+        parser.add_argument("--token-endpoint",
+                            help="OAuth token endpoint (default: found via RFC 9728 / RFC 8414)")
+        parser.add_argument("--events", nargs="+", metavar="URI",
+                            help="event types to request (default: every supported type)")
+        parser.add_argument("--description", default="", help="stream description")
+        parser.add_argument("--legacy", action="store_true",
+                            help="accept legacy (draft / Google RISC) shapes from this transmitter")
+        parser.add_argument(
+            "--subject-issuer", action="append", default=None, metavar="ISS",
+            help="another iss of iss_sub subjects this transmitter may address (repeatable; "
+            "its own issuer always counts)")
+        parser.add_argument(
+            "--trust-own-subjects", action="store_true",
+            help="let this transmitter address our users as iss_sub with OUR issuer and their "
+            "primary key (only for a transmitter that holds our user ids)")
+
+    def handle(self, *args, **options) -> None:
+        if options["token"] and options["client_id"]:
+            raise CommandError("give either --token or --client-id/--client-secret, not both")
+        if options["client_id"] and not options["client_secret"]:
+            raise CommandError("--client-id needs --client-secret")
+        try:
+            stream = connect(
+                options["issuer"],
+                delivery=options["delivery"],
+                token=options["token"],
+                client_id=options["client_id"],
+                client_secret=options["client_secret"],
+                token_endpoint=options["token_endpoint"],
+                events=options["events"],
+                description=options["description"],
+                legacy=options["legacy"],
+                subject_issuers=options["subject_issuer"],
+                trust_own_issuer_subjects=options["trust_own_subjects"] or None,
+            )
+        except ControlPlaneError as exc:
+            raise CommandError(str(exc)) from exc
+        dump(self, stream.as_dict())

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class TransmitterConfig(AppConfig):
+    """The transmitter role: discovery, the control plane, the outbox, push and poll."""
+
+    name = "django_ssf.transmitter"
+    label = "ssf_transmitter"
+    verbose_name = "SSF sending: receivers and streams"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ..core import events  # noqa: F401  (fills the event-type registry)
+        from . import checks  # noqa: F401  (registers the transmitter's system checks)
+        from .emitters import connect_auth_signal_emitters
+
+        connect_auth_signal_emitters()

@@ -1,0 +1,4 @@
+"""Models of the transmitter app: receivers' streams and the outbox of SETs."""
+
+from .outbox import *  # noqa: F403
+from .streams import *  # noqa: F403
