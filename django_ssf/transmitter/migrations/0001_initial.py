@@ -4,6 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
+from oauth2_provider.settings import oauth2_settings
 
 import django_ssf.transmitter.models.streams
 
@@ -13,7 +14,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        migrations.swappable_dependency(settings.OAUTH2_PROVIDER_APPLICATION_MODEL),
+        migrations.swappable_dependency(oauth2_settings.APPLICATION_MODEL),
     ]
 
     operations = [
@@ -40,7 +41,7 @@ class Migration(migrations.Migration):
                 ('last_activity_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                ('client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='ssf_streams', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
+                ('client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='ssf_streams', to=oauth2_settings.APPLICATION_MODEL)),
             ],
             options={
                 'ordering': ['created_at', 'id'],
@@ -65,7 +66,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('allowed_scopes', models.CharField(default='ssf.read ssf.manage', max_length=255)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('application', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='ssf_receiver', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
+                ('application', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='ssf_receiver', to=oauth2_settings.APPLICATION_MODEL)),
             ],
             options={
                 'verbose_name': 'receiver client',
