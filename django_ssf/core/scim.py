@@ -151,11 +151,11 @@ def _common(p: Mapping[str, Any], section: str) -> None:
 
 def _full(p: Mapping[str, Any], section: str) -> None:
     _common(p, section)
+    if "data" not in p:
+        _fail("data", "is required: a URI ending in ':full' carries the resource in 'data' "
+                      "(a ':notice' event lists 'attributes')", "RFC 9967 §2.4")
     if "attributes" in p:
         _fail("attributes", "must not be sent with 'data': a full event carries 'data' only",
-              "RFC 9967 §2.4")
-    if "data" not in p:
-        _fail("data", "is required: a URI ending in ':full' carries the resource in 'data'",
               "RFC 9967 §2.4")
     data = p["data"]
     if not isinstance(data, dict) or not data:
