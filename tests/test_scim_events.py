@@ -698,3 +698,41 @@ def test_round_trip_from_emit_to_the_receivers_signal(client, fake, inline_proce
     assert scim_event.data == PATCH_REQUEST and scim_event.version == "a330bc54f0671c9"
     assert scim_event.subject == subject and scim_event.external_id == "crmUsers"
     assert scim_event.txn == event.txn == "b7b953f11cc6489bbfb87834747cc4c1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_subject_inside_the_event_is_not_a_scim_subject(client, fake, inline_processing):
+    """§2.1: sub_id at the top level; a legacy transmitter's in-event subject is refused."""
+    from django_ssf.models import InboundSET
+    from tests.fake_transmitter import DROP, make_stream
+
+    stream = make_stream(fake, legacy=True)
+    assert stream.transmitter.allows_subject_in_event
+    with Recorder() as recorded:
+        response = _push(client, fake, stream, c.SCIM_PROV_DELETE, {"subject": USER},
+                         sub_id=DROP)
+    assert response.status_code == 202
+    assert recorded.calls == []
+    inbound = InboundSET.objects.get()
+    assert inbound.status == InboundSET.STATUS_FAILED
+    assert "top-level sub_id" in inbound.error_description
+
+
+def test_delete_has_no_full_or_notice_uri():
+    """§2.4.4: the qualifiers "full" and "notice" SHALL NOT be used with delete."""
+    for uri in (c.SCIM_PROV_DELETE + ":full", c.SCIM_PROV_DELETE + ":notice"):
+        assert uri not in registry
+        with pytest.raises(EventValidationError, match="unknown event type"):
+            RawEvent(uri, {})
+
+
+@pytest.mark.django_db
+def test_security_events_config_for_the_service_provider_config():
+    """§4: securityEvents {asyncRequest, eventUris} for the ServiceProviderConfig."""
+    config = scim.security_events_config("Request")
+    assert config["securityEvents"]["asyncRequest"] == "request"
+    assert set(config["securityEvents"]["eventUris"]) == set(RFC_9967_URIS)
+    assert scim.security_events_config(event_uris=[c.SCIM_PROV_DELETE]) == {
+        "securityEvents": {"asyncRequest": "none", "eventUris": [c.SCIM_PROV_DELETE]}}
+    with pytest.raises(ValueError, match="none, long, request"):
+        scim.security_events_config("sometimes")

@@ -22,13 +22,13 @@ Section numbers are those of RFC 9967. Every rule error is an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from . import constants as c
 from .errors import EventValidationError, SubjectError
-from .events import Event, EventType, registry
+from .events import Event, EventType, Validator, registry
 from .subjects import register_format, validate_subject
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +43,7 @@ __all__ = [
     "is_scim_event",
     "parse_bulk_txn",
     "scim",
+    "security_events_config",
     "validate_scim_subject",
 ]
 
@@ -216,9 +217,8 @@ def _async_response(p: Mapping[str, Any]) -> None:
     if response is not _MISSING and not isinstance(response, dict):
         _fail("response", f"must be an object, got {_kind(response)}", s)
     if not status.startswith("2"):
-        if response is _MISSING:
+        if not isinstance(response, dict):
             _fail("response", f"is required when status is {status} (not 2xx)", s)
-        assert isinstance(response, dict)
         _error_response(response, s)
 
 
@@ -241,8 +241,10 @@ def _error_response(r: Mapping[str, Any], s: str) -> None:
 # The event types
 # =========================================================================================
 
-# uri -> (short name, section, rule, description)
-_TYPES: dict[str, tuple[str, str, Any, str]] = {
+_Rule = Callable[[Mapping[str, Any], str], None]
+
+# uri -> (short name, section, rule, description); asyncresp has its own validator.
+_TYPES: dict[str, tuple[str, str, _Rule | None, str]] = {
     c.SCIM_FEED_ADD: ("scim.feed-add", "RFC 9967 §2.3.1", _feed,
                       "The resource was added to the event feed."),
     c.SCIM_FEED_REMOVE: ("scim.feed-remove", "RFC 9967 §2.3.2", _feed,
@@ -270,7 +272,7 @@ _TYPES: dict[str, tuple[str, str, Any, str]] = {
 }
 
 
-def _validator(rule: Any, section: str) -> Any:
+def _validator(rule: _Rule | None, section: str) -> Validator:
     if rule is None:
         return _async_response
 
@@ -418,6 +420,13 @@ class scim:
     def bulk_txn(txn: str, index: int) -> str:
         """:func:`django_ssf.core.scim.bulk_txn`: ``f"{txn}:{index}"``, checked (§2.5.1.2)."""
         return bulk_txn(txn, index)
+
+    @staticmethod
+    def security_events_config(
+        async_request: str = "none", event_uris: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """:func:`django_ssf.core.scim.security_events_config` (RFC 9967 §4)."""
+        return security_events_config(async_request, event_uris)
 
     @staticmethod
     def async_accepted(txn: str, location: str) -> HttpResponse:
@@ -571,6 +580,38 @@ def async_accepted(txn: str, location: str) -> HttpResponse:
     response["Location"] = location
     del response["Content-Type"]
     return response
+
+
+SCIM_ASYNC_REQUEST_MODES = ("none", "long", "request")  # RFC 9967 §4
+
+
+def security_events_config(
+    async_request: str = "none", event_uris: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The ``securityEvents`` attribute of a SCIM ``ServiceProviderConfig`` (RFC 9967 §4).
+
+    ``async_request``: ``none``, ``long`` or ``request`` (case-insensitive). ``eventUris``
+    defaults to every registered SCIM event type; pass ``event_uris`` when your
+    ``SSF["EVENTS_SUPPORTED"]`` offers fewer. Merge the result into your
+    ServiceProviderConfig document.
+    """
+    if not isinstance(async_request, str) or async_request.lower() not in (
+        SCIM_ASYNC_REQUEST_MODES
+    ):
+        raise ValueError(
+            f"async_request must be one of {', '.join(SCIM_ASYNC_REQUEST_MODES)} (RFC 9967 §4)"
+        )
+    if event_uris is None:
+        event_uris = [
+            uri for uri in registry.uris(include_control=False, include_deprecated=False)
+            if is_scim_event(uri)
+        ]
+    return {
+        "securityEvents": {
+            "asyncRequest": async_request.lower(),
+            "eventUris": list(event_uris),
+        }
+    }
 
 
 # =========================================================================================

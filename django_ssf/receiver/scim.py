@@ -16,7 +16,7 @@ reprocessed from the admin).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.dispatch import Signal
 
@@ -24,6 +24,9 @@ from .. import signals
 from ..core import constants as c
 from ..core.errors import EventValidationError
 from ..core.scim import ScimEvent, is_scim_event
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .events import ReceivedEvent
 
 __all__ = ["ScimDispatchError", "connect", "disconnect", "dispatch", "signal_for"]
 
@@ -56,7 +59,7 @@ def signal_for(event_type: str) -> Signal | None:
     return _SIGNALS.get(event_type)
 
 
-def _to_scim_event(event: Any) -> ScimEvent:
+def _to_scim_event(event: ReceivedEvent) -> ScimEvent:
     set_claims = event.set_claims or {}
     if set_claims and not isinstance(set_claims.get("sub_id"), dict):
         raise EventValidationError(
@@ -73,7 +76,7 @@ def _to_scim_event(event: Any) -> ScimEvent:
     )
 
 
-def dispatch(sender: Any, event: Any, **kwargs: Any) -> ScimEvent | None:
+def dispatch(sender: Any, event: ReceivedEvent, **kwargs: Any) -> ScimEvent | None:
     """``event_received`` receiver: send the SCIM signals for a SCIM event.
 
     Returns the :class:`ScimEvent` (``None`` for non-SCIM events). Raises
