@@ -128,6 +128,7 @@ SCIM_MODE_NOTICE: Final = "notice"  # RFC 9967 §2.4: the payload carries "attri
 SCIM_METHODS: Final = ("POST", "PUT", "PATCH", "DELETE")
 SCIM_ERROR_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:Error"  # RFC 7644 §3.12
 SCIM_RESERVED_ID: Final = "bulkId"  # RFC 7643 §3.1: never a value of "id"
+SCIM_ASYNC_REQUEST_MODES: Final = ("none", "long", "request")  # RFC 9967 §4 asyncRequest
 # RFC 9967 §3 and §2.5.1.1 (with RFC 7240 §3, §4.1).
 HEADER_SET_TXN: Final = "Set-Txn"
 HEADER_PREFERENCE_APPLIED: Final = "Preference-Applied"

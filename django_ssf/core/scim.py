@@ -582,9 +582,6 @@ def async_accepted(txn: str, location: str) -> HttpResponse:
     return response
 
 
-SCIM_ASYNC_REQUEST_MODES = ("none", "long", "request")  # RFC 9967 §4
-
-
 def security_events_config(
     async_request: str = "none", event_uris: Iterable[str] | None = None
 ) -> dict[str, Any]:
@@ -595,12 +592,9 @@ def security_events_config(
     ``SSF["EVENTS_SUPPORTED"]`` offers fewer. Merge the result into your
     ServiceProviderConfig document.
     """
-    if not isinstance(async_request, str) or async_request.lower() not in (
-        SCIM_ASYNC_REQUEST_MODES
-    ):
-        raise ValueError(
-            f"async_request must be one of {', '.join(SCIM_ASYNC_REQUEST_MODES)} (RFC 9967 §4)"
-        )
+    modes = c.SCIM_ASYNC_REQUEST_MODES
+    if not isinstance(async_request, str) or async_request.lower() not in modes:
+        raise ValueError(f"async_request must be one of {', '.join(modes)} (RFC 9967 §4)")
     if event_uris is None:
         event_uris = [
             uri for uri in registry.uris(include_control=False, include_deprecated=False)
