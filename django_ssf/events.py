@@ -2,7 +2,7 @@
 
 ::
 
-    from django_ssf.events import caep, risc, ssf, RawEvent, register_event_type
+    from django_ssf.events import caep, risc, scim, ssf, RawEvent, register_event_type
 
     event = caep.SessionRevoked(
         initiating_entity="admin",
@@ -49,6 +49,7 @@ from .core.events import (
     validate_event_payload,
     validate_event_subject,
 )
+from .core.scim import PROFILE_SCIM, ScimEvent, scim
 
 __all__ = [
     "ACCOUNT_DISABLED_REASONS",
@@ -62,6 +63,7 @@ __all__ = [
     "PROFILE_CAEP",
     "PROFILE_CUSTOM",
     "PROFILE_RISC",
+    "PROFILE_SCIM",
     "PROFILE_SSF",
     "RISK_LEVELS",
     "RISK_PRINCIPALS",
@@ -70,6 +72,7 @@ __all__ = [
     "EventType",
     "EventValidationError",
     "RawEvent",
+    "ScimEvent",
     "Validator",
     "caep",
     "event_from",
@@ -77,6 +80,7 @@ __all__ = [
     "register_event_type",
     "registry",
     "risc",
+    "scim",
     "ssf",
     "validate_caep_common",
     "validate_event_payload",

@@ -18,6 +18,27 @@ Receiver side (every ``sender`` is the receiver-side stream model class):
 ``set_processing_failed``
     A handler or action raised. kwargs: ``inbound``, ``event``, ``exception``.
 
+SCIM (RFC 9967), receiver side, sent by :mod:`django_ssf.receiver.scim` from its
+``event_received`` receiver (same ``sender``). kwargs of each: ``scim_event`` (a
+:class:`django_ssf.core.scim.ScimEvent`: operation, mode, resource uri/type/id,
+externalId, data or attributes, version, asyncresp status...) and ``event`` (the
+``ReceivedEvent``). No built-in receiver changes accounts: connect your provisioning code.
+
+``scim_resource_created``
+    ``…:prov:create:full`` and ``…:prov:create:notice`` (RFC 9967 §2.4.1).
+``scim_resource_patched``
+    ``…:prov:patch:full`` and ``…:prov:patch:notice`` (§2.4.2).
+``scim_resource_replaced``
+    ``…:prov:put:full`` and ``…:prov:put:notice`` (§2.4.3).
+``scim_resource_deleted`` / ``scim_resource_activated`` / ``scim_resource_deactivated``
+    ``…:prov:delete``, ``…:prov:activate``, ``…:prov:deactivate`` (§2.4.4-§2.4.6).
+``scim_feed_added`` / ``scim_feed_removed``
+    ``…:feed:add``, ``…:feed:remove`` (§2.3.1, §2.3.2).
+``scim_async_response``
+    ``…:misc:asyncresp`` (§2.5.1.3).
+``scim_event_received``
+    Every SCIM event above, after its own signal.
+
 Transmitter side:
 
 ``set_emitted``
@@ -39,6 +60,17 @@ set_rejected = Signal()
 event_received = Signal()
 set_processed = Signal()
 set_processing_failed = Signal()
+
+scim_resource_created = Signal()
+scim_resource_patched = Signal()
+scim_resource_replaced = Signal()
+scim_resource_deleted = Signal()
+scim_resource_activated = Signal()
+scim_resource_deactivated = Signal()
+scim_feed_added = Signal()
+scim_feed_removed = Signal()
+scim_async_response = Signal()
+scim_event_received = Signal()
 
 set_emitted = Signal()
 set_delivered = Signal()

@@ -35,6 +35,7 @@ from django_ssf.core.events import (
     validate_event_payload,
     validate_event_subject,
 )
+from django_ssf.core.scim import scim
 
 SSF_BASE = "https://schemas.openid.net/secevent/ssf/event-type/"
 CAEP_BASE = "https://schemas.openid.net/secevent/caep/event-type/"
@@ -1155,9 +1156,9 @@ def test_docs_examples_match_the_builders():
         shown = json.loads(re.search(r"```json\n(.*?)```", body, re.S).group(1))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            event = eval(code, {"caep": caep, "risc": risc, "ssf": ssf})
+            event = eval(code, {"caep": caep, "risc": risc, "scim": scim, "ssf": ssf})
         assert shown == {event.uri: event.payload()}
         assert event.uri == et.uri
         documented.add(et.uri)
-    builtin = {et.uri for et in registry if et.profile in ("SSF", "CAEP", "RISC")}
+    builtin = {et.uri for et in registry if et.profile in ("SSF", "CAEP", "RISC", "SCIM")}
     assert documented == builtin

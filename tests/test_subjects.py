@@ -844,3 +844,25 @@ def test_unknown_format_members_are_unprocessable():
         "device"]
     assert unprocessable_critical_members(subject, ["user"], everything) == []
     assert unprocessable_critical_members(subject, ["user"], []) == ["user"]
+
+
+def test_open_ended_format_with_its_own_canonical_form():
+    """register_format(extra_members=True, canonicalizer=...) as the scim format uses it."""
+    register_format(
+        "acme_account", ["account_id"], extra_members=True,
+        canonicalizer=lambda s: {"format": s["format"], "account_id": s["account_id"].lower()},
+    )
+    try:
+        a = validate_subject({"format": "acme_account", "account_id": "A-1", "hint": "x"})
+        b = {"format": "acme_account", "account_id": "a-1"}
+        assert subjects_match(a, b) and subject_key(a) == subject_key(b)
+        with pytest.raises(SubjectError, match="required"):
+            validate_subject({"format": "acme_account", "hint": "x"})
+    finally:
+        unregister_format("acme_account")
+    register_format("acme_closed", ["account_id"])
+    try:
+        with pytest.raises(SubjectError, match="not defined for format"):
+            validate_subject({"format": "acme_closed", "account_id": "1", "hint": "x"})
+    finally:
+        unregister_format("acme_closed")

@@ -93,6 +93,47 @@ RISC_OPT_EVENTS: Final = (
     RISC_OPT_OUT_EFFECTIVE,
 )
 
+# ---- SCIM events (RFC 9967 §2, §7.4) -------------------------------------------------
+# URNs, not URLs: "urn:ietf:params:scim:event:{class}:{name}[:{other}]" (RFC 9967 §7.3).
+SCIM_EVENT_BASE: Final = "urn:ietf:params:scim:event:"
+SCIM_FEED_ADD: Final = SCIM_EVENT_BASE + "feed:add"  # RFC 9967 §2.3.1
+SCIM_FEED_REMOVE: Final = SCIM_EVENT_BASE + "feed:remove"  # RFC 9967 §2.3.2
+SCIM_PROV_CREATE_NOTICE: Final = SCIM_EVENT_BASE + "prov:create:notice"  # RFC 9967 §2.4.1
+SCIM_PROV_CREATE_FULL: Final = SCIM_EVENT_BASE + "prov:create:full"  # RFC 9967 §2.4.1
+SCIM_PROV_PATCH_NOTICE: Final = SCIM_EVENT_BASE + "prov:patch:notice"  # RFC 9967 §2.4.2
+SCIM_PROV_PATCH_FULL: Final = SCIM_EVENT_BASE + "prov:patch:full"  # RFC 9967 §2.4.2
+SCIM_PROV_PUT_NOTICE: Final = SCIM_EVENT_BASE + "prov:put:notice"  # RFC 9967 §2.4.3
+SCIM_PROV_PUT_FULL: Final = SCIM_EVENT_BASE + "prov:put:full"  # RFC 9967 §2.4.3
+SCIM_PROV_DELETE: Final = SCIM_EVENT_BASE + "prov:delete"  # RFC 9967 §2.4.4
+SCIM_PROV_ACTIVATE: Final = SCIM_EVENT_BASE + "prov:activate"  # RFC 9967 §2.4.5
+SCIM_PROV_DEACTIVATE: Final = SCIM_EVENT_BASE + "prov:deactivate"  # RFC 9967 §2.4.6
+SCIM_MISC_ASYNC_RESPONSE: Final = SCIM_EVENT_BASE + "misc:asyncresp"  # RFC 9967 §2.5.1.3
+SCIM_EVENTS: Final = (
+    SCIM_FEED_ADD,
+    SCIM_FEED_REMOVE,
+    SCIM_PROV_CREATE_NOTICE,
+    SCIM_PROV_CREATE_FULL,
+    SCIM_PROV_PATCH_NOTICE,
+    SCIM_PROV_PATCH_FULL,
+    SCIM_PROV_PUT_NOTICE,
+    SCIM_PROV_PUT_FULL,
+    SCIM_PROV_DELETE,
+    SCIM_PROV_ACTIVATE,
+    SCIM_PROV_DEACTIVATE,
+    SCIM_MISC_ASYNC_RESPONSE,
+)
+SCIM_MODE_FULL: Final = "full"  # RFC 9967 §2.4: the payload carries "data"
+SCIM_MODE_NOTICE: Final = "notice"  # RFC 9967 §2.4: the payload carries "attributes"
+# RFC 7644 §3.7: the methods of a bulk operation (and so of an asyncresp event).
+SCIM_METHODS: Final = ("POST", "PUT", "PATCH", "DELETE")
+SCIM_ERROR_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:Error"  # RFC 7644 §3.12
+SCIM_RESERVED_ID: Final = "bulkId"  # RFC 7643 §3.1: never a value of "id"
+SCIM_ASYNC_REQUEST_MODES: Final = ("none", "long", "request")  # RFC 9967 §4 asyncRequest
+# RFC 9967 §3 and §2.5.1.1 (with RFC 7240 §3, §4.1).
+HEADER_SET_TXN: Final = "Set-Txn"
+HEADER_PREFERENCE_APPLIED: Final = "Preference-Applied"
+PREFER_RESPOND_ASYNC: Final = "respond-async"
+
 # ---- event claim values (CAEP 1.0 §2-§3, RISC 1.0 §2) ---------------------------------
 INITIATING_ENTITIES: Final = ("admin", "user", "policy", "system")  # CAEP §2
 # CAEP §3.3 / RISC §2.7; other values both parties support are allowed too.
@@ -156,6 +197,7 @@ FORMAT_JWT_ID: Final = "jwt_id"
 FORMAT_SAML_ASSERTION_ID: Final = "saml_assertion_id"
 FORMAT_IP_ADDRESSES: Final = "ip-addresses"
 FORMAT_COMPLEX: Final = "complex"
+FORMAT_SCIM: Final = "scim"  # RFC 9967 §2.1
 COMPLEX_MEMBERS: Final = ("user", "device", "session", "application", "tenant", "org_unit", "group")
 
 # ---- OAuth (RFC 6749, RFC 6750, IOP §2.7.2) -------------------------------------------

@@ -129,6 +129,8 @@ class EventType:
     :class:`EventValidationError` when it breaks the type's rules; it must accept members
     it does not know. ``control`` marks the SSF stream-control events (verification,
     stream-updated) that every stream carries whether or not they were requested.
+    ``subject_validator`` receives the validated ``sub_id`` of a SET carrying this type
+    and raises :class:`EventValidationError` when the type forbids that subject.
     """
 
     uri: str
@@ -139,6 +141,7 @@ class EventType:
     deprecated: bool = False
     control: bool = False
     description: str = ""
+    subject_validator: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.uri, str) or not _URI_RE.fullmatch(self.uri):
@@ -621,6 +624,9 @@ def validate_event_subject(uri: str, sub_id: object) -> None:
                 f"subject of {canonical} must carry the stream id as a non-empty string "
                 f"'id' ({section})"
             )
+    event_type = registry.lookup(canonical) if isinstance(canonical, str) else None
+    if event_type is not None and event_type.subject_validator is not None:
+        event_type.subject_validator(sub_id)
 
 
 # =========================================================================================
@@ -1123,3 +1129,7 @@ def event_from(obj: Event | tuple[str, Mapping[str, Any]]) -> tuple[str, dict[st
         f"expected an Event (e.g. caep.SessionRevoked(...)) or a (uri, payload) pair, "
         f"got {_type_name(obj)}"
     )
+
+
+# The SCIM event family (RFC 9967) registers itself into the registry above.
+from . import scim as _scim  # noqa: E402,F401

@@ -65,6 +65,9 @@ class FormatSpec:
 
     ``validator`` receives the whole subject once the member names have been checked and
     raises :class:`SubjectError` (or ``ValueError``, which is wrapped) when a value is bad.
+    ``extra_members`` lets the subject carry members the format does not list (the
+    validator judges them); ``canonicalizer`` returns the canonical form used for storing
+    and matching (default: the subject as sent).
     """
 
     name: str
@@ -72,6 +75,8 @@ class FormatSpec:
     optional_members: tuple[str, ...] = ()
     validator: SubjectValidator | None = None
     builtin: bool = False
+    extra_members: bool = False
+    canonicalizer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def members(self) -> frozenset[str]:
@@ -87,12 +92,18 @@ def register_format(
     required_members: Sequence[str],
     optional_members: Sequence[str] = (),
     validator: SubjectValidator | None = None,
+    *,
+    extra_members: bool = False,
+    canonicalizer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> FormatSpec:
     """Register a proprietary subject identifier format agreed with a peer (SSF §3.4).
 
     Required members must be present and neither ``null`` nor empty; their JSON types are
-    the ``validator``'s business. Registering an existing proprietary name again replaces
-    it (so an app's ``ready()`` may run twice); the built-in formats cannot be replaced.
+    the ``validator``'s business. ``extra_members=True`` admits members the format does not
+    list (a format such as RFC 9967's ``scim`` is open-ended); ``canonicalizer(subject)``
+    returns the form stored and compared (see :func:`canonicalize`). Registering an
+    existing proprietary name again replaces it (so an app's ``ready()`` may run twice);
+    the built-in formats cannot be replaced.
     """
     if not isinstance(name, str) or not name:
         raise ValueError("a subject format name must be a non-empty string")
@@ -110,7 +121,10 @@ def register_format(
         existing = _registry.get(name)
         if existing is not None and existing.builtin:
             raise ValueError(f"{name!r} is a built-in subject format and cannot be replaced")
-        spec = FormatSpec(name, required, optional, validator)
+        spec = FormatSpec(
+            name, required, optional, validator, extra_members=extra_members,
+            canonicalizer=canonicalizer,
+        )
         _registry[name] = spec
     return spec
 
@@ -302,7 +316,7 @@ def _format_of(subject: dict[str, Any], path: str) -> str:
 
 def _check_members(subject: dict[str, Any], spec: FormatSpec, path: str) -> None:
     unknown = sorted(set(subject) - spec.members - {FORMAT_MEMBER})
-    if unknown:
+    if unknown and not spec.extra_members:
         names = ", ".join(repr(_where(path, m)) for m in unknown)
         raise SubjectError(
             f"subject member(s) {names} are not defined for format {spec.name!r} "
@@ -579,6 +593,10 @@ def _canonicalize(subject: dict[str, Any], email_canon: Callable[[str], str]) ->
         for name, value in out.items():
             if name != FORMAT_MEMBER and isinstance(value, dict):
                 out[name] = _canonicalize(value, email_canon)
+    elif isinstance(fmt, str):
+        spec = _registry.get(fmt)
+        if spec is not None and spec.canonicalizer is not None:
+            out = spec.canonicalizer(out)
     return out
 
 

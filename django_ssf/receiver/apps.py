@@ -12,4 +12,7 @@ class ReceiverConfig(AppConfig):
 
     def ready(self) -> None:
         from ..core import events  # noqa: F401  (fills the event-type registry)
-        from . import checks  # noqa: F401  (registers the receiver's system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the receiver's system checks)
+            scim,  # noqa: F401  (sends the SCIM signals on event_received)
+        )

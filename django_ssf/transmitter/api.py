@@ -41,6 +41,7 @@ from ..core import constants as c
 from ..core.errors import EventValidationError, SubjectError
 from ..core.events import event_from, validate_event_subject
 from ..core.jose import build_set_claims
+from ..core.scim import check_emit as check_scim_emit
 from ..core.subjects import subject_key, validate_subject
 from . import fanout
 from .inputs import NUL, find_nul
@@ -322,6 +323,7 @@ def emit(
         )
     sub_id = validate_subject(subject)
     validate_event_subject(event_type, sub_id)
+    check_scim_emit(event_type, sub_id, txn)  # RFC 9967: a scim subject; asyncresp needs txn
     if txn is None:
         txn = new_txn()
     else:
