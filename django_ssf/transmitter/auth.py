@@ -43,9 +43,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..conf import ssf_settings
+from .errors import StreamError, TooManyRequests
 from .inputs import NUL, BodyError, parse_json_body
 from .models import ReceiverClient, Stream
-from .streams import StreamError, TooManyRequests
 
 __all__ = [
     "BearerError",

@@ -34,6 +34,6 @@ def sweep_outbox() -> dict[str, int]:
 @shared_task(name="django_ssf.transmitter.check_inactivity", ignore_result=True)
 def check_inactivity() -> list[str]:
     """Apply SSF §8.1.1 ``inactivity_timeout``; returns the ``stream_id`` values changed."""
-    from .streams import check_inactivity as check
+    from .status import check_inactivity as check
 
     return [stream.stream_id for stream in check()]

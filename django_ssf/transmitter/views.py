@@ -28,8 +28,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..conf import ssf_settings
-from . import discovery, streams
+from . import discovery, status, streams, subjects, verification
 from .auth import SSFAPIView, _JSONOnlyNegotiation, get_stream_or_404, ssf_validator_class
+from .configuration import stream_configuration, stream_status
+from .errors import StreamValidationError
+from .models import Stream
 from .serializers import (
     AddSubjectSerializer,
     AuthorizationServerSerializer,
@@ -226,9 +229,9 @@ class StreamsView(SSFAPIView):
         if "stream_id" in request.query_params:
             stream = get_stream_or_404(request, request.query_params.get("stream_id"))
             streams.record_activity(stream)
-            return Response(streams.stream_configuration(stream))
-        owned = streams.Stream.objects.for_client(request.auth.application)
-        return Response([streams.stream_configuration(s) for s in owned])
+            return Response(stream_configuration(stream))
+        owned = Stream.objects.for_client(request.auth.application)
+        return Response([stream_configuration(s) for s in owned])
 
     @extend_schema(
         operation_id="stream_create",
@@ -247,7 +250,7 @@ class StreamsView(SSFAPIView):
             ssf_settings.absolute_url(reverse("ssf-streams")) + f"?stream_id={stream.stream_id}"
         )
         return Response(
-            streams.stream_configuration(stream), status=201, headers={"Location": location}
+            stream_configuration(stream), status=201, headers={"Location": location}
         )
 
     @extend_schema(
@@ -272,7 +275,7 @@ class StreamsView(SSFAPIView):
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
         stream = streams.update_stream(stream, data, replace=replace)
-        return Response(streams.stream_configuration(stream))
+        return Response(stream_configuration(stream))
 
     @extend_schema(
         operation_id="stream_delete",
@@ -301,7 +304,7 @@ class StatusView(SSFAPIView):
     def get(self, request: Request) -> Response:
         stream = get_stream_or_404(request, request.query_params.get("stream_id"))
         streams.record_activity(stream)
-        return Response(streams.stream_status(stream))
+        return Response(stream_status(stream))
 
     @extend_schema(
         operation_id="stream_status_update",
@@ -313,12 +316,12 @@ class StatusView(SSFAPIView):
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
         if "status" not in data:
-            raise streams.StreamValidationError("status is required.", field="status")
+            raise StreamValidationError("status is required.", field="status")
         if not isinstance(data["status"], str):
-            raise streams.StreamValidationError("status must be a string.", field="status")
+            raise StreamValidationError("status must be a string.", field="status")
         streams.record_activity(stream)
-        streams.set_status(stream, data["status"], data.get("reason"), initiator="receiver")
-        return Response(streams.stream_status(stream))
+        status.set_status(stream, data["status"], data.get("reason"), initiator="receiver")
+        return Response(stream_status(stream))
 
 
 class AddSubjectView(SSFAPIView):
@@ -341,11 +344,11 @@ class AddSubjectView(SSFAPIView):
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
-        streams.check_subject_rate_limit(stream)
+        subjects.check_subject_rate_limit(stream)
         if "subject" not in data:
-            raise streams.StreamValidationError("subject is required.", field="subject")
+            raise StreamValidationError("subject is required.", field="subject")
         streams.record_activity(stream)
-        streams.add_subject(stream, data["subject"], data.get("verified"))
+        subjects.add_subject(stream, data["subject"], data.get("verified"))
         return Response(status=200)
 
 
@@ -361,11 +364,11 @@ class RemoveSubjectView(SSFAPIView):
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
-        streams.check_subject_rate_limit(stream)
+        subjects.check_subject_rate_limit(stream)
         if "subject" not in data:
-            raise streams.StreamValidationError("subject is required.", field="subject")
+            raise StreamValidationError("subject is required.", field="subject")
         streams.record_activity(stream)
-        streams.remove_subject(stream, data["subject"])
+        subjects.remove_subject(stream, data["subject"])
         return Response(status=204)
 
 
@@ -389,5 +392,5 @@ class VerificationView(SSFAPIView):
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
         streams.record_activity(stream)
-        streams.request_verification(stream, data.get("state"))
+        verification.request_verification(stream, data.get("state"))
         return Response(status=204)
