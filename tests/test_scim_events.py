@@ -82,7 +82,7 @@ def test_short_names_resolve():
 def test_streams_list_the_scim_event_types_as_supported_and_deliver_them(api):  # noqa: F811
     """The registry feeds events_supported (SSF §8.1.1): a new stream offers every SCIM type,
     and a receiver may request only those."""
-    from django_ssf.transmitter.streams import events_supported
+    from django_ssf.transmitter.configuration import events_supported
 
     assert set(RFC_9967_URIS) <= set(events_supported())
     body = api.post("ssf-streams", {}).json()

@@ -25,8 +25,11 @@ from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core.subjects import validate_subject
 from django_ssf.transmitter import api as tx
+from django_ssf.transmitter import errors as stream_errors
+from django_ssf.transmitter import outbox
 from django_ssf.transmitter import poll as poll_service
-from django_ssf.transmitter import streams as services
+from django_ssf.transmitter import status as status_service
+from django_ssf.transmitter import subjects as subject_service
 from django_ssf.transmitter.delivery import drain_stream
 from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from tests.transmitter_control_support import (
@@ -121,8 +124,8 @@ def test_sets_of_every_kind_pass_the_transmitter_set_checks(api, signing_key):  
     _emit()
     assert api.post("ssf-verify", {"stream_id": config["stream_id"], "state": "s-1"}).status_code
     stream = Stream.objects.get(stream_id=config["stream_id"])
-    services.set_status(stream, c.STATUS_PAUSED, "maintenance", initiator="transmitter")
-    services.set_status(stream, c.STATUS_ENABLED, None, initiator="transmitter")
+    status_service.set_status(stream, c.STATUS_PAUSED, "maintenance", initiator="transmitter")
+    status_service.set_status(stream, c.STATUS_ENABLED, None, initiator="transmitter")
     tx.send_verification(stream, None)  # unsolicited
     sets = _sets(api, config, {"returnImmediately": True, "maxEvents": 100})
     claims = [assert_transmitter_set_checks(tok, config, jwks) for tok in sets.values()]
@@ -312,7 +315,7 @@ def test_long_poll_wakes_when_a_set_is_committed_meanwhile(
         settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=8.0, TRANSMITTER_POLL_CHECK_INTERVAL=interval
     )
     if not notify:
-        monkeypatch.setattr(poll_service, "notify_poll_waiters", lambda pks: None)
+        monkeypatch.setattr(outbox, "notify_poll_waiters", lambda pks: None)
     app = make_receiver("long-poller")
     bearer = BearerClient(make_token(app))
     config = create_stream(bearer, {"events_requested": [SESSION_REVOKED]})
@@ -449,12 +452,12 @@ def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings): 
     }
     stream = Stream.objects.get(stream_id=create_stream(api)["stream_id"])
     start = 1_000_000_000.0  # the beginning of a window
-    services.check_subject_rate_limit(stream, now=start)
-    services.check_subject_rate_limit(stream, now=start + 1)
-    with pytest.raises(services.SubjectRequestsTooFrequent) as info:
-        services.check_subject_rate_limit(stream, now=start + 7.5)
+    subject_service.check_subject_rate_limit(stream, now=start)
+    subject_service.check_subject_rate_limit(stream, now=start + 1)
+    with pytest.raises(stream_errors.SubjectRequestsTooFrequent) as info:
+        subject_service.check_subject_rate_limit(stream, now=start + 7.5)
     assert info.value.retry_after == 3 and info.value.status == 429
-    services.check_subject_rate_limit(stream, now=start + 10)  # a new window
+    subject_service.check_subject_rate_limit(stream, now=start + 10)  # a new window
     settings.SSF = {**settings.SSF, "TRANSMITTER_SUBJECT_RATE_LIMIT": None}
     for _ in range(20):
         assert (

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from django_ssf.core import constants as c
 from django_ssf.signals import stream_status_changed
-from django_ssf.transmitter import streams as services
+from django_ssf.transmitter import status as services
 from django_ssf.transmitter.models import OutboundSET, Stream, StreamSubject
 from tests.transmitter_control_support import (
     api,  # noqa: F401
@@ -109,11 +109,12 @@ def test_paused_stream_holds_and_enable_releases(api, signing_key):  # noqa: F81
 # ---- transmitter-initiated status (set_status) -----------------------------------------
 def test_transmitter_pause_sends_stream_updated_before(api, signing_key, monkeypatch):  # noqa: F811
     from django_ssf.transmitter import api as tx_api
+    from django_ssf.transmitter import outbox
 
     sid = create_stream(api)["stream_id"]
     stream = Stream.objects.get(stream_id=sid)
     order: list[str] = []
-    real_send, real_apply = tx_api.send_stream_updated, tx_api.apply_status_change
+    real_send, real_apply = tx_api.send_stream_updated, outbox.apply_status_change
 
     def send(s, status, reason):
         order.append(f"event:{Stream.objects.get(pk=s.pk).status}")
@@ -124,7 +125,7 @@ def test_transmitter_pause_sends_stream_updated_before(api, signing_key, monkeyp
         return real_apply(s, old, new)
 
     monkeypatch.setattr(tx_api, "send_stream_updated", send)
-    monkeypatch.setattr(tx_api, "apply_status_change", apply)
+    monkeypatch.setattr(outbox, "apply_status_change", apply)
     services.set_status(stream, "paused", "maintenance", initiator="transmitter")
     # The event is created while the stream is still enabled.
     assert order == ["event:enabled", "apply:enabled->paused"]

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from django_ssf.core import constants as c
-from django_ssf.transmitter import streams as services
+from django_ssf.transmitter.configuration import events_supported
 from django_ssf.transmitter.models import Stream
 from tests.transmitter_control_support import (
     api,  # noqa: F401
@@ -37,7 +37,7 @@ def test_create_without_delivery_is_poll_with_own_endpoint(api, receiver):  # no
         "method": c.DELIVERY_POLL,
         "endpoint_url": _poll_url(body["stream_id"]),
     }
-    assert body["events_supported"] == services.events_supported()
+    assert body["events_supported"] == events_supported()
     assert body["events_delivered"] == body["events_supported"]
     assert "events_requested" not in body
     assert body["min_verification_interval"] == 30
@@ -422,10 +422,10 @@ def test_inactivity_timeout_is_advertised(api, settings):  # noqa: F811
 
 
 def test_switch_to_push_enqueues_queued_sets(api, monkeypatch, django_capture_on_commit_callbacks):  # noqa: F811
-    from django_ssf.transmitter import api as tx_api
+    from django_ssf.transmitter import outbox
 
     calls: list[list[int]] = []
-    monkeypatch.setattr(tx_api, "enqueue_delivery", lambda pks: calls.append(list(pks)))
+    monkeypatch.setattr(outbox, "enqueue_delivery", lambda pks: calls.append(list(pks)))
     stream = create_stream(api)
     with django_capture_on_commit_callbacks(execute=True):
         response = api.patch("ssf-streams", {"stream_id": stream["stream_id"], "delivery": PUSH})

@@ -18,7 +18,7 @@ from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core.errors import EventValidationError, SubjectError
 from django_ssf.events import caep, risc
-from django_ssf.transmitter import api
+from django_ssf.transmitter import api, outbox
 from django_ssf.transmitter.models import OutboundSET, SubjectOptState
 from tests.transmitter_delivery_support import (
     EMAIL,
@@ -315,7 +315,7 @@ def test_paused_holds_and_enable_releases_in_order(django_capture_on_commit_call
     stream.status = c.STATUS_ENABLED
     stream.save()
     with django_capture_on_commit_callbacks(execute=True):
-        api.apply_status_change(stream, c.STATUS_PAUSED, c.STATUS_ENABLED)
+        outbox.apply_status_change(stream, c.STATUS_PAUSED, c.STATUS_ENABLED)
     rows = list(OutboundSET.objects.filter(stream=stream).order_by("id"))
     assert [r.jti for r in rows] == jtis
     assert {r.status for r in rows} == {OutboundSET.STATUS_PENDING}
@@ -327,7 +327,7 @@ def test_pause_holds_pending_but_not_control_events():
     updated = api.send_stream_updated(stream, c.STATUS_PAUSED, "maintenance")
     stream.status = c.STATUS_PAUSED
     stream.save()
-    api.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_PAUSED)
+    outbox.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_PAUSED)
     statuses = dict(OutboundSET.objects.values_list("event_type", "status"))
     assert statuses[c.CAEP_SESSION_REVOKED] == OutboundSET.STATUS_HELD
     assert statuses[c.EVENT_STREAM_UPDATED] == OutboundSET.STATUS_PENDING
@@ -346,7 +346,7 @@ def test_disable_drops_everything_but_the_announcement():
     api.send_stream_updated(stream, c.STATUS_DISABLED, None)
     stream.status = c.STATUS_DISABLED
     stream.save()
-    api.apply_status_change(stream, c.STATUS_PAUSED, c.STATUS_DISABLED)
+    outbox.apply_status_change(stream, c.STATUS_PAUSED, c.STATUS_DISABLED)
     statuses = sorted(OutboundSET.objects.values_list("event_type", "status"))
     assert statuses == sorted(
         [
@@ -391,7 +391,7 @@ def test_verification_set_shapes():
 
 
 def test_status_change_through_control_plane_service(django_capture_on_commit_callbacks):
-    from django_ssf.transmitter.streams import set_status
+    from django_ssf.transmitter.status import set_status
 
     stream = _poll_stream()
     api.emit((c.CAEP_SESSION_REVOKED, {}), EMAIL)

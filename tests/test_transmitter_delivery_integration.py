@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from django_ssf.core import constants as c
 from django_ssf.core import jose
-from django_ssf.transmitter import api, delivery
+from django_ssf.transmitter import api, delivery, outbox
 from django_ssf.transmitter.models import OutboundSET
-from django_ssf.transmitter.streams import set_status
+from django_ssf.transmitter.status import set_status
 from tests.transmitter_delivery_support import (
     EMAIL,
     decode,
@@ -132,7 +132,7 @@ def test_paused_holds_enable_releases_disabled_drops(ssf_celery_worker, receiver
 def test_sweeper_recovers_a_lost_task(ssf_celery_worker, receiver, monkeypatch):
     url, state = receiver
     stream = make_stream(endpoint_url=url)
-    monkeypatch.setattr(api, "enqueue_delivery", lambda pks: None)  # the task is "lost"
+    monkeypatch.setattr(outbox, "enqueue_delivery", lambda pks: None)  # the task is "lost"
     _emit(3)
     monkeypatch.undo()
     time.sleep(0.3)

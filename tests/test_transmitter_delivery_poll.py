@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core import jose
-from django_ssf.transmitter import api, poll
+from django_ssf.transmitter import api, outbox, poll
 from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET
 from tests.transmitter_control_support import make_receiver, make_token
 from tests.transmitter_delivery_support import EMAIL, decode, make_stream, ssf_settings_for
@@ -221,7 +221,7 @@ def test_paused_stream_serves_only_the_queued_announcement(stream, token):
     api.send_stream_updated(stream, c.STATUS_PAUSED, None)
     stream.status = c.STATUS_PAUSED
     stream.save()
-    api.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_PAUSED)
+    outbox.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_PAUSED)
     _emit()
     body = _poll(stream.stream_id, token, {"returnImmediately": True}).json()
     (tok,) = body["sets"].values()
@@ -235,7 +235,7 @@ def test_disabled_stream_returns_no_sets(stream, token):
     _emit()
     stream.status = c.STATUS_DISABLED
     stream.save()
-    api.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_DISABLED)
+    outbox.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_DISABLED)
     body = _poll(stream.stream_id, token, {"returnImmediately": True}).json()
     assert body["sets"] == {}
 

@@ -21,7 +21,7 @@ from django_ssf import signals
 from django_ssf.core import constants as c
 from django_ssf.core import jose
 from django_ssf.core.http import BlockedAddressError
-from django_ssf.transmitter import api, delivery, encryption
+from django_ssf.transmitter import api, delivery, encryption, outbox
 from django_ssf.transmitter.delivery import (
     KIND_DELIVERED,
     KIND_FAILED,
@@ -350,7 +350,7 @@ def test_paused_push_stream_sends_only_the_announcement(receiver):
     api.send_stream_updated(stream, c.STATUS_PAUSED, None)
     stream.status = c.STATUS_PAUSED
     stream.save()
-    api.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_PAUSED)
+    outbox.apply_status_change(stream, c.STATUS_ENABLED, c.STATUS_PAUSED)
     _emit(1)  # created while paused: held
     drain_stream(stream.pk)
     got = state.wait_for(1)
@@ -359,7 +359,7 @@ def test_paused_push_stream_sends_only_the_announcement(receiver):
     assert [r.status for r in _rows(stream)] == ["held", "held", "delivered", "held"]
     stream.status = c.STATUS_ENABLED
     stream.save()
-    api.apply_status_change(stream, c.STATUS_PAUSED, c.STATUS_ENABLED)
+    outbox.apply_status_change(stream, c.STATUS_PAUSED, c.STATUS_ENABLED)
     drain_stream(stream.pk)
     assert len(state.wait_for(4)) == 4
     assert {r.status for r in _rows(stream)} == {"delivered"}

@@ -19,13 +19,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from rest_framework.exceptions import ValidationError
 
 from django_ssf.core import constants as c
 from django_ssf.core import jose
 from django_ssf.core.errors import EventValidationError, SETValidationError, SSFKeyError
 from django_ssf.core.events import register_event_type, registry
 from django_ssf.transmitter import api as tx_api
-from django_ssf.transmitter import delivery, encryption, fanout, streams
+from django_ssf.transmitter import delivery, encryption, fanout, outbox, streams
 from django_ssf.transmitter.delivery import (
     _push,
     backoff_delay,
@@ -33,9 +34,14 @@ from django_ssf.transmitter.delivery import (
     get_session,
     parse_retry_after,
 )
+from django_ssf.transmitter.errors import StreamGone, StreamValidationError
 from django_ssf.transmitter.inputs import BodyError, find_nul, parse_json_body
 from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from django_ssf.transmitter.poll import PollRequest, poll
+from django_ssf.transmitter.serializers import MAX_EVENTS_REQUESTED, EventsRequestedField
+from django_ssf.transmitter.status import set_status
+from django_ssf.transmitter.subjects import add_subject
+from django_ssf.transmitter.verification import request_verification
 from tests.transmitter_control_support import (  # noqa: F401  (fixtures)
     BearerClient,
     api,
@@ -141,7 +147,7 @@ def test_crash_on_one_response_keeps_the_batch_results(monkeypatch):
 def test_patch_does_not_revert_a_concurrent_pause():
     stream = make_stream(method=c.DELIVERY_POLL)
     seen_by_patch = Stream.objects.get(pk=stream.pk)  # request 1 has loaded the stream
-    streams.set_status(
+    set_status(
         Stream.objects.get(pk=stream.pk), c.STATUS_PAUSED, "busy", initiator="receiver"
     )
     held = tx_api.emit((c.CAEP_SESSION_REVOKED, {}), EMAIL)[0]
@@ -159,7 +165,7 @@ def test_patch_does_not_revert_a_concurrent_pause():
 def test_put_does_not_revert_a_concurrent_disable():
     stream = make_stream(method=c.DELIVERY_POLL)
     stale = Stream.objects.get(pk=stream.pk)
-    streams.set_status(Stream.objects.get(pk=stream.pk), c.STATUS_DISABLED, initiator="receiver")
+    set_status(Stream.objects.get(pk=stream.pk), c.STATUS_DISABLED, initiator="receiver")
     streams.update_stream(
         stale,
         {"stream_id": stream.stream_id, "delivery": {"method": c.DELIVERY_POLL}},
@@ -172,19 +178,19 @@ def test_put_does_not_revert_a_concurrent_disable():
 def test_set_status_uses_the_committed_status_not_a_stale_copy():
     stream = make_stream(method=c.DELIVERY_POLL)
     stale = Stream.objects.get(pk=stream.pk)
-    streams.set_status(Stream.objects.get(pk=stream.pk), c.STATUS_PAUSED, initiator="receiver")
+    set_status(Stream.objects.get(pk=stream.pk), c.STATUS_PAUSED, initiator="receiver")
     (jti,) = _emit()
     assert OutboundSET.objects.get(jti=jti).status == OutboundSET.STATUS_HELD
     # The stale copy says "enabled": re-enabling must still release the held SET.
-    streams.set_status(stale, c.STATUS_ENABLED, initiator="receiver")
+    set_status(stale, c.STATUS_ENABLED, initiator="receiver")
     assert OutboundSET.objects.get(jti=jti).status == OutboundSET.STATUS_PENDING
 
 
 def test_set_status_on_a_deleted_stream_is_404():
     stream = make_stream(method=c.DELIVERY_POLL)
     Stream.objects.filter(pk=stream.pk).delete()
-    with pytest.raises(streams.StreamGone):
-        streams.set_status(stream, c.STATUS_PAUSED, initiator="receiver")
+    with pytest.raises(StreamGone):
+        set_status(stream, c.STATUS_PAUSED, initiator="receiver")
 
 
 def _staff(*codenames: str, username: str = "staff") -> Client:
@@ -201,7 +207,7 @@ def test_admin_form_save_does_not_revert_a_concurrent_pause():
     client = _staff("view_stream", "change_stream")
     url = reverse("admin:ssf_transmitter_stream_change", args=[stream.pk])
     assert client.get(url).status_code == 200  # the operator opened the page ...
-    streams.set_status(Stream.objects.get(pk=stream.pk), c.STATUS_PAUSED, initiator="receiver")
+    set_status(Stream.objects.get(pk=stream.pk), c.STATUS_PAUSED, initiator="receiver")
     response = client.post(url, {"description": "new", "new_authorization_header": ""})
     assert response.status_code == 302, response.content[:500]
     stream.refresh_from_db()
@@ -430,7 +436,7 @@ def _emit_racing_with_enable(monkeypatch, stream) -> str:
 
     def select_then_enable(*args, **kwargs):
         targets = original(*args, **kwargs)  # sees status "paused"
-        streams.set_status(
+        set_status(
             Stream.objects.get(pk=stream.pk), c.STATUS_ENABLED, initiator="receiver"
         )
         return targets
@@ -474,26 +480,30 @@ def test_reconcile_takes_no_write_when_nothing_to_fix():
     stream = make_stream(method=c.DELIVERY_POLL)
     _emit()
     with CaptureQueriesContext(connection) as ctx:
-        assert delivery.reconcile_with_status(stream) == 0
+        assert outbox.reconcile_with_status(stream) == 0
     assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in ctx.captured_queries)
 
 
 # ---- finding 8: events_requested is parsed in linear time and bounded -------------------
 
 
+def _parse_events_requested(value: list) -> list:
+    return EventsRequestedField().run_validation(value)
+
+
 def test_events_requested_parsing_is_linear_and_bounded():
-    value = [f"urn:x:{i}" for i in range(streams.MAX_EVENTS_REQUESTED)] * 2
+    value = [f"urn:x:{i}" for i in range(MAX_EVENTS_REQUESTED)] * 2
     started = time.perf_counter()
-    with pytest.raises(streams.StreamValidationError):
-        streams._parse_events_requested([f"urn:x:{i}" for i in range(40_000)])
-    parsed = streams._parse_events_requested(value[: streams.MAX_EVENTS_REQUESTED])
+    with pytest.raises(ValidationError):
+        _parse_events_requested([f"urn:x:{i}" for i in range(40_000)])
+    parsed = _parse_events_requested(value[: MAX_EVENTS_REQUESTED])
     assert time.perf_counter() - started < 0.5
-    assert parsed == value[: streams.MAX_EVENTS_REQUESTED]
-    assert streams._parse_events_requested(["b", "a", "b"]) == ["b", "a"]
+    assert parsed == value[: MAX_EVENTS_REQUESTED]
+    assert _parse_events_requested(["b", "a", "b"]) == ["b", "a"]
 
 
 def test_oversized_events_requested_is_400(api):  # noqa: F811
-    body = {"events_requested": [f"urn:x:{i}" for i in range(streams.MAX_EVENTS_REQUESTED + 1)]}
+    body = {"events_requested": [f"urn:x:{i}" for i in range(MAX_EVENTS_REQUESTED + 1)]}
     r = api.post("ssf-streams", body)
     assert r.status_code == 400 and r.json()["field"] == "events_requested"
 
@@ -692,12 +702,12 @@ def test_nul_in_poll_ack_is_400(api):  # noqa: F811
 
 def test_service_level_nul_checks():
     stream = make_stream(method=c.DELIVERY_POLL)
-    with pytest.raises(streams.StreamValidationError):
-        streams.add_subject(stream, {"format": "opaque", "id": "x\x00"})
-    with pytest.raises(streams.StreamValidationError):
-        streams.request_verification(stream, "s\x00", enforce_interval=False)
-    with pytest.raises(streams.StreamValidationError):
-        streams.set_status(stream, c.STATUS_PAUSED, "\x00", initiator="receiver")
+    with pytest.raises(StreamValidationError):
+        add_subject(stream, {"format": "opaque", "id": "x\x00"})
+    with pytest.raises(StreamValidationError):
+        request_verification(stream, "s\x00", enforce_interval=False)
+    with pytest.raises(StreamValidationError):
+        set_status(stream, c.STATUS_PAUSED, "\x00", initiator="receiver")
 
 
 def test_emit_rejects_overlong_or_nul_txn():

@@ -18,8 +18,9 @@ broker is down at that moment (the sweeper re-enqueues it). Rows keep the signed
 stream that carries a receiver key gets it wrapped in a JWE when it is pushed or served,
 for the key the stream names at that time (:mod:`django_ssf.transmitter.encryption`).
 
-The control plane calls :func:`send_verification`, :func:`send_stream_updated` and
-:func:`apply_status_change`; they follow SSF §8.1.4 and §8.1.2.
+The control plane calls :func:`send_verification` and :func:`send_stream_updated`;
+the status services call :func:`.outbox.apply_status_change`; they follow SSF §8.1.4 and
+§8.1.2.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from .. import signals
@@ -43,17 +43,14 @@ from ..core.events import event_from, validate_event_subject
 from ..core.jose import build_set_claims
 from ..core.scim import check_emit as check_scim_emit
 from ..core.subjects import subject_key, validate_subject
-from . import fanout
+from . import fanout, outbox
 from .inputs import NUL, find_nul
-from .models import OutboundSET, Stream, StreamDeliveryState, SubjectOptState
+from .models import OutboundSET, Stream, SubjectOptState
 
 logger = logging.getLogger("django_ssf.transmitter")
 
 __all__ = [
-    "apply_status_change",
     "emit",
-    "enforce_paused_retention",
-    "enqueue_delivery",
     "new_jti",
     "new_txn",
     "send_stream_updated",
@@ -150,36 +147,6 @@ def _initial_status(stream: Stream, *, bypass_pause: bool = False) -> str:
     return OutboundSET.STATUS_DROPPED
 
 
-def enqueue_delivery(stream_pks: Iterable[int]) -> None:
-    """Start a push drain for each stream (use after commit; never raises).
-
-    Streams whose queue a worker is draining right now are skipped: that worker looks
-    for new rows after it releases its lease, so nothing is left behind. A broker
-    failure is logged; the sweeper re-enqueues the rows later.
-    """
-    pks = sorted(set(stream_pks))
-    if not pks:
-        return
-    try:
-        busy = set(
-            StreamDeliveryState.objects.filter(
-                stream_id__in=pks, lease_until__gt=timezone.now()
-            ).values_list("stream_id", flat=True)
-        )
-    except Exception:  # the DB hiccuped: enqueue all, the lease still prevents doubles
-        logger.exception("could not read delivery leases")
-        busy = set()
-    from .tasks import deliver_stream
-
-    for pk in pks:
-        if pk in busy:
-            continue
-        try:
-            deliver_stream.delay(pk)
-        except Exception:
-            logger.exception("could not enqueue delivery of stream pk=%s; the sweeper will", pk)
-
-
 # Columns that differ between the rows of one emit; every other column has the same
 # value in all of them and is converted to its database form once.
 _VARYING_FIELDS = frozenset({"stream", "jti", "token", "status"})
@@ -217,50 +184,6 @@ def _insert_rows(rows: list[OutboundSET]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
-
-
-def _on_commit_enqueue(stream_pks: Iterable[int]) -> None:
-    pks = sorted(set(stream_pks))
-    if pks:
-        transaction.on_commit(lambda: enqueue_delivery(pks), robust=True)
-
-
-def _on_commit_wake_pollers(stream_pks: Iterable[int]) -> None:
-    """After commit, wake this process's long polls waiting on these poll streams."""
-    from .poll import notify_poll_waiters
-
-    pks = sorted(set(stream_pks))
-    if pks:
-        transaction.on_commit(lambda: notify_poll_waiters(pks), robust=True)
-
-
-def enforce_paused_retention(stream_pks: Iterable[int] | None = None) -> int:
-    """Drop held SETs beyond ``TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS`` per stream, oldest first.
-
-    Returns the number dropped. Dropping the oldest keeps the rest in order, which is
-    what SSF §8.1.2.1 asks for the SETs of one subject.
-    """
-    limit = int(ssf_settings.TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS)
-    qs = OutboundSET.objects.filter(status=OutboundSET.STATUS_HELD)
-    if stream_pks is not None:
-        qs = qs.filter(stream_id__in=list(stream_pks))
-    counts = qs.values("stream_id").annotate(n=Count("id")).filter(n__gt=limit)
-    dropped = 0
-    for row in counts:
-        excess = row["n"] - limit
-        ids = list(
-            OutboundSET.objects.filter(stream_id=row["stream_id"], status=OutboundSET.STATUS_HELD)
-            .order_by("id")
-            .values_list("id", flat=True)[:excess]
-        )
-        dropped += OutboundSET.objects.filter(id__in=ids).update(
-            status=OutboundSET.STATUS_DROPPED,
-            last_error_code="retention_exceeded",
-            last_error_description=(
-                f"dropped: more than {limit} SETs held while the stream was paused"
-            ),
-        )
-    return dropped
 
 
 def set_opt_state(subject: dict, state: str) -> SubjectOptState:
@@ -362,9 +285,10 @@ def emit(
         _insert_rows(rows)
         paused = [s.pk for s in targets if s.status == c.STATUS_PAUSED]
         if paused:
-            enforce_paused_retention(paused)
-        _on_commit_enqueue(s.pk for s in targets if s.is_push and s.status == c.STATUS_ENABLED)
-        _on_commit_wake_pollers(s.pk for s in targets if s.is_poll and s.status == c.STATUS_ENABLED)
+            outbox.enforce_paused_retention(paused)
+        enabled = [s for s in targets if s.status == c.STATUS_ENABLED]
+        outbox.on_commit_enqueue(s.pk for s in enabled if s.is_push)
+        outbox.on_commit_wake_pollers(s.pk for s in enabled if s.is_poll)
         jtis = [r.jti for r in rows]
         if signals.set_emitted.has_listeners():
             transaction.on_commit(
@@ -407,9 +331,9 @@ def _send_control(
             row.last_error_description = "created while the stream was disabled"
             row.save(update_fields=["last_error_code", "last_error_description"])
         if stream.is_push and status == OutboundSET.STATUS_PENDING:
-            _on_commit_enqueue([stream.pk])
+            outbox.on_commit_enqueue([stream.pk])
         elif stream.is_poll and status == OutboundSET.STATUS_PENDING:
-            _on_commit_wake_pollers([stream.pk])
+            outbox.on_commit_wake_pollers([stream.pk])
     return row
 
 
@@ -437,39 +361,3 @@ def send_stream_updated(stream: Stream, status: str, reason: str | None) -> Outb
     if reason:
         payload["reason"] = reason
     return _send_control(stream, c.EVENT_STREAM_UPDATED, payload, bypass_pause=True)
-
-
-def apply_status_change(stream: Stream, old_status: str, new_status: str) -> None:
-    """Bring the stream's outbox in line with its new status (SSF §8.1.2.1).
-
-    * → ``enabled``: held SETs become pending again, in their original order, and a
-      push drain is enqueued.
-    * → ``paused``: pending SETs not yet sent are held (control events queued before
-      the pause keep going); the retention bound applies.
-    * → ``disabled``: pending and held SETs are dropped, except control events queued
-      before the change (the stream-updated that announces it).
-    """
-    now = timezone.now()
-    qs = OutboundSET.objects.filter(stream_id=stream.pk)
-    with transaction.atomic():
-        if new_status == c.STATUS_ENABLED:
-            qs.filter(status=OutboundSET.STATUS_HELD).update(
-                status=OutboundSET.STATUS_PENDING, queued_at=now, next_attempt_at=now
-            )
-            if stream.is_push:
-                _on_commit_enqueue([stream.pk])
-            else:
-                _on_commit_wake_pollers([stream.pk])
-        elif new_status == c.STATUS_PAUSED:
-            qs.filter(status=OutboundSET.STATUS_PENDING, bypass_pause=False).update(
-                status=OutboundSET.STATUS_HELD
-            )
-            enforce_paused_retention([stream.pk])
-        elif new_status == c.STATUS_DISABLED:
-            qs.filter(status__in=OutboundSET.UNDELIVERED_STATUSES, bypass_pause=False).update(
-                status=OutboundSET.STATUS_DROPPED,
-                last_error_code="stream_disabled",
-                last_error_description=f"dropped: stream disabled (was {old_status})",
-            )
-        else:
-            raise ValueError(f"unknown stream status {new_status!r}")

@@ -11,7 +11,10 @@ class TransmitterConfig(AppConfig):
 
     def ready(self) -> None:
         from ..core import events  # noqa: F401  (fills the event-type registry)
-        from . import checks  # noqa: F401  (registers the transmitter's system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the transmitter's system checks)
+            tasks,  # noqa: F401  (registers the tasks that .scheduling enqueues by name)
+        )
         from .emitters import connect_auth_signal_emitters
 
         connect_auth_signal_emitters()

@@ -40,12 +40,13 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from ..conf import ssf_settings
+from .errors import StreamError, TooManyRequests
 from .inputs import NUL, BodyError, parse_json_body
 from .models import ReceiverClient, Stream
-from .streams import StreamError, TooManyRequests
 
 __all__ = [
     "BearerError",
@@ -269,7 +270,7 @@ class SSFAPIView(APIView):
     """Base view of the control plane: bearer auth, scopes, JSON, ``no-store`` everywhere.
 
     Subclasses set ``required_scope`` per view or override :meth:`get_required_scope`
-    per method, and read the body with :meth:`json_body`.
+    per method, read the body with :meth:`json_body` and validate it with :meth:`validated`.
     """
 
     authentication_classes = [SSFTokenAuthentication]
@@ -302,6 +303,17 @@ class SSFAPIView(APIView):
         if not isinstance(data, dict):
             raise ControlPlaneError("The request body must be a JSON object.")
         return data
+
+    def validated(
+        self, serializer_class: type[Serializer], data: Any, **context: Any
+    ) -> dict[str, Any]:
+        """``data`` validated by ``serializer_class``; its first error becomes the 400 body.
+
+        ``context`` reaches the serializer's fields (e.g. ``stream`` for an update).
+        """
+        serializer = serializer_class(data=data, context={"request": self.request, **context})
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
 
     def handle_exception(self, exc: Exception) -> Response:
         response = _error_response(exc)

@@ -59,6 +59,7 @@ from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFKeyError
+from . import outbox, scheduling
 from .encryption import outgoing_token
 from .fanout import STREAM_FIELDS
 from .inputs import read_limited
@@ -77,7 +78,6 @@ __all__ = [
     "drop",
     "get_session",
     "parse_retry_after",
-    "reconcile_with_status",
     "redeliver",
     "stream_health",
     "sweep",
@@ -487,42 +487,6 @@ class _Batch:
         return True
 
 
-def reconcile_with_status(stream: Stream) -> int:
-    """Bring rows that an emit raced with a status change in line with ``stream.status``.
-
-    An emit reads the stream's status, then inserts its rows; a status change can
-    commit in between (no lock is taken on the stream, on purpose: an emit fans out to
-    many streams). That leaves
-
-    * ``held`` rows on an *enabled* stream (the emit saw it paused): released here, in
-      their original order, exactly as re-enabling does;
-    * ``pending`` non-control rows on a *paused* stream (held here) or a *disabled* one
-      (dropped here).
-
-    Push drains, polls and the sweeper call this, so no such row is stuck. It reads
-    before it writes: with nothing to fix it takes no write lock. Returns the number of
-    rows changed.
-    """
-    if stream.status == c.STATUS_ENABLED:
-        held = OutboundSET.objects.filter(stream_id=stream.pk, status=OutboundSET.STATUS_HELD)
-        if not held.exists():
-            return 0
-        now = timezone.now()
-        return held.update(status=OutboundSET.STATUS_PENDING, queued_at=now, next_attempt_at=now)
-    qs = OutboundSET.objects.filter(
-        stream_id=stream.pk, status=OutboundSET.STATUS_PENDING, bypass_pause=False
-    )
-    if not qs.exists():
-        return 0
-    if stream.status == c.STATUS_PAUSED:
-        return qs.update(status=OutboundSET.STATUS_HELD)
-    return qs.update(
-        status=OutboundSET.STATUS_DROPPED,
-        last_error_code="stream_disabled",
-        last_error_description="dropped: stream disabled",
-    )
-
-
 def _load_stream(stream_pk: int) -> Stream | None:
     return (
         Stream.objects.filter(pk=stream_pk)
@@ -551,7 +515,7 @@ def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResu
         if stream is None or not stream.is_push:
             return _GONE
         enabled = stream.status == c.STATUS_ENABLED
-        reconcile_with_status(stream)
+        outbox.reconcile_with_status(stream)
         qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING)
         if not enabled:
             qs = qs.filter(bypass_pause=True)
@@ -617,11 +581,9 @@ def _push_rows(
 
 
 def _schedule(stream_pk: int, when: datetime) -> None:
-    from .tasks import deliver_stream
-
     countdown = max(0.0, (when - timezone.now()).total_seconds())
     try:
-        deliver_stream.apply_async((stream_pk,), countdown=countdown)
+        scheduling.enqueue(scheduling.DELIVER_STREAM, stream_pk, countdown=countdown)
     except Exception:
         logger.exception(
             "could not schedule the retry of stream pk=%s; the sweeper will", stream_pk
@@ -656,9 +618,7 @@ def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> DrainRe
         finally:
             _release_lease(stream_pk, owner)
         if reason == _BUDGET:
-            from .tasks import deliver_stream
-
-            deliver_stream.delay(stream_pk)
+            scheduling.enqueue(scheduling.DELIVER_STREAM, stream_pk)
             break
         # New rows may have been committed while we held the lease (their emitter saw
         # the lease and did not enqueue): look once more after releasing it.
@@ -676,13 +636,10 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     A push stream is re-enqueued when a pending SET's ``next_attempt_at`` passed more
     than ``TRANSMITTER_SWEEPER_GRACE_SECONDS`` ago and no worker holds the stream's lease. Held SETs
     left on an enabled stream by an emit that raced with re-enabling it are released
-    (:func:`reconcile_with_status`) and their push stream enqueued. Held SETs older than
+    (:func:`.outbox.reconcile_with_status`) and their push stream enqueued. Held SETs older than
     ``TRANSMITTER_PAUSED_RETENTION_SECONDS`` are dropped, and the count bound
     ``TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS`` is enforced.
     """
-    from .api import enforce_paused_retention
-    from .tasks import deliver_stream
-
     now = now or timezone.now()
     released_pks: set[int] = set()
     released = 0
@@ -692,7 +649,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         .distinct()
     )
     for stream in Stream.objects.filter(pk__in=list(stray)).only(*STREAM_FIELDS):
-        changed = reconcile_with_status(stream)
+        changed = outbox.reconcile_with_status(stream)
         released += changed
         if changed and stream.is_push:
             released_pks.add(stream.pk)
@@ -714,7 +671,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     requeued = 0
     for pk in sorted((stream_pks | released_pks) - leased):
         try:
-            deliver_stream.delay(pk)
+            scheduling.enqueue(scheduling.DELIVER_STREAM, pk)
             requeued += 1
         except Exception:
             logger.exception("sweeper could not enqueue stream pk=%s", pk)
@@ -728,7 +685,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         last_error_code="retention_expired",
         last_error_description="dropped: held longer than TRANSMITTER_PAUSED_RETENTION_SECONDS",
     )
-    overflow = enforce_paused_retention()
+    overflow = outbox.enforce_paused_retention()
     return {
         "requeued_streams": requeued,
         "released_stray": released,
@@ -775,9 +732,7 @@ def redeliver(queryset: Any) -> int:
             if stream.is_push and row.status == OutboundSET.STATUS_PENDING:
                 push_pks.add(stream.pk)
         if push_pks:
-            from .api import enqueue_delivery
-
-            transaction.on_commit(lambda: enqueue_delivery(push_pks), robust=True)
+            outbox.on_commit_enqueue(push_pks)
     return count
 
 

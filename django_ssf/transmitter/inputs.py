@@ -16,7 +16,7 @@ import json
 import time
 from typing import Any
 
-__all__ = ["NUL", "BodyError", "find_nul", "parse_json_body", "read_limited"]
+__all__ = ["NUL", "BodyError", "find_nul", "parse_json_body", "read_limited", "reject_nul"]
 
 NUL = "\x00"
 
@@ -51,6 +51,22 @@ def find_nul(value: Any, path: str = "") -> str | None:
         elif isinstance(current, list):
             stack.extend((item, f"{where}[{i}]") for i, item in enumerate(current))
     return None
+
+
+def reject_nul(value: Any, field: str) -> None:
+    """Raise a 400 ``StreamValidationError`` naming where ``value`` holds a NUL character.
+
+    For services reached without an HTTP body (admin, commands, host code): a request
+    body was already scanned whole by :func:`parse_json_body`.
+    """
+    from .errors import StreamValidationError
+
+    where = find_nul(value)
+    if where is not None:
+        raise StreamValidationError(
+            f"{field} must not contain NUL characters.",
+            field=f"{field}{'' if not where or where.startswith('[') else '.'}{where}",
+        )
 
 
 def parse_json_body(raw: bytes, what: str = "The request body") -> Any:

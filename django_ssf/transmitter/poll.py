@@ -14,7 +14,7 @@ The view (:mod:`django_ssf.transmitter.poll_views`) parses the request with
    short sleeps that grow up to ``TRANSMITTER_POLL_CHECK_INTERVAL``; the wait holds no database
    transaction or lock (the view opts out of ``ATOMIC_REQUESTS``). A SET committed for
    the stream in the same process (an emit, a control event, a release from hold)
-   wakes the waiting poll at once through :func:`notify_poll_waiters`; one committed
+   wakes the waiting poll at once through :func:`.outbox.notify_poll_waiters`; one committed
    by another process is seen at the next outbox check.
 
 Redelivery may be capped (RFC 8936 §2.4): with ``TRANSMITTER_POLL_MAX_DELIVERIES`` set, a SET served
@@ -29,10 +29,8 @@ change (the stream-updated that announces it) are served; everything else stays 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +42,9 @@ from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SSFKeyError
-from .delivery import reconcile_with_status
 from .encryption import outgoing_token
 from .models import DeliveryAttempt, OutboundSET, Stream
+from .outbox import poll_waiter, reconcile_with_status
 
 logger = logging.getLogger("django_ssf.transmitter.poll")
 
@@ -57,7 +55,6 @@ __all__ = [
     "acknowledge",
     "fail_exhausted",
     "fetch_sets",
-    "notify_poll_waiters",
     "parse_poll_request",
     "poll",
     "record_set_errors",
@@ -201,35 +198,6 @@ def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> in
         signals.set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(err))
     DeliveryAttempt.objects.bulk_create(attempts)
     return len(rows)
-
-
-# ---- in-process wake-up of waiting long polls ------------------------------------------
-_waiters_lock = threading.Lock()
-_waiters: dict[int, set[threading.Event]] = {}
-
-
-def notify_poll_waiters(stream_pks: Iterable[int]) -> None:
-    """Wake the long polls of this process waiting on these streams (call after commit)."""
-    with _waiters_lock:
-        events = [ev for pk in set(stream_pks) for ev in _waiters.get(pk, ())]
-    for ev in events:
-        ev.set()
-
-
-@contextmanager
-def _waiting(stream_pk: int) -> Iterator[threading.Event]:
-    ev = threading.Event()
-    with _waiters_lock:
-        _waiters.setdefault(stream_pk, set()).add(ev)
-    try:
-        yield ev
-    finally:
-        with _waiters_lock:
-            group = _waiters.get(stream_pk)
-            if group is not None:
-                group.discard(ev)
-                if not group:
-                    del _waiters[stream_pk]
 
 
 REDELIVERY_LIMIT_ERROR = "poll_redelivery_limit"
@@ -378,7 +346,7 @@ def poll(
     ``timeout`` overrides ``TRANSMITTER_POLL_LONG_POLL_TIMEOUT``. ``sleep`` replaces the wait
     between
     two outbox checks (tests); by default the wait ends early when
-    :func:`notify_poll_waiters` is called for the stream.
+    :func:`.outbox.notify_poll_waiters` is called for the stream.
     """
     acked = acknowledge(stream, request.ack)
     errors = record_set_errors(stream, request.set_errs)
@@ -388,7 +356,7 @@ def poll(
     deadline = clock() + max(0.0, wait)
     interval = 0.05
     max_interval = max(0.01, float(ssf_settings.TRANSMITTER_POLL_CHECK_INTERVAL))
-    with _waiting(stream.pk) as wake:
+    with poll_waiter(stream.pk) as wake:
         while True:
             sets, more = fetch_sets(stream, limit)
             if sets or (limit == 0 and more) or request.return_immediately:

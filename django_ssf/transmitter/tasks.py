@@ -1,4 +1,9 @@
-"""Celery tasks of the transmitter app; thin wrappers over the services.
+"""Celery tasks of the transmitter app; each a one-line wrapper over one service.
+
+Services never import this module: they enqueue by task name through
+:mod:`django_ssf.transmitter.scheduling`, whose names these tasks are registered under.
+``TransmitterConfig.ready`` imports this module so that the tasks are registered in every
+process (eager mode runs them in-process).
 
 Schedule the periodic ones with Celery beat (see ``docs/delivery.md``)::
 
@@ -12,28 +17,25 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from . import delivery, status
+from .scheduling import CHECK_INACTIVITY, DELIVER_STREAM, SWEEP_OUTBOX
+
 __all__ = ["check_inactivity", "deliver_stream", "sweep_outbox"]
 
 
-@shared_task(name="django_ssf.transmitter.deliver_stream", ignore_result=True)
+@shared_task(name=DELIVER_STREAM, ignore_result=True)
 def deliver_stream(stream_pk: int) -> dict[str, int]:
     """Drain one push stream's outbox (batches over one keep-alive connection)."""
-    from .delivery import drain_stream
-
-    return drain_stream(int(stream_pk)).as_dict()
+    return delivery.drain_stream(int(stream_pk)).as_dict()
 
 
-@shared_task(name="django_ssf.transmitter.sweep_outbox", ignore_result=True)
+@shared_task(name=SWEEP_OUTBOX, ignore_result=True)
 def sweep_outbox() -> dict[str, int]:
     """Re-enqueue lost push work and purge expired paused retention."""
-    from .delivery import sweep
-
-    return sweep()
+    return delivery.sweep()
 
 
-@shared_task(name="django_ssf.transmitter.check_inactivity", ignore_result=True)
+@shared_task(name=CHECK_INACTIVITY, ignore_result=True)
 def check_inactivity() -> list[str]:
     """Apply SSF §8.1.1 ``inactivity_timeout``; returns the ``stream_id`` values changed."""
-    from .streams import check_inactivity as check
-
-    return [stream.stream_id for stream in check()]
+    return [stream.stream_id for stream in status.check_inactivity()]

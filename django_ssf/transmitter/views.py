@@ -1,9 +1,11 @@
 """HTTP views of the transmitter control plane (SSF 1.0 §7, §8).
 
-Thin by design: each view authenticates (``SSFAPIView``), finds the caller's stream and
-calls one service function of :mod:`django_ssf.transmitter.streams`. Status codes follow
-SSF 1.0 exactly: 201 create, 200 read / update / status / add-subject (empty body),
-204 delete / remove-subject / verify, 404 for any stream not owned by the caller.
+Thin by design: each view authenticates (``SSFAPIView``), finds the caller's stream,
+validates the body with the serializer that the OpenAPI schema documents, and calls one
+service function (:mod:`.streams`, :mod:`.status`, :mod:`.subjects`, :mod:`.verification`).
+Status codes follow SSF 1.0 exactly: 201 create, 200 read / update / status /
+add-subject (empty body), 204 delete / remove-subject / verify, 404 for any stream not
+owned by the caller.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..conf import ssf_settings
-from . import discovery, streams
+from . import discovery, status, streams, subjects, verification
 from .auth import SSFAPIView, _JSONOnlyNegotiation, get_stream_or_404, ssf_validator_class
+from .configuration import stream_configuration, stream_status
+from .models import Stream
 from .serializers import (
     AddSubjectSerializer,
     AuthorizationServerSerializer,
@@ -40,6 +44,7 @@ from .serializers import (
     SSFConfigurationSerializer,
     StreamConfigurationSerializer,
     StreamCreateSerializer,
+    StreamReplaceSerializer,
     StreamStatusSerializer,
     StreamUpdateSerializer,
     VerificationSerializer,
@@ -226,9 +231,9 @@ class StreamsView(SSFAPIView):
         if "stream_id" in request.query_params:
             stream = get_stream_or_404(request, request.query_params.get("stream_id"))
             streams.record_activity(stream)
-            return Response(streams.stream_configuration(stream))
-        owned = streams.Stream.objects.for_client(request.auth.application)
-        return Response([streams.stream_configuration(s) for s in owned])
+            return Response(stream_configuration(stream))
+        owned = Stream.objects.for_client(request.auth.application)
+        return Response([stream_configuration(s) for s in owned])
 
     @extend_schema(
         operation_id="stream_create",
@@ -241,13 +246,13 @@ class StreamsView(SSFAPIView):
         tags=["streams"],
     )
     def post(self, request: Request) -> Response:
-        data = self.json_body(request)
+        data = self.validated(StreamCreateSerializer, self.json_body(request))
         stream = streams.create_stream(request.auth.application, data)
         location = (
             ssf_settings.absolute_url(reverse("ssf-streams")) + f"?stream_id={stream.stream_id}"
         )
         return Response(
-            streams.stream_configuration(stream), status=201, headers={"Location": location}
+            stream_configuration(stream), status=201, headers={"Location": location}
         )
 
     @extend_schema(
@@ -261,7 +266,7 @@ class StreamsView(SSFAPIView):
 
     @extend_schema(
         operation_id="stream_replace",
-        request=StreamUpdateSerializer,
+        request=StreamReplaceSerializer,
         responses={200: StreamConfigurationSerializer, **_AUTH_ERRORS, **_NOT_FOUND},
         tags=["streams"],
     )
@@ -271,8 +276,10 @@ class StreamsView(SSFAPIView):
     def _update(self, request: Request, *, replace: bool) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
-        stream = streams.update_stream(stream, data, replace=replace)
-        return Response(streams.stream_configuration(stream))
+        serializer = StreamReplaceSerializer if replace else StreamUpdateSerializer
+        changes = self.validated(serializer, data, stream=stream)
+        stream = streams.update_stream(stream, changes, replace=replace)
+        return Response(stream_configuration(stream))
 
     @extend_schema(
         operation_id="stream_delete",
@@ -301,7 +308,7 @@ class StatusView(SSFAPIView):
     def get(self, request: Request) -> Response:
         stream = get_stream_or_404(request, request.query_params.get("stream_id"))
         streams.record_activity(stream)
-        return Response(streams.stream_status(stream))
+        return Response(stream_status(stream))
 
     @extend_schema(
         operation_id="stream_status_update",
@@ -312,13 +319,10 @@ class StatusView(SSFAPIView):
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
-        if "status" not in data:
-            raise streams.StreamValidationError("status is required.", field="status")
-        if not isinstance(data["status"], str):
-            raise streams.StreamValidationError("status must be a string.", field="status")
+        change = self.validated(StreamStatusSerializer, data)
         streams.record_activity(stream)
-        streams.set_status(stream, data["status"], data.get("reason"), initiator="receiver")
-        return Response(streams.stream_status(stream))
+        status.set_status(stream, change["status"], change.get("reason"), initiator="receiver")
+        return Response(stream_status(stream))
 
 
 class AddSubjectView(SSFAPIView):
@@ -341,11 +345,10 @@ class AddSubjectView(SSFAPIView):
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
-        streams.check_subject_rate_limit(stream)
-        if "subject" not in data:
-            raise streams.StreamValidationError("subject is required.", field="subject")
+        subjects.check_subject_rate_limit(stream)
+        body = self.validated(AddSubjectSerializer, data)
         streams.record_activity(stream)
-        streams.add_subject(stream, data["subject"], data.get("verified"))
+        subjects.add_subject(stream, body["subject"], body.get("verified"))
         return Response(status=200)
 
 
@@ -361,11 +364,10 @@ class RemoveSubjectView(SSFAPIView):
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
-        streams.check_subject_rate_limit(stream)
-        if "subject" not in data:
-            raise streams.StreamValidationError("subject is required.", field="subject")
+        subjects.check_subject_rate_limit(stream)
+        body = self.validated(RemoveSubjectSerializer, data)
         streams.record_activity(stream)
-        streams.remove_subject(stream, data["subject"])
+        subjects.remove_subject(stream, body["subject"])
         return Response(status=204)
 
 
@@ -388,6 +390,7 @@ class VerificationView(SSFAPIView):
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
         stream = get_stream_or_404(request, data.get("stream_id"))
+        body = self.validated(VerificationSerializer, data)
         streams.record_activity(stream)
-        streams.request_verification(stream, data.get("state"))
+        verification.request_verification(stream, body.get("state"))
         return Response(status=204)

@@ -1,7 +1,7 @@
 """Admin for the transmitter control plane: streams, their subjects, receiver clients.
 
 Status actions are transmitter-initiated changes: they go through
-:func:`django_ssf.transmitter.streams.set_status`, so the receiver gets a stream-updated
+:func:`django_ssf.transmitter.status.set_status`, so the receiver gets a stream-updated
 event (SSF §8.1.2). Every state-changing action needs the model's *change* permission: a
 staff user who may only view streams is not offered them. Secrets (a push stream's
 ``authorization_header``) are never shown in full.
@@ -17,8 +17,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from ...core import constants as c
-from .. import streams as services
+from ..errors import StreamError
 from ..models import ReceiverClient, Stream, StreamSubject
+from ..status import set_status
+from ..verification import request_verification
 
 
 def mask_secret(value: str | None) -> str:
@@ -74,7 +76,7 @@ def _status_action(status: str, label: str):
         changed = 0
         for stream in queryset:
             if stream.status != status:
-                services.set_status(
+                set_status(
                     stream, status, f"Set to {status} by an administrator.", initiator="transmitter"
                 )
                 changed += 1
@@ -175,8 +177,8 @@ class StreamAdmin(admin.ModelAdmin):
         sent = 0
         for stream in queryset:
             try:
-                services.request_verification(stream, None, enforce_interval=False)
-            except services.StreamError as exc:
+                request_verification(stream, None, enforce_interval=False)
+            except StreamError as exc:
                 self.message_user(request, f"{stream.stream_id}: {exc.description}", messages.ERROR)
             else:
                 sent += 1

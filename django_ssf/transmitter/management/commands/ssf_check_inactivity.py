@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from ....conf import ssf_settings
-from ... import streams
+from ...status import check_inactivity
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         if not ssf_settings.TRANSMITTER_INACTIVITY_TIMEOUT:
             self.stdout.write("SSF['TRANSMITTER_INACTIVITY_TIMEOUT'] is not set: nothing to do.")
             return
-        changed = streams.check_inactivity()
+        changed = check_inactivity()
         for stream in changed:
             self.stdout.write(f"{stream.stream_id}: {stream.status} ({stream.reason})")
         self.stdout.write(f"{len(changed)} stream(s) changed.")

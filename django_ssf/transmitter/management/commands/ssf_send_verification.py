@@ -12,8 +12,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ....core import constants as c
-from ... import streams
+from ...errors import StreamError
 from ...models import Stream
+from ...verification import request_verification
 
 
 class Command(BaseCommand):
@@ -38,8 +39,8 @@ class Command(BaseCommand):
         failed = 0
         for stream in targets:
             try:
-                streams.request_verification(stream, None, enforce_interval=False)
-            except streams.StreamError as exc:
+                request_verification(stream, None, enforce_interval=False)
+            except StreamError as exc:
                 failed += 1
                 self.stderr.write(f"{stream.stream_id}: {exc.description}")
             else:

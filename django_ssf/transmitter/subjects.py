@@ -1,0 +1,106 @@
+"""A stream's subjects: add and remove (SSF §8.1.3), and the per-stream request limit."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.utils import timezone
+
+from ..conf import ssf_settings
+from ..core import constants as c
+from ..core.errors import SubjectError
+from .errors import StreamValidationError, SubjectRequestsTooFrequent
+from .inputs import reject_nul
+from .models import Stream, StreamSubject
+
+__all__ = ["add_subject", "canonical_subject", "check_subject_rate_limit", "remove_subject"]
+
+
+def check_subject_rate_limit(stream: Stream, *, now: float | None = None) -> None:
+    """Count one add/remove-subject request against the stream's limit, or raise 429.
+
+    A fixed window of ``TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW`` seconds allows
+    ``TRANSMITTER_SUBJECT_RATE_LIMIT`` requests per stream (add and remove share the budget;
+    checklist §11.6). The counter lives in the Django cache named by
+    ``RATE_LIMIT_CACHE``: ``add`` + ``incr`` are atomic on Redis, Memcached and the
+    local-memory cache, so concurrent requests cannot overshoot. With a per-process
+    cache (LocMemCache) each worker process counts on its own; use a shared cache in
+    production. ``TRANSMITTER_SUBJECT_RATE_LIMIT = None`` turns the limit off.
+    """
+    import time
+
+    from django.core.cache import caches
+
+    limit = ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT
+    if not limit:
+        return
+    limit = int(limit)
+    window = max(1, int(ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW))
+    now = time.time() if now is None else now
+    bucket = int(now // window)
+    key = f"django_ssf:subject-rate:{stream.stream_id}:{bucket}"
+    cache = caches[ssf_settings.RATE_LIMIT_CACHE]
+    cache.add(key, 0, timeout=window + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr: this request opens a new count
+        cache.set(key, 1, timeout=window + 1)
+        count = 1
+    if count > limit:
+        retry_after = max(1, math.ceil((bucket + 1) * window - now))
+        raise SubjectRequestsTooFrequent(retry_after, limit, window)
+
+
+def canonical_subject(subject: Any) -> tuple[dict[str, Any], str]:
+    from ..core.subjects import canonicalize, subject_key, validate_subject
+
+    if not isinstance(subject, dict):
+        raise StreamValidationError(
+            "subject must be a Subject Identifier object (RFC 9493).", field="subject"
+        )
+    reject_nul(subject, "subject")
+    try:
+        validated = validate_subject(subject)
+        canonical = canonicalize(validated)
+    except (SubjectError, ValueError) as exc:
+        raise StreamValidationError(f"Invalid subject: {exc}", field="subject") from exc
+    return canonical, subject_key(canonical)
+
+
+def add_subject(stream: Stream, subject: Any, verified: Any = None) -> StreamSubject:
+    """Add a subject to a stream (SSF §8.1.3.2), stored canonicalised with ``verified``.
+
+    Whether the transmitter knows the subject never changes the outcome, so the answer
+    cannot be used to probe for accounts (SSF §9.1).
+    """
+    if verified is not None and not isinstance(verified, bool):
+        raise StreamValidationError("verified must be a boolean.", field="verified")
+    canonical, key = canonical_subject(subject)
+    row, _ = StreamSubject.objects.update_or_create(
+        stream=stream,
+        subject_key=key,
+        defaults={"subject": canonical, "verified": verified, "included": True},
+    )
+    return row
+
+
+def remove_subject(stream: Stream, subject: Any) -> None:
+    """Remove a subject from a stream (SSF §8.1.3.3).
+
+    On an ``ALL`` stream the removal is kept as an exclusion row (``included=False``),
+    even for a subject that was never added; on a ``NONE`` stream an added row is
+    marked removed. An unknown subject is not an error (SSF §9.1).
+    """
+    canonical, key = canonical_subject(subject)
+    if stream.default_subjects == c.DEFAULT_SUBJECTS_ALL:
+        StreamSubject.objects.update_or_create(
+            stream=stream,
+            subject_key=key,
+            defaults={"subject": canonical, "included": False},
+        )
+    else:
+        StreamSubject.objects.filter(stream=stream, subject_key=key).update(
+            included=False, updated_at=timezone.now()
+        )
+
