@@ -120,11 +120,9 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_READ_SCOPE": "ssf.read",
     "TRANSMITTER_MANAGE_SCOPE": "ssf.manage",
     # Add/remove-subject rate limit per stream (SSF §8.1.3.2/§8.1.3.3 429, checklist
-    # §11.6): at most TRANSMITTER_SUBJECT_RATE_LIMIT requests per
-    # TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW seconds, counted in RATE_LIMIT_CACHE.
-    # None = no limit.
-    "TRANSMITTER_SUBJECT_RATE_LIMIT": 600,
-    "TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW": 60,
+    # §11.6), e.g. "600/m" ("N/s", "N/m", "N/h"); None = no limit. Add and remove share
+    # the budget; counted in RATE_LIMIT_CACHE.
+    "TRANSMITTER_SUBJECT_RATE_LIMIT": "600/m",
     # Token endpoint published to receivers; None means this app's own DOT token view.
     "TRANSMITTER_TOKEN_ENDPOINT": None,
     # Authorization server named in RFC 9728 metadata; None means the issuer.

@@ -94,6 +94,20 @@ def ssf_celery_worker(redis_url: str, transactional_db) -> Iterator[object]:
     app.conf.update(**old)
 
 
+@pytest.fixture
+def shared_default_cache(settings) -> None:
+    """A ``default`` cache shared across processes (Redis), as a production site has.
+
+    Only its backend class matters to the system checks; nothing connects to it.
+    """
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.SSF_TEST_REDIS_URL,
+        }
+    }
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's test database, with stray PostgreSQL sessions ended before it is dropped.
