@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # CIDR strings outbound requests may always connect to, whatever their category
     # (e.g. ["10.20.0.0/16"] for one internal receiver network).
     "HTTP_ALLOWED_NETWORKS": [],
+    # Largest response body (bytes) read from a remote party: discovery and OAuth
+    # metadata, tokens, control-plane and poll responses. Each body must also arrive
+    # within the request's read timeout. Push answers and JWKS have smaller fixed limits.
+    "HTTP_MAX_RESPONSE_BYTES": 5 * 1024 * 1024,
     # ---- keys (django_ssf.keys) ------------------------------------------------------
     # Algorithm of newly generated signing keys: RS256, PS256, ES256 or EdDSA.
     "KEYS_SIGNING_ALGORITHM": "RS256",

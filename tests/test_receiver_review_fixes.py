@@ -11,9 +11,13 @@ OAuth metadata validation (RFC 9728 §3.3, RFC 8414 §3.3).
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 
 import pytest
+import requests
+import urllib3
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth.models import AnonymousUser
@@ -470,20 +474,24 @@ def test_genuine_rotation_after_a_stale_kid_is_accepted(client, fake):
 RESOURCE = "https://tr.example.com"
 
 
-class _Resp:
-    def __init__(self, status, body):
-        self.status_code, self._body = status, body
-
-    def json(self):
-        return self._body
+def _response(url: str, status: int, document) -> requests.Response:
+    """A ``requests`` response whose body is read like a real one (bounded, streamed)."""
+    body = json.dumps(document).encode()
+    response = requests.Response()
+    response.status_code, response.url = status, url
+    response.raw = urllib3.HTTPResponse(io.BytesIO(body), status=status,
+                                        preload_content=False)
+    return response
 
 
 class _Session:
     def __init__(self, docs):
         self.docs = docs
 
-    def get(self, url, **kwargs):
-        return _Resp(200, self.docs[url]) if url in self.docs else _Resp(404, None)
+    def request(self, method, url, **kwargs):
+        assert method == "GET"
+        return _response(url, 200, self.docs[url]) if url in self.docs else _response(
+            url, 404, None)
 
 
 def test_protected_resource_metadata_for_another_resource_is_not_used():
