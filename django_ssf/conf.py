@@ -87,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     # Minimum seconds between two JWKS refetches caused by unknown ``kid`` values.
     "JWKS_REFETCH_INTERVAL": 60,
     "JWKS_CACHE_SECONDS": 3600,
+    # After a failed JWKS fetch, seconds during which the same URL is not asked again
+    # (the failure is reported from memory): an outage costs one request per interval,
+    # not one per SET. 0 = ask every time.
+    "JWKS_FAILURE_CACHE_SECONDS": 30,
     # ---- rate limits -----------------------------------------------------------------
     # Django cache alias holding the counters of every rate limit (the transmitter's
     # add/remove-subject limit, the receiver's push limit). Use a shared cache (e.g.

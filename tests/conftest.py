@@ -154,6 +154,15 @@ def misbehaving_server() -> Iterator[MisbehavingServer]:
     server.stop.set()
 
 
+@pytest.fixture(autouse=True)
+def _forget_remote_jwks_failures() -> Iterator[None]:
+    """Each test starts without remembered JWKS fetch failures (a per-process cache)."""
+    yield
+    from django_ssf.core import jwks
+
+    jwks.clear_failures()
+
+
 @pytest.fixture
 def shared_default_cache(settings) -> None:
     """A ``default`` cache shared across processes (Redis), as a production site has.

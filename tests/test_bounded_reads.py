@@ -1,4 +1,4 @@
-"""Every response read from a remote party is bounded in size and time.
+"""Every response read from a remote party is bounded in size and time, in both roles.
 
 Each test points one reader at a loopback server that answers with an endless, an
 oversized or a trickling body, runs the read in a thread and waits a bounded time for it:
@@ -14,11 +14,15 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 
+from django_ssf.core import jwks as remote_jwks
+from django_ssf.core.errors import SSFKeyError
 from django_ssf.core.http import ResponseBodyError, bounded_request, safe_session
 from django_ssf.receiver.client import ControlPlaneError, TransmitterClient
 from django_ssf.receiver.discovery import DiscoveryError, discover
+from django_ssf.receiver.jwks import JWKSFetchError, fetch_jwks
 from django_ssf.receiver.models import ReceiverStream, Transmitter
 from django_ssf.receiver.poller import poll_stream
+from django_ssf.transmitter import encryption
 
 POLL = "urn:ietf:rfc:8936"
 # Generous: each read gives up within about its read timeout (2 s here).
@@ -121,3 +125,54 @@ def test_poll_counts_an_endless_answer_as_a_failure_and_stops(misbehaving_server
     result = outcome_of(lambda: poll_stream(stream, once=True, sleep=lambda s: None))
     assert result.failures == 3 and result.received == 0
     assert "larger than" in result.last_error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "transient"), [("/endless", False), ("/trickle", True)])
+def test_receiver_jwks_fetch_fails_fast(misbehaving_server, path, transient):
+    transmitter = _transmitter(misbehaving_server.url,
+                               jwks_uri=misbehaving_server.url + path)
+    error = outcome_of(lambda: fetch_jwks(transmitter))
+    assert isinstance(error, JWKSFetchError) and error.transient is transient
+
+
+# ---- transmitter: a receiver's JWKS ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/oversized", "/trickle"])
+def test_transmitter_jwks_fetch_fails_fast(misbehaving_server, path):
+    encryption.clear_jwks_cache()
+    error = outcome_of(lambda: encryption.fetch_jwks(misbehaving_server.url + path))
+    assert isinstance(error, SSFKeyError)
+    assert "could not fetch the JWKS" in str(error)
+    encryption.clear_jwks_cache()
+
+
+# ---- one negative cache for both roles -----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_failed_jwks_url_is_not_asked_again_by_either_role(fake, settings):
+    calls = {"n": 0}
+
+    def down():
+        calls["n"] += 1
+        from tests.fake_transmitter import _Reply
+
+        raise _Reply(503, {"error": "down"})
+
+    fake.jwks = down
+    uri = fake.base + "/jwks"
+    transmitter = _transmitter(fake.issuer, jwks_uri=uri)
+    encryption.clear_jwks_cache()
+    first = outcome_of(lambda: fetch_jwks(transmitter))
+    assert isinstance(first, JWKSFetchError) and first.transient
+    # The receiver's next fetch, and the transmitter's fetch of the same URL, are
+    # answered from the remembered failure.
+    assert outcome_of(lambda: fetch_jwks(transmitter)) is first
+    assert isinstance(outcome_of(lambda: encryption.fetch_jwks(uri)), SSFKeyError)
+    assert calls["n"] == 1
+    remote_jwks.clear_failures(uri)  # the interval is over
+    assert isinstance(outcome_of(lambda: fetch_jwks(transmitter)), JWKSFetchError)
+    assert calls["n"] == 2
+    encryption.clear_jwks_cache()
