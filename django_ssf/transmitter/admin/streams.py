@@ -17,15 +17,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from ...core import constants as c
+from ...core.masking import mask_secret
 from .. import streams as services
 from ..models import ReceiverClient, Stream, StreamSubject
-
-
-def mask_secret(value: str | None) -> str:
-    """First four characters and a mask: enough to recognise, never enough to use."""
-    if not value:
-        return "—"
-    return value[:4] + "••••" if len(value) > 8 else "••••"
 
 
 class StreamSubjectInline(admin.TabularInline):
