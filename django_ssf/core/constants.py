@@ -35,7 +35,6 @@ SET_MEDIA_TYPE: Final = "application/secevent+jwt"
 
 # ---- HTTP, on both sides of every exchange ------------------------------------------------
 JSON_MEDIA_TYPE: Final = "application/json"
-FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 # The only language our error descriptions are written in: sent as ``Content-Language``
 # with RFC 8935 §2.3 push errors and RFC 8936 §2.4.4 ``setErrs`` (English when the
 # requested language is not available).
