@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # CIDR strings outbound requests may always connect to, whatever their category
     # (e.g. ["10.20.0.0/16"] for one internal receiver network).
     "HTTP_ALLOWED_NETWORKS": [],
+    # Largest response body (bytes) read from a remote party: discovery and OAuth
+    # metadata, tokens, control-plane and poll responses. Each body must also arrive
+    # within the request's read timeout. Push answers and JWKS have smaller fixed limits.
+    "HTTP_MAX_RESPONSE_BYTES": 5 * 1024 * 1024,
     # ---- keys (django_ssf.keys) ------------------------------------------------------
     # Algorithm of newly generated signing keys: RS256, PS256, ES256 or EdDSA.
     "KEYS_SIGNING_ALGORITHM": "RS256",
@@ -83,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     # Minimum seconds between two JWKS refetches caused by unknown ``kid`` values.
     "JWKS_REFETCH_INTERVAL": 60,
     "JWKS_CACHE_SECONDS": 3600,
+    # After a failed JWKS fetch, seconds during which the same URL is not asked again
+    # (the failure is reported from memory): an outage costs one request per interval,
+    # not one per SET. 0 = ask every time.
+    "JWKS_FAILURE_CACHE_SECONDS": 30,
     # ---- rate limits -----------------------------------------------------------------
     # Django cache alias holding the counters of every rate limit (the transmitter's
     # add/remove-subject limit, the receiver's push limit). Use a shared cache (e.g.
@@ -120,11 +128,9 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_READ_SCOPE": "ssf.read",
     "TRANSMITTER_MANAGE_SCOPE": "ssf.manage",
     # Add/remove-subject rate limit per stream (SSF §8.1.3.2/§8.1.3.3 429, checklist
-    # §11.6): at most TRANSMITTER_SUBJECT_RATE_LIMIT requests per
-    # TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW seconds, counted in RATE_LIMIT_CACHE.
-    # None = no limit.
-    "TRANSMITTER_SUBJECT_RATE_LIMIT": 600,
-    "TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW": 60,
+    # §11.6), e.g. "600/m" ("N/s", "N/m", "N/h"); None = no limit. Add and remove share
+    # the budget; counted in RATE_LIMIT_CACHE.
+    "TRANSMITTER_SUBJECT_RATE_LIMIT": "600/m",
     # Token endpoint published to receivers; None means this app's own DOT token view.
     "TRANSMITTER_TOKEN_ENDPOINT": None,
     # Authorization server named in RFC 9728 metadata; None means the issuer.

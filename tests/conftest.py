@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -92,6 +93,88 @@ def ssf_celery_worker(redis_url: str, transactional_db) -> Iterator[object]:
     ) as worker:
         yield worker
     app.conf.update(**old)
+
+
+class MisbehavingServer:
+    """A loopback HTTP server whose answers never end well, to prove reads are bounded.
+
+    Every answer is ``200`` JSON; the path picks the misbehaviour: ``/endless`` streams a
+    chunked body until the test ends, ``/oversized`` declares and sends a body of
+    ``size`` bytes, ``/trickle`` sends one byte every 0.1 s. It serves any method.
+    """
+
+    def __init__(self, size: int = 4 * 1024 * 1024) -> None:
+        self.size = size
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        self.sock.close()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            request = conn.recv(65536).decode("latin-1")
+            path = request.split(" ", 2)[1] if " " in request else "/"
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            if path.endswith("/oversized"):
+                conn.sendall(head + b"Content-Length: %d\r\n\r\n" % self.size)
+                chunk = b" " * 65536
+                sent = 0
+                while sent < self.size and not self.stop.is_set():
+                    conn.sendall(chunk[: self.size - sent])
+                    sent += len(chunk)
+                return
+            conn.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk, pause = (b" ", 0.1) if path.endswith("/trickle") else (b" " * 65536, 0.0)
+            while not self.stop.is_set():
+                conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                if pause:
+                    self.stop.wait(pause)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def misbehaving_server() -> Iterator[MisbehavingServer]:
+    server = MisbehavingServer()
+    yield server
+    server.stop.set()
+
+
+@pytest.fixture(autouse=True)
+def _forget_remote_jwks_failures() -> Iterator[None]:
+    """Each test starts without remembered JWKS fetch failures (a per-process cache)."""
+    yield
+    from django_ssf.core import jwks
+
+    jwks.clear_failures()
+
+
+@pytest.fixture
+def shared_default_cache(settings) -> None:
+    """A ``default`` cache shared across processes (Redis), as a production site has.
+
+    Only its backend class matters to the system checks; nothing connects to it.
+    """
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.SSF_TEST_REDIS_URL,
+        }
+    }
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,8 @@ BASE = {"TRANSMITTER_ISSUER": "https://ssf.test", "KEYS_ENCRYPTION_SECRET": "s3c
 
 
 @pytest.fixture
-def configure(settings):
-    """Replace the SSF settings dict (DEBUG False unless told otherwise)."""
+def configure(settings, shared_default_cache):
+    """Replace the SSF settings dict (DEBUG False unless told otherwise; a shared cache)."""
 
     def apply(debug: bool = False, **values):
         settings.DEBUG = debug
@@ -213,7 +213,7 @@ def _transmitter_ids():
     return {m.id: m for m in transmitter_checks.check_transmitter_settings()}
 
 
-def test_transmitter_check_is_registered_and_clean_by_default():
+def test_transmitter_check_is_registered_and_clean_by_default(shared_default_cache):
     assert transmitter_checks.check_transmitter_settings in registry.get_checks()
     assert _transmitter_ids() == {}
 
@@ -266,6 +266,48 @@ def test_unknown_rate_limit_cache_is_an_error(settings):
     assert "django_ssf.E011" not in _transmitter_ids()
 
 
+@pytest.mark.parametrize("rate", [600, "600/day", "fast", "0/m"])
+def test_unparseable_subject_rate_limit_is_an_error(settings, rate):
+    settings.SSF = {**settings.SSF, "TRANSMITTER_SUBJECT_RATE_LIMIT": rate}
+    assert isinstance(_transmitter_ids()["django_ssf.E013"], Error)
+
+
+# ---- rate limits counted per process ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["django.core.cache.backends.locmem.LocMemCache",
+     "django.core.cache.backends.dummy.DummyCache"],
+)
+def test_rate_limit_in_a_process_local_cache_is_a_warning(settings, backend):
+    settings.CACHES = {"default": {"BACKEND": backend}}
+    settings.SSF = {**BASE, "TRANSMITTER_SUBJECT_RATE_LIMIT": "600/m",
+                    "RECEIVER_PUSH_RATE_LIMIT": "100/s"}
+    transmitter = _transmitter_ids()["django_ssf.W006"]
+    receiver = {m.id: m for m in receiver_checks.check_receiver_settings()}["django_ssf.W006"]
+    assert isinstance(transmitter, Warning) and isinstance(receiver, Warning)
+    assert "TRANSMITTER_SUBJECT_RATE_LIMIT" in transmitter.msg
+    assert "RECEIVER_PUSH_RATE_LIMIT" in receiver.msg
+
+
+def test_process_local_rate_limit_cache_is_fine_when_off_or_in_debug(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.SSF = {**BASE, "TRANSMITTER_SUBJECT_RATE_LIMIT": None}
+    assert "django_ssf.W006" not in _transmitter_ids()
+    assert "django_ssf.W006" not in {m.id for m in receiver_checks.check_receiver_settings()}
+    settings.SSF = {**BASE, "RECEIVER_PUSH_RATE_LIMIT": "100/s"}
+    settings.DEBUG = True  # a development server is one process
+    assert "django_ssf.W006" not in _transmitter_ids()
+    assert "django_ssf.W006" not in {m.id for m in receiver_checks.check_receiver_settings()}
+
+
+def test_shared_rate_limit_cache_is_not_reported(settings, shared_default_cache):
+    settings.SSF = {**BASE, "RECEIVER_PUSH_RATE_LIMIT": "100/s"}
+    assert "django_ssf.W006" not in _transmitter_ids()
+    assert "django_ssf.W006" not in {m.id for m in receiver_checks.check_receiver_settings()}
+
+
 # ---- receiver checks -------------------------------------------------------------------
 
 
@@ -274,7 +316,7 @@ def _receiver_ids(settings, **values):
     return {m.id: m for m in receiver_checks.check_receiver_settings()}
 
 
-def test_receiver_check_is_registered_and_clean_by_default(settings):
+def test_receiver_check_is_registered_and_clean_by_default(settings, shared_default_cache):
     assert receiver_checks.check_receiver_settings in registry.get_checks()
     assert _receiver_ids(settings) == {}
     assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s") == {}

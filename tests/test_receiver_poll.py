@@ -63,10 +63,12 @@ def test_redelivered_poll_set_is_acked_again_not_processed_twice(fake, inline_pr
     assert InboundSET.objects.filter(status=InboundSET.STATUS_DUPLICATE).count() == 1
 
 
-def test_transient_failures_are_retried_with_backoff(fake, inline_processing):
+def test_transient_failures_are_retried_with_backoff(fake, inline_processing, monkeypatch):
     stream = make_stream(fake, delivery=POLL)
     jti = fake.enqueue(stream.stream_id, fake.make_set(SESSION_REVOKED))
     fake.fail_next_polls = 2
+    # The jitter draws its top value: the sleeps are the backoff's upper bounds.
+    monkeypatch.setattr("django_ssf.core.backoff.random.random", lambda: 1.0)
     sleeps: list[float] = []
     result = poll_stream(stream, once=True, sleep=sleeps.append)
     assert result.failures == 2

@@ -7,12 +7,12 @@ import json
 
 import pytest
 from django.core.cache import caches
-from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from django_ssf.core.ratelimit import parse_rate
 from django_ssf.receiver.keepalive import due_streams, keep_alive
 from django_ssf.receiver.models import InboundSET, ReceiverStream
-from django_ssf.receiver.ratelimit import parse_rate, rate_limited
+from django_ssf.receiver.ratelimit import rate_limited
 from tests.fake_transmitter import POLL, SESSION_REVOKED, make_stream, pooled_key, post_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,8 +90,8 @@ def test_parse_rate():
     assert parse_rate("5000 / m") == (5000, 60)
     assert parse_rate("1/hour") == (1, 3600)
     for bad in ("0/s", "fast", "10/d", "-1/s"):
-        with pytest.raises(ImproperlyConfigured):
-            parse_rate(bad)
+        with pytest.raises(ValueError, match="RECEIVER_PUSH_RATE_LIMIT"):
+            parse_rate(bad, setting="RECEIVER_PUSH_RATE_LIMIT")
 
 
 # ---- keep-alive -------------------------------------------------------------------------

@@ -11,9 +11,13 @@ OAuth metadata validation (RFC 9728 §3.3, RFC 8414 §3.3).
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 
 import pytest
+import requests
+import urllib3
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth.models import AnonymousUser
@@ -21,6 +25,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
 from django_ssf.conf import DEFAULTS
+from django_ssf.core import jwks as remote_jwks
 from django_ssf.receiver.actions import UNKNOWN_SESSION_START
 from django_ssf.receiver.client import ControlPlaneError, TransmitterClient
 from django_ssf.receiver.discovery import DiscoveryError, discover_authorization_server
@@ -231,8 +236,10 @@ def test_poll_does_not_nack_a_valid_set_when_jwks_is_briefly_unreachable(fake,
     assert jti not in fake.set_errs and jti not in fake.acks
     assert result.deferred == 1
     assert not InboundSET.objects.exists()  # nothing judged, nothing stored
-    # The JWKS is back: the redelivered SET is accepted and acknowledged.
+    # The JWKS is back: the redelivered SET is accepted and acknowledged once the
+    # remembered failure (JWKS_FAILURE_CACHE_SECONDS) has expired.
     fake.jwks = working
+    remote_jwks.clear_failures()
     poll_stream(stream, once=True)
     assert jti in fake.acks
     assert InboundSET.objects.get(jti=jti).status == InboundSET.STATUS_PROCESSED
@@ -246,6 +253,20 @@ def test_push_answers_503_with_retry_after_when_jwks_is_briefly_unreachable(clie
     assert int(response["Retry-After"]) > 0
     assert "err" not in response.json()  # not an RFC 8935 verdict on the SET
     assert not InboundSET.objects.exists()
+
+
+def test_unreachable_jwks_is_not_asked_again_within_the_failure_cache(client, fake, settings):
+    stream = make_stream(fake)
+    _jwks_down(fake)
+    fetches = fake.jwks_fetches
+    for _ in range(3):
+        assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 503
+    assert fake.jwks_fetches == fetches + 1  # an outage costs one request, not one per SET
+    settings.SSF = {**settings.SSF, "JWKS_FAILURE_CACHE_SECONDS": 0}
+    remote_jwks.clear_failures()
+    for _ in range(2):
+        assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 503
+    assert fake.jwks_fetches == fetches + 3  # turned off: every SET asks again
 
 
 def test_unknown_kid_while_jwks_unreachable_is_deferred(client, fake):
@@ -470,20 +491,24 @@ def test_genuine_rotation_after_a_stale_kid_is_accepted(client, fake):
 RESOURCE = "https://tr.example.com"
 
 
-class _Resp:
-    def __init__(self, status, body):
-        self.status_code, self._body = status, body
-
-    def json(self):
-        return self._body
+def _response(url: str, status: int, document) -> requests.Response:
+    """A ``requests`` response whose body is read like a real one (bounded, streamed)."""
+    body = json.dumps(document).encode()
+    response = requests.Response()
+    response.status_code, response.url = status, url
+    response.raw = urllib3.HTTPResponse(io.BytesIO(body), status=status,
+                                        preload_content=False)
+    return response
 
 
 class _Session:
     def __init__(self, docs):
         self.docs = docs
 
-    def get(self, url, **kwargs):
-        return _Resp(200, self.docs[url]) if url in self.docs else _Resp(404, None)
+    def request(self, method, url, **kwargs):
+        assert method == "GET"
+        return _response(url, 200, self.docs[url]) if url in self.docs else _response(
+            url, 404, None)
 
 
 def test_protected_resource_metadata_for_another_resource_is_not_used():

@@ -421,8 +421,7 @@ def test_subject_control_on_none_and_all_streams(api, static_key, settings):  # 
 def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):  # noqa: F811
     settings.SSF = {
         **settings.SSF,
-        "TRANSMITTER_SUBJECT_RATE_LIMIT": 3,
-        "TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW": 60,
+        "TRANSMITTER_SUBJECT_RATE_LIMIT": "3/m",
     }
     sid = create_stream(api)["stream_id"]
     other = create_stream(api)["stream_id"]
@@ -447,17 +446,16 @@ def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):  #
 def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings):  # noqa: F811
     settings.SSF = {
         **settings.SSF,
-        "TRANSMITTER_SUBJECT_RATE_LIMIT": 2,
-        "TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW": 10,
+        "TRANSMITTER_SUBJECT_RATE_LIMIT": "2/m",
     }
     stream = Stream.objects.get(stream_id=create_stream(api)["stream_id"])
-    start = 1_000_000_000.0  # the beginning of a window
+    start = 60 * 16_666_666.0  # the beginning of a window
     subject_service.check_subject_rate_limit(stream, now=start)
     subject_service.check_subject_rate_limit(stream, now=start + 1)
     with pytest.raises(stream_errors.SubjectRequestsTooFrequent) as info:
-        subject_service.check_subject_rate_limit(stream, now=start + 7.5)
+        subject_service.check_subject_rate_limit(stream, now=start + 57.5)
     assert info.value.retry_after == 3 and info.value.status == 429
-    subject_service.check_subject_rate_limit(stream, now=start + 10)  # a new window
+    subject_service.check_subject_rate_limit(stream, now=start + 60)  # a new window
     settings.SSF = {**settings.SSF, "TRANSMITTER_SUBJECT_RATE_LIMIT": None}
     for _ in range(20):
         assert (
@@ -470,9 +468,10 @@ def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings): 
 
 def test_default_rate_limit_is_generous():
     from django_ssf.conf import DEFAULTS
+    from django_ssf.core.ratelimit import parse_rate
 
-    limit = DEFAULTS["TRANSMITTER_SUBJECT_RATE_LIMIT"]
-    assert limit / DEFAULTS["TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW"] >= 5
+    rate = parse_rate(DEFAULTS["TRANSMITTER_SUBJECT_RATE_LIMIT"])
+    assert rate.limit / rate.window >= 5
 
 
 # ---- Appendix A: every operation's success and error codes ------------------------------------

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from django_ssf.core import constants as c
-from django_ssf.transmitter.admin.streams import mask_secret
+from django_ssf.core.masking import mask_secret
 from django_ssf.transmitter.models import OutboundSET, Stream
 from tests.transmitter_control_support import (
     api,  # noqa: F401
@@ -51,8 +51,10 @@ def push_stream(api) -> Stream:  # noqa: F811
 
 def test_mask_secret():
     assert mask_secret("") == "—"
+    assert mask_secret(None) == "—"
     assert mask_secret("short") == "••••"
     assert mask_secret(SECRET) == "Bear••••"
+    assert mask_secret(SECRET, keep=10) == SECRET[:10] + "••••"
 
 
 def test_changelist_and_change_page_never_show_secret(admin_client, push_stream):

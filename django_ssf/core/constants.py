@@ -33,6 +33,16 @@ LEGACY_DELIVERY_MAP: Final = {
 SET_TYP: Final = "secevent+jwt"
 SET_MEDIA_TYPE: Final = "application/secevent+jwt"
 
+# ---- HTTP, on both sides of every exchange ------------------------------------------------
+JSON_MEDIA_TYPE: Final = "application/json"
+# The only language our error descriptions are written in: sent as ``Content-Language``
+# with RFC 8935 §2.3 push errors and RFC 8936 §2.4.4 ``setErrs`` (English when the
+# requested language is not available).
+ERROR_LANGUAGE: Final = "en"
+HEADER_CONTENT_LANGUAGE: Final = "Content-Language"
+# Sent with every outbound request (both roles), so a remote party's logs say who asked.
+USER_AGENT_PRODUCT: Final = "django-ssf"
+
 # ---- authorization schemes (SSF §7.1.1) -----------------------------------------------
 AUTH_SCHEME_OAUTH2: Final = "urn:ietf:rfc:6749"
 AUTH_SCHEME_MTLS: Final = "urn:ietf:rfc:8705"

@@ -30,8 +30,10 @@ policy" from a network failure by catching it first) that is also a
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,16 +47,24 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.poolmanager import PoolManager
 from urllib3.util.connection import allowed_gai_family
 
+from .constants import USER_AGENT_PRODUCT
 from .errors import OutboundRequestError
 
 __all__ = [
     "AddressPolicy",
     "BlockedAddressError",
+    "ResponseBodyError",
     "SafeHTTPAdapter",
     "SafeSession",
+    "bounded_request",
     "check_endpoint_url",
     "is_loopback_host",
+    "max_response_bytes",
+    "parse_json_response",
+    "read_bounded",
+    "read_limited",
     "safe_session",
+    "user_agent",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -395,6 +405,7 @@ class SafeSession(requests.Session):
             pool_maxsize=pool_maxsize,
             max_retries=0,
         )
+        self.headers["User-Agent"] = user_agent()
         # Replace requests' default adapters; the guarded one serves both schemes.
         self.adapters.clear()
         self.mount("https://", adapter)
@@ -424,6 +435,13 @@ class SafeSession(requests.Session):
     ) -> dict[str, str]:
         super().rebuild_proxies(prepared_request, proxies)
         return {k: v for k, v in (proxies or {}).items() if v and k != "no_proxy"}
+
+
+def user_agent() -> str:
+    """``django-ssf/<version>``: the ``User-Agent`` of every outbound request."""
+    from django_ssf import __version__
+
+    return f"{USER_AGENT_PRODUCT}/{__version__}"
 
 
 def safe_session(
@@ -542,3 +560,141 @@ def check_endpoint_url(url: str, *, allow_insecure_loopback: bool | None = None)
             )
     elif loopback and not allow_insecure_loopback:
         raise ValueError(f"the URL's host {host} is a loopback name, which is not allowed")
+
+
+# ---- bounded reads -----------------------------------------------------------------------
+#
+# Every response django-ssf reads from a remote party (push answers, JWKS, discovery and
+# OAuth metadata, tokens, control-plane and poll responses) is read through these
+# helpers: up to a byte limit and within a time budget, never "until the peer stops".
+# ``requests`` alone bounds neither: its read timeout applies to each socket read, so a
+# peer that trickles one byte at a time, or streams an endless body, holds the caller for
+# ever.
+
+
+class ResponseBodyError(requests.exceptions.RequestException):
+    """A response body was larger than allowed, or did not arrive within its time budget.
+
+    A ``requests`` exception, so callers that already turn network failures into their own
+    error type (``DiscoveryError``, ``ControlPlaneError``, ...) report it the same way.
+    ``too_large`` tells the two cases apart: a body over the limit will be over it next
+    time too, a slow one may not be.
+    """
+
+    def __init__(self, message: str, *, too_large: bool, response: Any = None) -> None:
+        super().__init__(message, response=response)
+        self.too_large = too_large
+
+
+def max_response_bytes() -> int:
+    """The ``HTTP_MAX_RESPONSE_BYTES`` setting: the largest response body read."""
+    from django_ssf.conf import ssf_settings
+
+    return int(ssf_settings.HTTP_MAX_RESPONSE_BYTES)
+
+
+def read_limited(response: Any, limit: int, max_seconds: float) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of a ``stream=True`` response within ``max_seconds``.
+
+    Returns ``(body, complete)``: ``complete`` is false when the body was cut at the limit
+    or the deadline. Each read returns as soon as *some* data arrived (``read1``), so a
+    peer trickling bytes is cut off at the deadline: the total is bounded by
+    ``max_seconds`` plus one socket read timeout. When the body was read to its end the
+    connection goes back to the keep-alive pool; otherwise it is discarded and the rest
+    of an oversized or endless body is never read.
+    """
+    deadline = time.monotonic() + max(0.0, max_seconds)
+    raw = response.raw
+    chunks: list[bytes] = []
+    size = 0
+    complete = False
+    try:
+        if hasattr(raw, "read1"):  # urllib3 >= 2
+            while size <= limit and time.monotonic() <= deadline:
+                chunk = raw.read1(limit + 1 - size, decode_content=True)
+                if not chunk:
+                    complete = True
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            if complete and hasattr(raw, "release_conn"):
+                raw.release_conn()  # fully read: keep the connection for the next request
+        else:  # pragma: no cover - urllib3 1.x: byte-wise reads never block for long
+            iterator = response.iter_content(chunk_size=1)
+            while size <= limit and time.monotonic() <= deadline:
+                chunk = next(iterator, b"")
+                if not chunk:
+                    complete = True
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    finally:
+        response.close()
+    body = b"".join(chunks)
+    if len(body) > limit:
+        return body[:limit], False
+    return body, complete
+
+
+def read_bounded(response: Any, limit: int | None = None, max_seconds: float = 30.0) -> bytes:
+    """The whole body of a ``stream=True`` response, or :class:`ResponseBodyError`.
+
+    ``limit`` defaults to ``HTTP_MAX_RESPONSE_BYTES``. Afterwards the body is also
+    available as ``response.content`` (and ``.json()``, ``.text``) as usual.
+    """
+    limit = max_response_bytes() if limit is None else int(limit)
+    body, complete = read_limited(response, limit + 1, max_seconds)
+    url = getattr(response, "url", "") or "the remote party"
+    if len(body) > limit:
+        raise ResponseBodyError(
+            f"the response of {url} is larger than {limit} bytes", too_large=True,
+            response=response,
+        )
+    if not complete:
+        raise ResponseBodyError(
+            f"the response of {url} did not arrive within {max_seconds:g} seconds",
+            too_large=False, response=response,
+        )
+    # What requests itself would have stored had it read the body: .json() and .text work.
+    response._content = body
+    response._content_consumed = True
+    return body
+
+
+def _read_budget(timeout: Any) -> float:
+    """The time budget of a body read: the read part of a ``requests`` timeout."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[-1]
+    return 30.0 if timeout is None else float(timeout)
+
+
+def bounded_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    limit: int | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """``session.request(method, url, **kwargs)`` with the body read through
+    :func:`read_bounded` (at most ``limit`` bytes, default ``HTTP_MAX_RESPONSE_BYTES``,
+    within the request's read timeout).
+
+    The returned response is fully read: ``.content``, ``.text`` and ``.json()`` work.
+    Raises what ``session.request`` raises, and :class:`ResponseBodyError`.
+    """
+    kwargs["stream"] = True
+    response = session.request(method, url, **kwargs)
+    read_bounded(response, limit, _read_budget(kwargs.get("timeout")))
+    return response
+
+
+def parse_json_response(body: bytes) -> Any:
+    """Decode a JSON response body; ``ValueError`` for anything that is not JSON.
+
+    Nesting too deep for the parser is "not JSON" too, never a ``RecursionError``.
+    """
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"not JSON: {exc}") from exc

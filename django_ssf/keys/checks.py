@@ -42,6 +42,53 @@ def cache_alias_messages(setting: str, *, hint: str, check_id: str) -> list[Chec
     return []
 
 
+def rate_limit_messages(
+    setting: str, *, invalid_id: str, cache_id: str, off_hint: str
+) -> list[CheckMessage]:
+    """Checks of one rate-limit setting (``"N/s"``, ``"N/m"``, ``"N/h"`` or ``None``).
+
+    An Error when the rate does not parse (``invalid_id``) or ``RATE_LIMIT_CACHE`` names
+    no cache (``cache_id``); ``django_ssf.W006`` when the cache keeps its counters in one
+    process (local memory, dummy), so that every process allows the full rate - unless
+    ``DEBUG`` is on (a development server is one process). Nothing when the limit is off.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from ..core.ratelimit import parse_rate
+
+    rate = getattr(ssf_settings, setting)
+    if not rate:
+        return []
+    messages: list[CheckMessage] = []
+    try:
+        parse_rate(rate, setting=setting)
+    except ValueError as exc:
+        messages.append(Error(str(exc), hint=off_hint, id=invalid_id))
+    cache_errors = cache_alias_messages(
+        "RATE_LIMIT_CACHE",
+        hint=f"Name a configured cache alias (a shared one such as Redis across processes); "
+        f"{off_hint}",
+        check_id=cache_id,
+    )
+    messages += cache_errors
+    if not cache_errors and not settings.DEBUG:
+        cache = caches[ssf_settings.RATE_LIMIT_CACHE]
+        if isinstance(cache, LocMemCache | DummyCache):
+            messages.append(
+                Warning(
+                    f"SSF[{setting!r}] is counted in the process-local cache "
+                    f"{ssf_settings.RATE_LIMIT_CACHE!r} ({type(cache).__name__}): every "
+                    "server process allows the full rate.",
+                    hint="Point SSF['RATE_LIMIT_CACHE'] at a cache all processes share "
+                    "(Redis, Memcached, the database cache).",
+                    id="django_ssf.W006",
+                )
+            )
+    return messages
+
+
 def import_string_messages(name: str, check_id: str) -> list[CheckMessage]:
     """An Error when ``SSF[name]`` is not an importable callable."""
     try:

@@ -20,13 +20,13 @@ from django.utils.html import format_html
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.masking import mask_secret
 from .models import (
     ActionRecord,
     InboundSET,
     PendingVerification,
     ReceiverStream,
     Transmitter,
-    mask_secret,
 )
 
 
@@ -211,7 +211,7 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
 
     @admin.display(description="authorization header")
     def authorization_header_display(self, obj: ReceiverStream) -> str:
-        return mask_secret(obj.authorization_header, keep=10) or "-"
+        return mask_secret(obj.authorization_header, keep=10)
 
     @admin.display(description="configuration at the transmitter")
     def config_display(self, obj: ReceiverStream) -> str:

@@ -9,14 +9,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import ssf_settings
 from ..core import jose
 from ..keys.checks import (
-    cache_alias_messages,
     import_string_messages,
     keys_app_messages,
+    rate_limit_messages,
     settings_readable,
 )
 
@@ -69,26 +68,15 @@ def check_receiver_settings(
     """Receiver configuration that would otherwise fail on the first push or event."""
     if settings_readable():
         return []  # reported by the shared checks
-    from .ratelimit import parse_rate
-
     messages = keys_app_messages("django_ssf.receiver", "django_ssf.E025")
     messages += _accepted_algorithm_messages()
-    rate = ssf_settings.RECEIVER_PUSH_RATE_LIMIT
-    if rate:
-        try:
-            parse_rate(rate)
-        except ImproperlyConfigured as exc:
-            messages.append(Error(
-                str(exc),
-                hint="Every push would fail with HTTP 500 otherwise; None turns the limit off.",
-                id="django_ssf.E020",
-            ))
-        messages += cache_alias_messages(
-            "RATE_LIMIT_CACHE",
-            hint="Name a configured cache alias (a shared one such as Redis across "
-            "processes), or set SSF['RECEIVER_PUSH_RATE_LIMIT'] = None.",
-            check_id="django_ssf.E021",
-        )
+    messages += rate_limit_messages(
+        "RECEIVER_PUSH_RATE_LIMIT",
+        invalid_id="django_ssf.E020",
+        cache_id="django_ssf.E021",
+        off_hint="or set SSF['RECEIVER_PUSH_RATE_LIMIT'] = None to turn the push rate "
+        "limit off.",
+    )
     messages += import_string_messages("RECEIVER_SUBJECT_RESOLVER", "django_ssf.E022")
     members = ssf_settings.RECEIVER_PROCESSABLE_SUBJECT_MEMBERS
     if isinstance(members, str) or not isinstance(members, Sequence) or not all(

@@ -29,6 +29,7 @@ from django.utils import timezone
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFError
+from ..core.http import bounded_request, parse_json_response
 from .discovery import (
     DiscoveryError,
     discover,
@@ -83,7 +84,7 @@ def _timeout() -> float:
 
 def _describe(response: requests.Response) -> Any:
     try:
-        return response.json()
+        return parse_json_response(response.content)
     except ValueError:
         return response.text[:2000]
 
@@ -122,9 +123,9 @@ class TransmitterClient:
         # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
         auth = (quote(t.client_id, safe=""), quote(t.client_secret, safe=""))
         try:
-            response = self.session.post(
-                endpoint, data=data, auth=auth, timeout=_timeout(),
-                headers={"Accept": "application/json"},
+            response = bounded_request(
+                self.session, "POST", endpoint, data=data, auth=auth, timeout=_timeout(),
+                headers={"Accept": c.JSON_MEDIA_TYPE},
             )
         except (requests.RequestException, OutboundRequestError) as exc:
             raise ControlPlaneError(f"token request to {endpoint} failed: {exc}") from exc
@@ -134,7 +135,7 @@ class TransmitterClient:
                 status=response.status_code, body=_describe(response),
             )
         try:
-            payload = response.json()
+            payload = parse_json_response(response.content)
         except ValueError as exc:
             raise ControlPlaneError(f"token endpoint {endpoint} did not answer JSON") from exc
         token = payload.get("access_token") if isinstance(payload, dict) else None
@@ -217,14 +218,15 @@ class TransmitterClient:
         return response
 
     def _send(self, method, url, *, json, params, headers, timeout, force_refresh):
-        all_headers = {"Accept": "application/json"}
+        all_headers = {"Accept": c.JSON_MEDIA_TYPE}
         token = self.access_token(force_refresh=force_refresh)
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         all_headers.update(headers or {})
         try:
-            return self.session.request(
-                method, url, json=json, params=params, headers=all_headers,
+            # Bounded in size and time: an endless or trickling answer is a failure.
+            return bounded_request(
+                self.session, method, url, json=json, params=params, headers=all_headers,
                 timeout=timeout or _timeout(),
             )
         except (requests.RequestException, OutboundRequestError) as exc:
@@ -232,7 +234,7 @@ class TransmitterClient:
 
     def _json(self, response: requests.Response) -> Any:
         try:
-            return response.json()
+            return parse_json_response(response.content)
         except ValueError as exc:
             raise ControlPlaneError(
                 f"{response.request.method} {response.url} did not answer JSON",

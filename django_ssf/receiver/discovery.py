@@ -95,14 +95,23 @@ def issuer_from_configuration_url(url: str) -> str | None:
 
 
 def _get_json(session: requests.Session, url: str, what: str) -> tuple[int, Any]:
+    """GET ``url``: its status, and its JSON body when the status is 200.
+
+    The body is read bounded in size (``HTTP_MAX_RESPONSE_BYTES``) and time (the request
+    timeout): an endless or trickling document is a :class:`DiscoveryError`.
+    """
+    from ..core.http import bounded_request, parse_json_response
+
     try:
-        response = session.get(url, timeout=timeout(), headers={"Accept": "application/json"})
+        response = bounded_request(
+            session, "GET", url, timeout=timeout(), headers={"Accept": c.JSON_MEDIA_TYPE}
+        )
     except (requests.RequestException, OutboundRequestError) as exc:
         raise DiscoveryError(f"could not fetch {what} at {url}: {exc}") from exc
     if response.status_code != 200:
         return response.status_code, None
     try:
-        return 200, response.json()
+        return 200, parse_json_response(response.content)
     except ValueError as exc:
         raise DiscoveryError(f"{what} at {url} is not JSON") from exc
 

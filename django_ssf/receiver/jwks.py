@@ -14,6 +14,10 @@ A failure to *fetch* the JWKS that may be temporary (network error, timeout, 5xx
 ``SETValidationError`` marked ``transient``) makes the push endpoint answer ``503`` with
 ``Retry-After`` and the poller leave the SET unacknowledged, so it is delivered again.
 
+Fetching, the bounded read, the negative cache after a failure
+(``JWKS_FAILURE_CACHE_SECONDS``) and the refetch rule are the shared ones of
+:mod:`django_ssf.core.jwks`; this module adds the storage on the transmitter row.
+
 Parsed keys are kept per process, keyed by the transmitter and the fetch time of the
 stored JWKS (its version), so the hot path of a push does no JWK parsing and does not even
 read the JWKS JSON from the database (:func:`~django_ssf.receiver.ingest.load_push_stream`
@@ -33,8 +37,10 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from ..core.errors import OutboundRequestError, SETValidationError
-from .discovery import DiscoveryError, check_url, http_session, timeout
+from ..core import jwks as remote_jwks
+from ..core.errors import SETValidationError
+from ..core.jwks import MAX_REFETCHES_PER_INTERVAL, JWKSFetchError
+from .discovery import http_session, timeout
 
 logger = logging.getLogger(__name__)
 
@@ -47,28 +53,12 @@ __all__ = [
     "refresh_jwks",
 ]
 
-# Forced (unknown-kid) refetches allowed per transmitter and JWKS_REFETCH_INTERVAL.
-MAX_REFETCHES_PER_INTERVAL = 10
 # Retry-After (seconds) suggested when the JWKS could not be fetched for the moment.
 KEYS_UNAVAILABLE_RETRY_AFTER = 30
-# HTTP statuses of the jwks_uri that are worth retrying later.
-_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 _parsed_lock = threading.Lock()
 # transmitter pk → (fetched_at, {kid-or-"": key})
 _parsed: dict[int, tuple[dt.datetime | None, dict[str, Any], list[Any]]] = {}
-
-
-class JWKSFetchError(Exception):
-    """The transmitter's JWKS could not be fetched or parsed.
-
-    ``transient``: the failure may go away by itself (network, timeout, 5xx, 408, 429),
-    as opposed to a transmitter that publishes no usable JWKS at all.
-    """
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 class KeysUnavailable(SETValidationError):
@@ -88,34 +78,15 @@ class KeysUnavailable(SETValidationError):
 
 
 def fetch_jwks(transmitter, *, session: requests.Session | None = None) -> dict:
-    """GET the transmitter's ``jwks_uri`` and return the JWK Set (not stored)."""
+    """GET the transmitter's ``jwks_uri`` and return the JWK Set (not stored).
+
+    Raises :class:`JWKSFetchError` (also, without a request, while an earlier failure
+    of the same URL is remembered: ``JWKS_FAILURE_CACHE_SECONDS``).
+    """
     uri = transmitter.endpoint("jwks_uri")
     if not uri:
         raise JWKSFetchError("the transmitter publishes no jwks_uri")
-    try:
-        check_url(uri, "jwks_uri")
-    except DiscoveryError as exc:
-        raise JWKSFetchError(str(exc)) from exc
-    session = session or http_session()
-    try:
-        response = session.get(uri, timeout=timeout(), headers={"Accept": "application/json"})
-    except OutboundRequestError as exc:
-        raise JWKSFetchError(f"could not fetch the JWKS at {uri}: {exc}") from exc
-    except requests.RequestException as exc:  # network, timeout: may work next time
-        raise JWKSFetchError(f"could not fetch the JWKS at {uri}: {exc}",
-                             transient=True) from exc
-    if response.status_code != 200:
-        raise JWKSFetchError(
-            f"the JWKS at {uri} answered HTTP {response.status_code}",
-            transient=response.status_code in _TRANSIENT_STATUSES,
-        )
-    try:
-        jwks = response.json()
-    except ValueError as exc:
-        raise JWKSFetchError(f"the JWKS at {uri} is not JSON") from exc
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise JWKSFetchError(f"the document at {uri} is not a JWK Set")
-    return jwks
+    return remote_jwks.fetch_jwks(uri, timeout=timeout(), session=session or http_session())
 
 
 def _kids(jwks: dict | None) -> set[str]:
@@ -153,31 +124,16 @@ def refresh_jwks(transmitter, *, forced: bool = False, kid: str | None = None,
     return changed
 
 
-def _interval() -> dt.timedelta:
-    return dt.timedelta(seconds=float(ssf_settings.JWKS_REFETCH_INTERVAL))
-
-
 def _recent_refetches(transmitter, now: dt.datetime) -> dict[str, str]:
     """The forced refetches of the last interval, ``{kid: ISO time}`` (older ones dropped)."""
     log = transmitter.jwks_refetch_kids if isinstance(transmitter.jwks_refetch_kids, dict) else {}
-    cutoff = now - _interval()
-    recent = {}
-    for kid, when in log.items():
-        try:
-            at = dt.datetime.fromisoformat(str(when))
-        except ValueError:
-            continue
-        if at > cutoff:
-            recent[str(kid)] = at.isoformat()
-    return recent
+    return remote_jwks.recent_refetches(log, now)
 
 
 def _refetch_allowed(transmitter, kid: str | None, now: dt.datetime) -> bool:
     """One forced refetch per unknown ``kid`` and interval, a few per interval in all."""
-    recent = _recent_refetches(transmitter, now)
-    if (kid or "") in recent:
-        return False
-    return len(recent) < MAX_REFETCHES_PER_INTERVAL
+    log = transmitter.jwks_refetch_kids if isinstance(transmitter.jwks_refetch_kids, dict) else {}
+    return remote_jwks.refetch_allowed(log, kid, now)
 
 
 def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:

@@ -58,15 +58,6 @@ def generate_authorization_header() -> str:
     return "Bearer " + secrets.token_urlsafe(32)
 
 
-def mask_secret(value: str, keep: int = 4) -> str:
-    """``abcd…`` style rendering of a secret for the admin and command output."""
-    if not value:
-        return ""
-    if len(value) <= keep * 2:
-        return "…"
-    return value[:keep] + "…"
-
-
 class Transmitter(models.Model):
     """A remote SSF transmitter, added by its issuer URL (SSF §7.2)."""
 

@@ -9,8 +9,9 @@ taking local action). Processing failures never reach ``setErrs``, which carries
 validation errors (RFC 8936 §2); invalid ones are reported in ``setErrs`` (and
 that request carries ``Content-Language: en``, RFC 8936 §2.6). After the last batch an
 acknowledge-only request (``maxEvents: 0``, ``returnImmediately: true``) is sent so nothing
-stays unacknowledged. Transient failures (network, 5xx, anything unexpected) are retried
-with bounded exponential backoff; the pending ``ack``/``setErrs`` are kept and resent.
+stays unacknowledged. Transient failures (network, 5xx, a response too large or too slow,
+anything unexpected) are retried with capped exponential backoff and full jitter
+(:mod:`django_ssf.core.backoff`); the pending ``ack``/``setErrs`` are kept and resent.
 
 A SET that cannot be judged *now* (the transmitter's JWKS is unreachable:
 ``IngestResult.deferred``) or whose ingestion raised unexpectedly is neither acknowledged
@@ -32,6 +33,8 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.backoff import backoff_delay
+from ..core.http import parse_json_response
 from .client import ControlPlaneError, TransmitterClient
 from .ingest import ingest, schedule_processing
 from .models import InboundSET, ReceiverStream
@@ -42,7 +45,10 @@ __all__ = ["PollResult", "poll_all", "poll_stream"]
 
 # In ``once`` mode, give up after this many consecutive failed requests.
 ONCE_MAX_ATTEMPTS = 3
-CONTENT_LANGUAGE = "en"
+CONTENT_LANGUAGE = c.ERROR_LANGUAGE
+# Upper bound (seconds) of the pause after the first failed request; it doubles with
+# every further failure in a row (with full jitter, capped by RECEIVER_POLL_BACKOFF_MAX).
+BACKOFF_BASE = 0.5
 
 
 @dataclass
@@ -76,8 +82,11 @@ class PollResult:
 
 
 def _backoff(attempt: int) -> float:
-    cap = float(ssf_settings.RECEIVER_POLL_BACKOFF_MAX)
-    return min(cap, 0.5 * (2 ** max(0, attempt - 1)))
+    """The pause after ``attempt`` failed requests in a row: the shared backoff with full
+    jitter, from :data:`BACKOFF_BASE` doubling up to ``RECEIVER_POLL_BACKOFF_MAX``."""
+    return backoff_delay(
+        attempt, base=BACKOFF_BASE, cap=float(ssf_settings.RECEIVER_POLL_BACKOFF_MAX)
+    )
 
 
 def poll_stream(
@@ -112,7 +121,7 @@ def poll_stream(
 
     def send(body: dict) -> dict | None:
         nonlocal failures_in_a_row
-        headers = {"Content-Language": CONTENT_LANGUAGE} if body.get("setErrs") else {}
+        headers = {c.HEADER_CONTENT_LANGUAGE: CONTENT_LANGUAGE} if body.get("setErrs") else {}
         timeout = (
             float(ssf_settings.RECEIVER_HTTP_TIMEOUT)
             if body.get("returnImmediately")
@@ -122,7 +131,7 @@ def poll_stream(
         try:
             response = client.request("POST", stream.poll_url, json=body, headers=headers,
                                       expected=(200,), timeout=timeout)
-            data = response.json()
+            data = parse_json_response(response.content)  # read bounded by the client
             if not isinstance(data, dict):
                 raise ValueError("the poll response is not a JSON object")
             sets = data.get("sets", {})

@@ -40,16 +40,14 @@ from .ratelimit import rate_limited
 
 __all__ = ["encryption_jwks", "error_response", "push_endpoint"]
 
-# The only language our error descriptions are written in (RFC 8935 §2.3: English when
-# the requested language is not available).
-CONTENT_LANGUAGE = "en"
+CONTENT_LANGUAGE = c.ERROR_LANGUAGE
 
 
 def error_response(code: str, description: str, status: int = 400) -> HttpResponse:
     """The RFC 8935 §2.3 error response: JSON ``{"err", "description"}`` + Content-Language."""
     body = json.dumps({"err": code, "description": description})
-    response = HttpResponse(body, status=status, content_type="application/json")
-    response["Content-Language"] = CONTENT_LANGUAGE
+    response = HttpResponse(body, status=status, content_type=c.JSON_MEDIA_TYPE)
+    response[c.HEADER_CONTENT_LANGUAGE] = CONTENT_LANGUAGE
     return response
 
 
@@ -96,10 +94,10 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         response = HttpResponse(
             json.dumps({"description": "too many SETs for this stream; retry later"}),
             status=429,
-            content_type="application/json",
+            content_type=c.JSON_MEDIA_TYPE,
         )
         response["Retry-After"] = str(retry_after)
-        response["Content-Language"] = CONTENT_LANGUAGE
+        response[c.HEADER_CONTENT_LANGUAGE] = CONTENT_LANGUAGE
         return response
     limit = int(ssf_settings.RECEIVER_PUSH_MAX_BODY_BYTES)
     body = _read_body(request, limit)
@@ -118,10 +116,10 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         response = HttpResponse(
             json.dumps({"description": f"{reason}; send the SET again later"}),
             status=503,
-            content_type="application/json",
+            content_type=c.JSON_MEDIA_TYPE,
         )
         response["Retry-After"] = str(result.retry_after or 30)
-        response["Content-Language"] = CONTENT_LANGUAGE
+        response[c.HEADER_CONTENT_LANGUAGE] = CONTENT_LANGUAGE
         return response
     error = result.error
     assert error is not None  # a rejected result always carries its error

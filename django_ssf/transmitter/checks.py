@@ -20,7 +20,7 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from ..core import jose
 from ..core.http import is_loopback_host
-from ..keys.checks import cache_alias_messages, keys_app_messages, settings_readable
+from ..keys.checks import keys_app_messages, rate_limit_messages, settings_readable
 
 
 def _issuer_messages(issuer: Any) -> list[CheckMessage]:
@@ -139,14 +139,13 @@ def check_transmitter_settings(
                     id="django_ssf.W003",
                 )
             )
-    if ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT:
-        messages += cache_alias_messages(
-            "RATE_LIMIT_CACHE",
-            hint="Name a configured cache alias, or set "
-            "SSF['TRANSMITTER_SUBJECT_RATE_LIMIT'] = None to turn the add/remove-subject rate "
-            "limit off.",
-            check_id="django_ssf.E011",
-        )
+    messages += rate_limit_messages(
+        "TRANSMITTER_SUBJECT_RATE_LIMIT",
+        invalid_id="django_ssf.E013",
+        cache_id="django_ssf.E011",
+        off_hint="or set SSF['TRANSMITTER_SUBJECT_RATE_LIMIT'] = None to turn the "
+        "add/remove-subject rate limit off.",
+    )
     return messages
 
 

@@ -39,7 +39,6 @@ is sent again later; receivers deduplicate by ``jti`` (RFC 8935 §2).
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
@@ -57,12 +56,13 @@ from django.utils import timezone
 
 from .. import signals
 from ..conf import ssf_settings
+from ..core import backoff as core_backoff
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFKeyError
+from ..core.http import read_limited
 from . import outbox, scheduling
 from .encryption import outgoing_token
 from .fanout import STREAM_FIELDS
-from .inputs import read_limited
 from .models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
 
 logger = logging.getLogger("django_ssf.transmitter.delivery")
@@ -237,16 +237,16 @@ def backoff_delay(
     *,
     base: float | None = None,
     cap: float | None = None,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] | None = None,
 ) -> float:
-    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base·2^(n-1))]``."""
-    base = float(ssf_settings.TRANSMITTER_PUSH_RETRY_BASE_DELAY if base is None else base)
-    cap = float(ssf_settings.TRANSMITTER_PUSH_RETRY_MAX_DELAY if cap is None else cap)
-    # Bound the exponent before multiplying: 2**1100 does not fit in a float, and a row
-    # can reach that many attempts (long horizons, operator redeliveries).
-    exponent = min(max(0, attempts - 1), 62)
-    ceiling = min(cap, base * float(2**exponent))
-    return max(0.0, rand() * ceiling)
+    """The push retry delay: :func:`django_ssf.core.backoff.backoff_delay` with the
+    ``TRANSMITTER_PUSH_RETRY_BASE_DELAY`` / ``TRANSMITTER_PUSH_RETRY_MAX_DELAY`` settings."""
+    return core_backoff.backoff_delay(
+        attempts,
+        base=float(ssf_settings.TRANSMITTER_PUSH_RETRY_BASE_DELAY if base is None else base),
+        cap=float(ssf_settings.TRANSMITTER_PUSH_RETRY_MAX_DELAY if cap is None else cap),
+        rand=rand,
+    )
 
 
 # ---- HTTP session -------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[
         token, row.encrypted = outgoing_token(stream, row.token)
     except SSFKeyError as exc:
         return Outcome(KIND_RETRY, None, "encryption_key_unavailable", str(exc)), 0.0
-    headers = {"Content-Type": c.SET_MEDIA_TYPE, "Accept": "application/json"}
+    headers = {"Content-Type": c.SET_MEDIA_TYPE, "Accept": c.JSON_MEDIA_TYPE}
     if stream.authorization_header:
         headers["Authorization"] = stream.authorization_header
     timeout = (

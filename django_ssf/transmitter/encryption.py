@@ -2,8 +2,9 @@
 
 A stream may carry the receiver's public encryption key, either inline
 (``Stream.encryption_jwk``) or as a ``jwks_uri`` (``Stream.encryption_jwks_uri``) that the
-transmitter fetches through the SSRF-guarded session and caches for
-``SSF["JWKS_CACHE_SECONDS"]``. Every SET of such a stream is signed first and then
+transmitter fetches and caches with the shared remote-JWKS rules of
+:mod:`django_ssf.core.jwks` (SSRF guard, bounded read, ``JWKS_CACHE_SECONDS``, a failure
+remembered for ``JWKS_FAILURE_CACHE_SECONDS``). Every SET of such a stream is signed first and then
 encrypted (RFC 7519 §11.2, outer header ``cty: "JWT"``) with the stream's
 ``encryption_alg``/``encryption_enc`` or the
 ``TRANSMITTER_JWE_ALGORITHM``/``TRANSMITTER_JWE_ENCRYPTION`` defaults,
@@ -23,14 +24,11 @@ Only the algorithms :mod:`django_ssf.core.jose` can encrypt with are accepted:
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
 from typing import Any
 
 from ..conf import ssf_settings
-from ..core.errors import OutboundRequestError, SSFKeyError
+from ..core.errors import SSFKeyError
 from ..core.jose import (
     CONTENT_ENCRYPTION_ALGORITHMS,
     ENCRYPTION_ALGORITHMS,
@@ -38,7 +36,7 @@ from ..core.jose import (
     is_jwe,
     validate_encryption_jwk,
 )
-from .inputs import read_limited
+from ..core.jwks import JWKS_MAX_BYTES, JWKSCache, JWKSFetchError
 
 logger = logging.getLogger("django_ssf.transmitter.encryption")
 
@@ -59,16 +57,14 @@ __all__ = [
 # What a stream may ask for: exactly what the encrypter supports (RFC 7518 §4, §5.1).
 KEY_MANAGEMENT_ALGORITHMS = ENCRYPTION_ALGORITHMS
 CONTENT_ENCRYPTIONS = CONTENT_ENCRYPTION_ALGORITHMS
-# A receiver's key set larger than this is refused (real ones are a few kB).
-JWKS_MAX_BYTES = 256 * 1024
 
-_cache: dict[str, tuple[float, dict]] = {}
-_cache_lock = threading.Lock()
+# Receivers' key sets, by URL, in this process.
+_cache = JWKSCache()
 
 
 def clear_jwks_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    """Forget the cached key sets and remembered fetch failures."""
+    _cache.clear()
 
 
 def stream_encryption_params(stream: Any) -> tuple[str, str]:
@@ -129,47 +125,14 @@ def fetch_jwks(uri: str, *, allow_fetch: bool = True) -> dict | None:
     Returns ``None`` when the cache is cold and fetching is not allowed. Fetch failures
     raise :class:`SSFKeyError` (including SSRF refusals, whose message is kept).
     """
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(uri)
-    if hit and hit[0] > now:
-        return hit[1]
-    if not allow_fetch:
-        return None
-    from ..core.http import safe_session
-
     timeout = (
         float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT),
         float(ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT),
     )
     try:
-        with safe_session() as session:
-            resp = session.get(
-                uri, timeout=timeout, headers={"Accept": "application/json"}, stream=True
-            )
-            status = resp.status_code
-            # Bounded in size and time: an endless answer must not hold the worker.
-            body, complete = read_limited(resp, JWKS_MAX_BYTES, timeout[1])
-    except OutboundRequestError as exc:
-        raise SSFKeyError(f"refused to fetch the receiver's key set {uri}: {exc}") from exc
-    except Exception as exc:  # requests' network errors
-        raise SSFKeyError(f"could not fetch the receiver's key set {uri}: {exc}") from exc
-    if status != 200:
-        raise SSFKeyError(f"fetching the receiver's key set {uri} returned HTTP {status}")
-    if not complete:
-        raise SSFKeyError(
-            f"the receiver's key set at {uri} is larger than {JWKS_MAX_BYTES} bytes "
-            f"or was not received within {timeout[1]:g} seconds"
-        )
-    try:
-        jwks = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise SSFKeyError(f"the receiver's key set at {uri} is not JSON") from exc
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise SSFKeyError(f"the document at {uri} is not a JWKS (no 'keys' array)")
-    with _cache_lock:
-        _cache[uri] = (now + float(ssf_settings.JWKS_CACHE_SECONDS), jwks)
-    return jwks
+        return _cache.get(uri, timeout=timeout, allow_fetch=allow_fetch)
+    except JWKSFetchError as exc:
+        raise SSFKeyError(f"the receiver's key set: {exc}") from exc
 
 
 def stream_jwk(stream: Any, *, allow_fetch: bool = True) -> dict | None:

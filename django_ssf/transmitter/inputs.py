@@ -1,22 +1,18 @@
-"""Defensive handling of untrusted bytes: request bodies in, receivers' responses out.
+"""Defensive handling of untrusted request bodies.
 
-Two rules apply to everything the transmitter accepts or reads from the network:
-
-* a malformed request is a 400 in the protocol's error format, never a 500. JSON that
-  nests deeper than the parser's recursion limit and strings carrying ``NUL``
-  (``\\u0000``, which PostgreSQL refuses in ``text`` and ``jsonb`` columns) are malformed
-  input like any other;
-* a response body is read up to a byte limit and a time budget, never "until the peer
-  stops": a receiver that answers with an endless body must not keep a worker busy.
+A malformed request is a 400 in the protocol's error format, never a 500. JSON that
+nests deeper than the parser's recursion limit and strings carrying ``NUL``
+(``\\u0000``, which PostgreSQL refuses in ``text`` and ``jsonb`` columns) are malformed
+input like any other. (Responses read from remote parties are bounded by
+:func:`django_ssf.core.http.read_bounded`.)
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-__all__ = ["NUL", "BodyError", "find_nul", "parse_json_body", "read_limited", "reject_nul"]
+__all__ = ["NUL", "BodyError", "find_nul", "parse_json_body", "reject_nul"]
 
 NUL = "\x00"
 
@@ -88,45 +84,3 @@ def parse_json_body(raw: bytes, what: str = "The request body") -> Any:
             field=where or None,
         )
     return data
-
-
-def read_limited(response: Any, limit: int, max_seconds: float) -> tuple[bytes, bool]:
-    """Read at most ``limit`` bytes of a ``stream=True`` response within ``max_seconds``.
-
-    Returns ``(body, complete)``. Each read returns as soon as *some* data arrived
-    (``read1``), so a receiver trickling bytes is cut off at the deadline: the total is
-    bounded by ``max_seconds`` plus one socket read timeout. When the body was read to
-    its end the connection goes back to the keep-alive pool; otherwise it is discarded
-    and the rest of an oversized or endless body is never read.
-    """
-    deadline = time.monotonic() + max(0.0, max_seconds)
-    raw = response.raw
-    chunks: list[bytes] = []
-    size = 0
-    complete = False
-    try:
-        if hasattr(raw, "read1"):  # urllib3 >= 2
-            while size <= limit and time.monotonic() <= deadline:
-                chunk = raw.read1(limit + 1 - size, decode_content=True)
-                if not chunk:
-                    complete = True
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-            if complete:
-                raw.release_conn()  # fully read: keep the connection for the next POST
-        else:  # pragma: no cover - urllib3 1.x: byte-wise reads never block for long
-            iterator = response.iter_content(chunk_size=1)
-            while size <= limit and time.monotonic() <= deadline:
-                chunk = next(iterator, b"")
-                if not chunk:
-                    complete = True
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-    finally:
-        response.close()
-    body = b"".join(chunks)
-    if len(body) > limit:
-        return body[:limit], False
-    return body, complete

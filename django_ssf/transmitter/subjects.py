@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.utils import timezone
 
-from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SubjectError
 from .errors import StreamValidationError, SubjectRequestsTooFrequent
@@ -20,36 +18,17 @@ __all__ = ["add_subject", "canonical_subject", "check_subject_rate_limit", "remo
 def check_subject_rate_limit(stream: Stream, *, now: float | None = None) -> None:
     """Count one add/remove-subject request against the stream's limit, or raise 429.
 
-    A fixed window of ``TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW`` seconds allows
-    ``TRANSMITTER_SUBJECT_RATE_LIMIT`` requests per stream (add and remove share the budget;
-    checklist §11.6). The counter lives in the Django cache named by
-    ``RATE_LIMIT_CACHE``: ``add`` + ``incr`` are atomic on Redis, Memcached and the
-    local-memory cache, so concurrent requests cannot overshoot. With a per-process
-    cache (LocMemCache) each worker process counts on its own; use a shared cache in
-    production. ``TRANSMITTER_SUBJECT_RATE_LIMIT = None`` turns the limit off.
+    ``TRANSMITTER_SUBJECT_RATE_LIMIT`` (e.g. ``"600/m"``; ``None`` = off) requests per
+    stream, add and remove sharing the budget (checklist §11.6), counted by the shared
+    limiter of :mod:`django_ssf.core.ratelimit` in ``RATE_LIMIT_CACHE``.
     """
-    import time
+    from ..core.ratelimit import check_rate
 
-    from django.core.cache import caches
-
-    limit = ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT
-    if not limit:
-        return
-    limit = int(limit)
-    window = max(1, int(ssf_settings.TRANSMITTER_SUBJECT_RATE_LIMIT_WINDOW))
-    now = time.time() if now is None else now
-    bucket = int(now // window)
-    key = f"django_ssf:subject-rate:{stream.stream_id}:{bucket}"
-    cache = caches[ssf_settings.RATE_LIMIT_CACHE]
-    cache.add(key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr: this request opens a new count
-        cache.set(key, 1, timeout=window + 1)
-        count = 1
-    if count > limit:
-        retry_after = max(1, math.ceil((bucket + 1) * window - now))
-        raise SubjectRequestsTooFrequent(retry_after, limit, window)
+    exceeded = check_rate("TRANSMITTER_SUBJECT_RATE_LIMIT", stream.stream_id, now=now)
+    if exceeded is not None:
+        raise SubjectRequestsTooFrequent(
+            exceeded.retry_after, exceeded.rate.limit, exceeded.rate.window
+        )
 
 
 def canonical_subject(subject: Any) -> tuple[dict[str, Any], str]:

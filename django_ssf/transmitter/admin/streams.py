@@ -17,17 +17,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from ...core import constants as c
+from ...core.masking import mask_secret
 from ..errors import StreamError
 from ..models import ReceiverClient, Stream, StreamSubject
 from ..status import set_status
 from ..verification import request_verification
-
-
-def mask_secret(value: str | None) -> str:
-    """First four characters and a mask: enough to recognise, never enough to use."""
-    if not value:
-        return "—"
-    return value[:4] + "••••" if len(value) > 8 else "••••"
 
 
 class StreamSubjectInline(admin.TabularInline):
