@@ -13,7 +13,7 @@ from django.conf import settings
 from tests.celery_app import app as celery_app  # noqa: F401  (makes it the current app)
 
 # Fixtures of the live fake transmitter used by the receiver tests.
-pytest_plugins = ["tests.fake_transmitter"]
+pytest_plugins = ["tests.helpers.fake_transmitter"]
 
 
 def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:

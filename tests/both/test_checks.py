@@ -1,0 +1,316 @@
+"""Django system checks for django-ssf settings."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import Error, Info, Warning
+from django.core.checks.registry import registry
+from django.db import DatabaseError
+
+from django_ssf.keys import checks as shared_checks
+from django_ssf.keys import keystore
+from django_ssf.keys.models import SigningKey
+from django_ssf.receiver import checks as receiver_checks
+from django_ssf.transmitter import checks as transmitter_checks
+
+
+def all_config_checks():
+    """Every configuration check of the three apps, as ``manage.py check`` runs them."""
+    return [
+        *shared_checks.check_shared_settings(),
+        *transmitter_checks.check_transmitter_settings(),
+        *receiver_checks.check_receiver_settings(),
+    ]
+
+BASE = {"TRANSMITTER_ISSUER": "https://ssf.test", "KEYS_ENCRYPTION_SECRET": "s3cret"}
+
+
+@pytest.fixture
+def configure(settings):
+    """Replace the SSF settings dict (DEBUG False unless told otherwise)."""
+
+    def apply(debug: bool = False, **values):
+        settings.DEBUG = debug
+        settings.SSF = {**BASE, **values}
+        return {m.id: m for m in all_config_checks() if m.id != "django_ssf.W003"}
+
+    return apply
+
+
+def test_clean_configuration_has_no_messages(configure):
+    assert configure() == {}
+
+
+def test_checks_are_registered():
+    assert shared_checks.check_shared_settings in registry.get_checks()
+    assert transmitter_checks.check_signing_key in registry.get_checks()
+
+
+def test_missing_issuer(configure):
+    found = configure(TRANSMITTER_ISSUER=None)
+    assert isinstance(found["django_ssf.E001"], Error)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "loopback_ok", "expected"),
+    [
+        ("http://idp.example.com", True, "django_ssf.E002"),
+        ("http://127.0.0.1:8000", False, "django_ssf.E002"),
+        ("http://localhost:8000", False, "django_ssf.E002"),
+        ("https://idp.example.com/?tenant=1", False, "django_ssf.E003"),
+        ("https://idp.example.com/#frag", False, "django_ssf.E003"),
+        ("https://idp.example.com/?", False, "django_ssf.E003"),
+        ("idp.example.com", False, "django_ssf.E003"),
+        ("ftp://idp.example.com", False, "django_ssf.E003"),
+        (42, False, "django_ssf.E003"),
+    ],
+)
+def test_bad_issuers(configure, issuer, loopback_ok, expected):
+    found = configure(
+        TRANSMITTER_ISSUER=issuer, HTTP_ALLOW_INSECURE_LOOPBACK=loopback_ok, debug=True
+    )
+    assert expected in found
+    assert isinstance(found[expected], Error)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://idp.example.com",
+        "https://idp.example.com/tenants/a",
+        "http://127.0.0.1:8000",
+        "http://localhost",
+        "http://[::1]:8000",
+    ],
+)
+def test_good_issuers(configure, issuer):
+    found = configure(TRANSMITTER_ISSUER=issuer, HTTP_ALLOW_INSECURE_LOOPBACK=True, debug=True)
+    assert found == {}
+
+
+@pytest.mark.parametrize("issuer", ["http://[::ffff:127.0.0.1]:8000", "http://localhost.:8000"])
+def test_issuer_check_and_outbound_guard_agree_on_loopback(configure, issuer):
+    """The issuer check uses the outbound guard's own loopback test (one mechanism)."""
+    from django_ssf.core.http import check_endpoint_url
+
+    check_endpoint_url(issuer, allow_insecure_loopback=True)  # the guard accepts it
+    assert configure(TRANSMITTER_ISSUER=issuer, HTTP_ALLOW_INSECURE_LOOPBACK=True, debug=True) == {}
+    assert "django_ssf.E002" in configure(TRANSMITTER_ISSUER=issuer, debug=True)
+
+
+@pytest.mark.parametrize("alg", ["HS256", "none", "RS384", ""])
+def test_unsupported_signing_algorithm(configure, alg):
+    assert isinstance(configure(KEYS_SIGNING_ALGORITHM=alg)["django_ssf.E004"], Error)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
+def test_supported_signing_algorithms(configure, alg):
+    assert configure(KEYS_SIGNING_ALGORITHM=alg) == {}
+
+
+@pytest.mark.parametrize("size", [1024, 2047, "2048", None, True])
+def test_rsa_key_size(configure, size):
+    assert isinstance(configure(KEYS_RSA_KEY_SIZE=size)["django_ssf.E005"], Error)
+
+
+def test_rsa_key_size_ok(configure):
+    assert configure(KEYS_RSA_KEY_SIZE=3072) == {}
+
+
+@pytest.mark.parametrize(
+    "accepted", [["RS256", "none"], ["HS256"], ["hs512", "ES256"], ["RS256", "XX1"], [], "RS256"]
+)
+def test_accepted_algorithms(configure, accepted):
+    assert isinstance(configure(RECEIVER_ACCEPTED_ALGORITHMS=accepted)["django_ssf.E006"], Error)
+
+
+@pytest.mark.parametrize("value", ["all", "SOME", None])
+def test_default_subjects(configure, value):
+    assert isinstance(configure(TRANSMITTER_DEFAULT_SUBJECTS=value)["django_ssf.E007"], Error)
+    assert configure(TRANSMITTER_DEFAULT_SUBJECTS="NONE") == {}
+
+
+def test_key_provider(configure):
+    assert "django_ssf.E008" in configure(KEYS_PROVIDER="django_ssf.nope.Provider")
+    assert "django_ssf.E008" in configure(KEYS_PROVIDER="django_ssf.keys.keystore.SigningKeyHandle")
+
+
+def test_jwe_settings(configure):
+    assert "django_ssf.E009" in configure(TRANSMITTER_JWE_ALGORITHM="RSA1_5")
+    assert "django_ssf.E009" in configure(TRANSMITTER_JWE_ENCRYPTION="A1GCM")
+    assert configure(
+        TRANSMITTER_JWE_ALGORITHM="ECDH-ES+A256KW", TRANSMITTER_JWE_ENCRYPTION="A128GCM"
+    ) == {}
+
+
+def test_unknown_setting_key(configure):
+    assert "django_ssf.E010" in configure(NOT_A_SETTING=1)
+
+
+def test_key_encryption_secret_warning_only_without_debug(configure):
+    found = configure(KEYS_ENCRYPTION_SECRET=None)
+    assert isinstance(found["django_ssf.W001"], Warning)
+    assert "django_ssf.W001" not in configure(KEYS_ENCRYPTION_SECRET=None, debug=True)
+
+
+def test_insecure_loopback_warning_only_without_debug(configure):
+    found = configure(HTTP_ALLOW_INSECURE_LOOPBACK=True)
+    assert isinstance(found["django_ssf.W002"], Warning)
+    assert "django_ssf.W002" not in configure(HTTP_ALLOW_INSECURE_LOOPBACK=True, debug=True)
+
+
+def test_signing_key_check_skips_without_databases():
+    # No django_db mark: any query would raise, so these prove the check stays off the DB.
+    assert transmitter_checks.check_signing_key() == []
+    assert transmitter_checks.check_signing_key(databases=None) == []
+    assert transmitter_checks.check_signing_key(databases=["other"]) == []
+
+
+@pytest.mark.django_db
+def test_signing_key_check_with_database():
+    found = transmitter_checks.check_signing_key(databases=["default"])
+    assert [m.id for m in found] == ["django_ssf.I001"]
+    assert isinstance(found[0], Info)
+    keystore.jwks()  # creates the keys
+    assert transmitter_checks.check_signing_key(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_signing_key_check_tolerates_missing_table(monkeypatch):
+    def broken(*args, **kwargs):
+        raise DatabaseError("no such table: ssf_keys_signingkey")
+
+    monkeypatch.setattr(SigningKey.objects, "using", broken)
+    assert transmitter_checks.check_signing_key(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_signing_key_check_ignores_external_providers(settings):
+    settings.SSF = {**BASE, "KEYS_PROVIDER": "tests.core.test_keystore.ExternalProvider"}
+    assert transmitter_checks.check_signing_key(databases=["default"]) == []
+
+
+# ---- transmitter: OAuth scopes known to DOT, rate-limit cache ---------------------------
+class _ServesSSFScopes:
+    """A host's scopes backend that offers the SSF scopes to every application."""
+
+    def get_all_scopes(self):
+        return {"ssf.read": "r", "ssf.manage": "m"}
+
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
+        return ["ssf.read", "ssf.manage"]
+
+    def get_default_scopes(self, application=None, request=None, *args, **kwargs):
+        return ["ssf.read"]
+
+
+class _NeedsApplication(_ServesSSFScopes):
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
+        raise AttributeError("application is required")
+
+
+def _transmitter_ids():
+    return {m.id: m for m in transmitter_checks.check_transmitter_settings()}
+
+
+def test_transmitter_check_is_registered_and_clean_by_default():
+    assert transmitter_checks.check_transmitter_settings in registry.get_checks()
+    assert _transmitter_ids() == {}
+
+
+def test_ssf_scopes_missing_from_dot_is_a_warning(settings):
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "SCOPES": {"read": "Read"}}
+    found = _transmitter_ids()
+    message = found["django_ssf.W003"]
+    assert isinstance(message, Warning)
+    assert "'ssf.read'" in message.msg and "'ssf.manage'" in message.msg
+    assert 'OAUTH2_PROVIDER["SCOPES"]' in message.hint
+    assert "ssf_register_client" in message.hint
+
+
+def test_only_the_missing_scope_is_named(settings):
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "SCOPES": {"ssf.read": "Read"}}
+    message = _transmitter_ids()["django_ssf.W003"]
+    assert "'ssf.manage'" in message.msg and "'ssf.read'" not in message.msg
+
+
+def test_renamed_ssf_scopes_are_checked(settings):
+    settings.SSF = {**settings.SSF, "TRANSMITTER_READ_SCOPE": "events.read"}
+    assert "events.read" in _transmitter_ids()["django_ssf.W003"].msg
+
+
+def test_scopes_served_by_a_backend_are_accepted(settings):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "SCOPES": {"read": "Read"},
+        "SCOPES_BACKEND_CLASS": "tests.both.test_checks._ServesSSFScopes",
+    }
+    assert "django_ssf.W003" not in _transmitter_ids()
+
+
+def test_backend_that_cannot_answer_is_not_reported(settings):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "SCOPES": {"read": "Read"},
+        "SCOPES_BACKEND_CLASS": "tests.both.test_checks._NeedsApplication",
+    }
+    assert "django_ssf.W003" not in _transmitter_ids()
+
+
+def test_unknown_rate_limit_cache_is_an_error(settings):
+    settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope"}
+    assert isinstance(_transmitter_ids()["django_ssf.E011"], Error)
+    settings.SSF = {
+        **settings.SSF, "RATE_LIMIT_CACHE": "nope", "TRANSMITTER_SUBJECT_RATE_LIMIT": None
+    }
+    assert "django_ssf.E011" not in _transmitter_ids()
+
+
+# ---- receiver checks -------------------------------------------------------------------
+
+
+def _receiver_ids(settings, **values):
+    settings.SSF = {**BASE, **values}
+    return {m.id: m for m in receiver_checks.check_receiver_settings()}
+
+
+def test_receiver_check_is_registered_and_clean_by_default(settings):
+    assert receiver_checks.check_receiver_settings in registry.get_checks()
+    assert _receiver_ids(settings) == {}
+    assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s") == {}
+
+
+@pytest.mark.parametrize("rate", ["100/day", "fast", "0/s", "-1/m"])
+def test_unparseable_push_rate_limit_is_an_error(settings, rate):
+    found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT=rate)
+    assert isinstance(found["django_ssf.E020"], Error)
+
+
+def test_unknown_push_rate_limit_cache_is_an_error(settings):
+    found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s",
+                          RATE_LIMIT_CACHE="no-such-cache")
+    assert isinstance(found["django_ssf.E021"], Error)
+    # Without a limit the cache is never used: nothing to report.
+    assert _receiver_ids(settings, RATE_LIMIT_CACHE="no-such-cache") == {}
+
+
+def test_unimportable_resolver_and_canonicalizer_are_errors(settings):
+    found = _receiver_ids(settings, RECEIVER_SUBJECT_RESOLVER="no.such.resolver",
+                          SUBJECTS_EMAIL_CANONICALIZER="django_ssf.no_such_function")
+    assert isinstance(found["django_ssf.E022"], Error)
+    # The canonicalizer is shared by both roles: the shared checks report it.
+    shared = {m.id for m in shared_checks.check_shared_settings()}
+    assert "django_ssf.E023" in shared
+
+
+def test_processable_members_must_be_a_list_of_names(settings):
+    found = _receiver_ids(settings, RECEIVER_PROCESSABLE_SUBJECT_MEMBERS="user")
+    assert isinstance(found["django_ssf.E024"], Error)
+
+
+def test_bad_push_rate_limit_is_reported_by_manage_py_check(settings):
+    from django.core import checks as django_checks
+
+    settings.SSF = {**settings.SSF, "RECEIVER_PUSH_RATE_LIMIT": "100/day"}
+    errors = [m.id for m in django_checks.run_checks() if m.level >= django_checks.ERROR]
+    assert "django_ssf.E020" in errors
