@@ -12,6 +12,7 @@ from django_ssf.keys import keystore
 from django_ssf.keys.models import SigningKey
 from django_ssf.receiver import checks as receiver_checks
 from django_ssf.transmitter import checks as transmitter_checks
+from tests.helpers.pluggable import EXTERNAL_PROVIDER
 
 
 def all_config_checks():
@@ -186,29 +187,11 @@ def test_signing_key_check_tolerates_missing_table(monkeypatch):
 
 @pytest.mark.django_db
 def test_signing_key_check_ignores_external_providers(settings):
-    settings.SSF = {**BASE, "KEYS_PROVIDER": "tests.core.test_keystore.ExternalProvider"}
+    settings.SSF = {**BASE, "KEYS_PROVIDER": EXTERNAL_PROVIDER}
     assert transmitter_checks.check_signing_key(databases=["default"]) == []
 
 
 # ---- transmitter: OAuth scopes known to DOT, rate-limit cache ---------------------------
-class _ServesSSFScopes:
-    """A host's scopes backend that offers the SSF scopes to every application."""
-
-    def get_all_scopes(self):
-        return {"ssf.read": "r", "ssf.manage": "m"}
-
-    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
-        return ["ssf.read", "ssf.manage"]
-
-    def get_default_scopes(self, application=None, request=None, *args, **kwargs):
-        return ["ssf.read"]
-
-
-class _NeedsApplication(_ServesSSFScopes):
-    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
-        raise AttributeError("application is required")
-
-
 def _transmitter_ids():
     return {m.id: m for m in transmitter_checks.check_transmitter_settings()}
 
@@ -243,7 +226,7 @@ def test_scopes_served_by_a_backend_are_accepted(settings):
     settings.OAUTH2_PROVIDER = {
         **settings.OAUTH2_PROVIDER,
         "SCOPES": {"read": "Read"},
-        "SCOPES_BACKEND_CLASS": "tests.both.test_checks._ServesSSFScopes",
+        "SCOPES_BACKEND_CLASS": "tests.helpers.pluggable.ServesSSFScopes",
     }
     assert "django_ssf.W003" not in _transmitter_ids()
 
@@ -252,7 +235,7 @@ def test_backend_that_cannot_answer_is_not_reported(settings):
     settings.OAUTH2_PROVIDER = {
         **settings.OAUTH2_PROVIDER,
         "SCOPES": {"read": "Read"},
-        "SCOPES_BACKEND_CLASS": "tests.both.test_checks._NeedsApplication",
+        "SCOPES_BACKEND_CLASS": "tests.helpers.pluggable.NeedsApplicationScopes",
     }
     assert "django_ssf.W003" not in _transmitter_ids()
 

@@ -16,7 +16,6 @@ from django_ssf.core.events import event_from, registry, validate_event_subject
 from django_ssf.core.scim import ScimEvent, parse_bulk_txn
 from django_ssf.core.subjects import canonicalize, subject_key, subjects_match, validate_subject
 from django_ssf.events import PROFILE_SCIM, RawEvent, scim
-from tests.helpers.transmitter_control import api, receiver  # noqa: F401
 
 # The URIs exactly as RFC 9967 §7.4 (Table 1) registers them, spelled out on purpose.
 RFC_9967_URIS = {
@@ -79,7 +78,7 @@ def test_short_names_resolve():
 
 
 @pytest.mark.django_db
-def test_streams_list_the_scim_event_types_as_supported_and_deliver_them(api):  # noqa: F811
+def test_streams_list_the_scim_event_types_as_supported_and_deliver_them(api):
     """The registry feeds events_supported (SSF §8.1.1): a new stream offers every SCIM type,
     and a receiver may request only those."""
     from django_ssf.transmitter.streams import events_supported

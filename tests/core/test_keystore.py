@@ -22,6 +22,7 @@ from django_ssf.keys.models import (
     decrypt_private_key,
     encrypt_private_key,
 )
+from tests.helpers.pluggable import EXTERNAL_PROVIDER
 
 pytestmark = pytest.mark.django_db
 
@@ -286,20 +287,8 @@ def test_encryption_keys_round_trip():
     assert EncryptionKey.objects.count() == 3
 
 
-class ExternalProvider(keystore.KeyProvider):
-    """A KMS-like provider: keys live elsewhere, management is not supported here."""
-
-    key = jose.generate_private_key("ES256")
-
-    def signing_key(self) -> keystore.SigningKeyHandle:
-        return keystore.SigningKeyHandle(kid="kms-1", alg="ES256", key=self.key)
-
-    def published_jwks(self) -> dict:
-        return {"keys": [jose.public_jwk(self.key, kid="kms-1", alg="ES256")]}
-
-
 def test_custom_key_provider(ssf):
-    ssf(KEYS_PROVIDER="tests.core.test_keystore.ExternalProvider")
+    ssf(KEYS_PROVIDER=EXTERNAL_PROVIDER)
     token, kid = keystore.sign_claims(set_claims())
     assert kid == "kms-1"
     assert verify_with_jwks(token)["iss"] == ISS

@@ -11,7 +11,8 @@ It is a threaded ``http.server`` on 127.0.0.1 (random port) that serves:
 * a poll endpoint per stream that records every ``ack`` and ``setErrs`` it receives.
 
 It signs SETs itself with PyJWT (and encrypts with jwcrypto) and can push them to the
-receiver's endpoint. Use it as a context manager: the server stops on exit.
+receiver's endpoint. Use it as a context manager: the server stops on exit (the ``fake``
+fixture in ``tests/conftest.py`` does).
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ def _make_handler(fake: FakeTransmitter):
             body = self._body() if method in ("POST", "PATCH", "PUT") else None
             try:
                 self._dispatch(method, path, query, body)
-            except _Reply as reply:
+            except Reply as reply:
                 self._send(reply.status, reply.body)
 
         do_GET = lambda self: self._route("GET")  # noqa: E731
@@ -328,11 +329,11 @@ def _make_handler(fake: FakeTransmitter):
 
         def _auth(self) -> None:
             if not fake.authorized(self.headers.get("Authorization")):
-                raise _Reply(401, {"error": "invalid_token"})
+                raise Reply(401, {"error": "invalid_token"})
 
         def _stream(self, stream_id: Any) -> dict:
             if not stream_id or stream_id not in fake.streams:
-                raise _Reply(404, {"error": "not_found"})
+                raise Reply(404, {"error": "not_found"})
             return fake.streams[stream_id]
 
         # ---- routes -----------------------------------------------------------------
@@ -341,15 +342,15 @@ def _make_handler(fake: FakeTransmitter):
             ssf_path = "/.well-known/ssf-configuration" + suffix
             risc_path = "/.well-known/risc-configuration" + suffix
             if method == "GET" and path == (risc_path if fake.legacy else ssf_path):
-                raise _Reply(200, fake.metadata())
+                raise Reply(200, fake.metadata())
             if method == "GET" and path == "/.well-known/oauth-protected-resource" + suffix:
-                raise _Reply(200, {"resource": fake.issuer, "authorization_servers": [fake.base],
+                raise Reply(200, {"resource": fake.issuer, "authorization_servers": [fake.base],
                                    "scopes_supported": ["ssf.read", "ssf.manage"]})
             if method == "GET" and path == "/.well-known/oauth-authorization-server":
-                raise _Reply(200, {"issuer": fake.base, "token_endpoint": fake.base + "/token"})
+                raise Reply(200, {"issuer": fake.base, "token_endpoint": fake.base + "/token"})
             if method == "GET" and path == "/jwks":
                 fake.jwks_fetches += 1
-                raise _Reply(200, fake.jwks())
+                raise Reply(200, fake.jwks())
             if method == "POST" and path == "/token":
                 self._token()
             if path == "/streams":
@@ -362,15 +363,15 @@ def _make_handler(fake: FakeTransmitter):
                 bucket = fake.subjects.setdefault(body["stream_id"], [])
                 if path.endswith("add"):
                     bucket.append(body["subject"])
-                    raise _Reply(200)
+                    raise Reply(200)
                 if body["subject"] in bucket:
                     bucket.remove(body["subject"])
-                raise _Reply(204)
+                raise Reply(204)
             if method == "POST" and path == "/verify":
                 self._verify(body)
             if method == "POST" and path.startswith("/poll/"):
                 self._poll(path.rsplit("/", 1)[-1], body)
-            raise _Reply(404, {"error": "no route"})
+            raise Reply(404, {"error": "no route"})
 
         def _token(self) -> None:
             fake.token_requests += 1
@@ -378,31 +379,31 @@ def _make_handler(fake: FakeTransmitter):
             try:
                 cid, _, secret = base64.b64decode(header.split(" ", 1)[1]).decode().partition(":")
             except Exception:
-                raise _Reply(401, {"error": "invalid_client"}) from None
+                raise Reply(401, {"error": "invalid_client"}) from None
             if (unquote(cid), unquote(secret)) != (fake.client_id, fake.client_secret):
-                raise _Reply(401, {"error": "invalid_client"})
+                raise Reply(401, {"error": "invalid_client"})
             form = parse_qs(self.raw_body.decode())
             if form.get("grant_type") != ["client_credentials"]:
-                raise _Reply(400, {"error": "unsupported_grant_type"})
+                raise Reply(400, {"error": "unsupported_grant_type"})
             token = secrets.token_urlsafe(16)
             with fake._lock:
                 fake.tokens[token] = time.time() + fake.token_lifetime
-            raise _Reply(200, {"access_token": token, "token_type": "Bearer",
+            raise Reply(200, {"access_token": token, "token_type": "Bearer",
                                "expires_in": fake.token_lifetime})
 
         def _streams(self, method, query, body) -> None:
             self._auth()
             if method == "POST":
                 if fake.conflict_on_create and fake.streams:
-                    raise _Reply(409, {"error": "stream exists"})
+                    raise Reply(409, {"error": "stream exists"})
                 config = fake._new_config(body or {})
                 fake.streams[config["stream_id"]] = config
                 fake.status[config["stream_id"]] = {"status": "enabled"}
-                raise _Reply(201, config)
+                raise Reply(201, config)
             if method == "GET":
                 if "stream_id" in query:
-                    raise _Reply(200, self._stream(query["stream_id"]))
-                raise _Reply(200, list(fake.streams.values()))
+                    raise Reply(200, self._stream(query["stream_id"]))
+                raise Reply(200, list(fake.streams.values()))
             if method in ("PATCH", "PUT"):
                 config = self._stream((body or {}).get("stream_id"))
                 if method == "PUT":
@@ -417,25 +418,25 @@ def _make_handler(fake: FakeTransmitter):
                 requested = config.get("events_requested")
                 config["events_delivered"] = [e for e in SUPPORTED
                                               if requested is None or e in requested]
-                raise _Reply(200, config)
+                raise Reply(200, config)
             if method == "DELETE":
                 self._stream(query.get("stream_id"))
                 del fake.streams[query["stream_id"]]
-                raise _Reply(204)
+                raise Reply(204)
 
         def _status(self, method, query, body) -> None:
             self._auth()
             if method == "GET":
                 self._stream(query.get("stream_id"))
-                raise _Reply(200, {"stream_id": query["stream_id"],
+                raise Reply(200, {"stream_id": query["stream_id"],
                                    **fake.status[query["stream_id"]]})
             self._stream((body or {}).get("stream_id"))
             if body.get("status") not in ("enabled", "paused", "disabled"):
-                raise _Reply(400, {"error": "bad status"})
+                raise Reply(400, {"error": "bad status"})
             fake.status[body["stream_id"]] = {"status": body["status"],
                                               **({"reason": body["reason"]}
                                                  if body.get("reason") else {})}
-            raise _Reply(200, {"stream_id": body["stream_id"], **fake.status[body["stream_id"]]})
+            raise Reply(200, {"stream_id": body["stream_id"], **fake.status[body["stream_id"]]})
 
         def _verify(self, body) -> None:
             self._auth()
@@ -449,7 +450,7 @@ def _make_handler(fake: FakeTransmitter):
                 thread.start()
             else:
                 fake.deliver(stream_id, token)
-            raise _Reply(204)
+            raise Reply(204)
 
         def _poll(self, stream_id, body) -> None:
             self._auth()
@@ -462,7 +463,7 @@ def _make_handler(fake: FakeTransmitter):
                                                self.headers.get("Content-Language")})
                 if fake.fail_next_polls > 0:
                     fake.fail_next_polls -= 1
-                    raise _Reply(503, {"error": "try later"})
+                    raise Reply(503, {"error": "try later"})
                 queue = fake.queues.setdefault(stream_id, {})
                 for jti in body.get("ack", []):
                     fake.acks.append(jti)
@@ -475,40 +476,20 @@ def _make_handler(fake: FakeTransmitter):
                 if max_events is not None:
                     items = items[:max_events]
                 more = len(queue) > len(items)
-            raise _Reply(200, {"sets": dict(items), "moreAvailable": more})
+            raise Reply(200, {"sets": dict(items), "moreAvailable": more})
 
     return Handler
 
 
-class _Reply(Exception):
+class Reply(Exception):
+    """Raised by a route handler to answer with ``status`` and a JSON ``body``."""
+
     def __init__(self, status: int, body: Any = None) -> None:
         self.status = status
         self.body = body
 
 
-# ---- pytest fixtures and helpers shared by tests/test_receiver_*.py -------------------------
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture
-def fake():
-    """A running fake transmitter (stopped after the test)."""
-    with FakeTransmitter() as transmitter:
-        yield transmitter
-
-
-@pytest.fixture
-def inline_processing(settings):
-    """Process received SETs inline (no Celery)."""
-    settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": True}
-
-
-@pytest.fixture
-def live_receiver(settings, live_server):
-    """Our push URLs point at the live server; SETs are processed inline."""
-    settings.SSF = {**settings.SSF, "BASE_URL": live_server.url, "RECEIVER_PROCESS_INLINE": True}
-    return live_server
+# ---- helpers for the receiver tests ----------------------------------------------------------
 
 
 def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = False,

@@ -1,4 +1,7 @@
-"""Helpers for the transmitter control-plane tests: receivers, tokens, a bearer client."""
+"""Helpers for the transmitter control-plane tests: receivers, tokens, a bearer client.
+
+The fixtures built on them (``receiver``, ``api``, ...) live in the conftest.py files.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -96,34 +98,6 @@ class BearerClient:
 
     def delete(self, name: str, **query: str):
         return self.request("DELETE", name, query=query or None)
-
-
-@pytest.fixture
-def receiver(db) -> Any:
-    return make_receiver("receiver-a")
-
-
-@pytest.fixture
-def api(receiver) -> BearerClient:
-    return BearerClient(make_token(receiver))
-
-
-@pytest.fixture
-def other_api(db) -> BearerClient:
-    return BearerClient(make_token(make_receiver("receiver-b")))
-
-
-@pytest.fixture
-def read_api(receiver) -> BearerClient:
-    return BearerClient(make_token(receiver, "ssf.read"))
-
-
-@pytest.fixture
-def signing_key(db) -> None:
-    """Make sure a signing key exists, so control events can be signed."""
-    from django_ssf.keys import keystore
-
-    keystore.jwks()
 
 
 def create_stream(api: BearerClient, body: dict | None = None) -> dict:

@@ -186,7 +186,7 @@ def _handler(state: ReceiverState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def live_receiver() -> Iterator[tuple[str, ReceiverState]]:
+def stub_receiver() -> Iterator[tuple[str, ReceiverState]]:
     """A threaded HTTP receiver on 127.0.0.1; yields ``(base_url, state)``."""
     state = ReceiverState()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))

@@ -292,16 +292,12 @@ def test_default_subject_resolver(alice, settings):
 def test_custom_subject_resolver(fake, inline_processing, alice, client, settings):
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": True,
                     "RECEIVER_SUBJECT_RESOLVER":
-                    "tests.receiver.test_actions.resolve_everyone_to_alice"}
+                    "tests.helpers.pluggable.resolve_everyone_to_alice"}
     stream = make_stream(fake)
     post_set(client, stream, fake.make_set(ACCOUNT_DISABLED,
                                            sub_id={"format": "opaque", "id": "who"}))
     alice.refresh_from_db()
     assert alice.is_active is False
-
-
-def resolve_everyone_to_alice(subject, transmitter):
-    return get_user_model().objects.get(username="alice")
 
 
 def test_signals_and_handlers_receive_the_normalised_event(fake, inline_processing, client):

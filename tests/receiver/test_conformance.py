@@ -247,9 +247,9 @@ def test_stored_set_is_processed_even_when_its_ack_cannot_be_sent(fake, inline_p
     def first_poll_only(handler, stream_id, body):
         calls["n"] += 1
         if calls["n"] > 1:
-            from tests.helpers.fake_transmitter import _Reply
+            from tests.helpers.fake_transmitter import Reply
 
-            raise _Reply(503, {"error": "down"})
+            raise Reply(503, {"error": "down"})
         return real(handler, stream_id, body)
 
     fake.server.RequestHandlerClass._poll = first_poll_only

@@ -8,7 +8,6 @@ exactly once even when drains overlap; a lost task is made good by the sweeper.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import time
 
@@ -20,46 +19,10 @@ from django_ssf.receiver.handlers import on_event, unregister
 from django_ssf.receiver.ingest import drain_stream, ingest, request_drain
 from django_ssf.receiver.models import InboundSET
 from django_ssf.receiver.tasks import drain_stream as drain_task
+from tests.helpers.celery import Sent, not_eager
 from tests.helpers.fake_transmitter import SESSION_REVOKED, make_stream, post_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Sent:
-    """Stands in for ``apply_async`` of the drain task: records instead of sending."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.calls: list[dict] = []
-        self.fail = fail
-
-    def __call__(self, args=None, countdown=None, **kwargs):
-        if self.fail:
-            raise ConnectionError("broker down")
-        self.calls.append({"args": args, "countdown": countdown})
-
-
-@pytest.fixture
-def broker(monkeypatch, settings):
-    """Celery not eager, the drain task's sends recorded; a fresh debounce guard."""
-    settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False,
-                    "RECEIVER_DRAIN_DELAY": 0.5}
-    sent = Sent()
-    monkeypatch.setattr(drain_task, "apply_async", sent)
-    ingest_module._drain_guard.clear()
-    with not_eager():
-        yield sent
-    ingest_module._drain_guard.clear()
-
-
-@contextlib.contextmanager
-def not_eager():
-    conf = drain_task.app.conf
-    old = conf.task_always_eager
-    conf.update(task_always_eager=False)
-    try:
-        yield
-    finally:
-        conf.update(task_always_eager=old)
 
 
 @pytest.fixture

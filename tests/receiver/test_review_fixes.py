@@ -39,7 +39,7 @@ from tests.helpers.fake_transmitter import (
     PUSH,
     SESSION_REVOKED,
     STREAM_UPDATED,
-    _Reply,
+    Reply,
     make_stream,
     pooled_key,
     post_set,
@@ -217,7 +217,7 @@ def test_disabled_streams_are_kept_alive(fake):
 
 def _jwks_down(fake, status=503):
     def down():
-        raise _Reply(status, {"error": "temporarily unavailable"})
+        raise Reply(status, {"error": "temporarily unavailable"})
     fake.jwks = down
 
 

@@ -31,16 +31,11 @@ from django_ssf.transmitter.delivery import drain_stream
 from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from tests.helpers.transmitter_control import (
     BearerClient,
-    api,  # noqa: F401
     create_stream,
     make_receiver,
     make_token,
-    other_api,  # noqa: F401
-    read_api,  # noqa: F401
-    receiver,  # noqa: F401
-    signing_key,  # noqa: F401
 )
-from tests.helpers.transmitter_delivery import live_receiver, ssf_settings_for
+from tests.helpers.transmitter_delivery import ssf_settings_for, stub_receiver
 
 ALICE = {"format": "email", "email": "alice@example.com"}
 BOB = {"format": "email", "email": "bob@example.com"}
@@ -112,7 +107,7 @@ def static_key(settings):
 
 # ---- §1 discovery and §2 SET format --------------------------------------------------------
 @pytest.mark.django_db
-def test_sets_of_every_kind_pass_the_transmitter_set_checks(api, signing_key):  # noqa: F811
+def test_sets_of_every_kind_pass_the_transmitter_set_checks(api, signing_key):
     """Appendix B SET checks on a host event, a verification and a stream-updated SET."""
     discovery = Client().get("/.well-known/ssf-configuration").json()
     jwks = Client().get(_path(discovery["jwks_uri"])).json()
@@ -151,9 +146,9 @@ def test_sets_of_every_kind_pass_the_transmitter_set_checks(api, signing_key):  
 
 # ---- §8.1 push request ----------------------------------------------------------------------
 @pytest.mark.django_db
-def test_verification_over_push_with_and_without_authorization(api, static_key):  # noqa: F811
+def test_verification_over_push_with_and_without_authorization(api, static_key):
     """Appendix B "verification over push" and "push with no auth" (RFC 8935 §2.1)."""
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         with_auth = create_stream(
             api,
             {
@@ -189,7 +184,7 @@ def test_verification_over_push_with_and_without_authorization(api, static_key):
 
 # ---- §9.2 poll: the Appendix B poll variations ------------------------------------------------
 @pytest.mark.django_db
-def test_poll_only_poll_and_ack_ack_only_and_set_errs(api, static_key, settings):  # noqa: F811
+def test_poll_only_poll_and_ack_ack_only_and_set_errs(api, static_key, settings):
     ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0)
     config = create_stream(api)
     # Nothing pending: {} (RFC 8936 §2.5), also for a short poll.
@@ -223,8 +218,8 @@ def test_poll_only_poll_and_ack_ack_only_and_set_errs(api, static_key, settings)
 
 @pytest.mark.django_db
 def test_poll_endpoint_url_is_unique_per_stream_and_serves_only_its_stream(
-    api,  # noqa: F811
-    other_api,  # noqa: F811
+    api,
+    other_api,
     static_key,
 ):
     """SSF §6.1.2: poll ``endpoint_url`` unique per stream; Appendix B poll authorization."""
@@ -244,7 +239,7 @@ def test_poll_endpoint_url_is_unique_per_stream_and_serves_only_its_stream(
 
 
 @pytest.mark.django_db
-def test_invalid_poll_body_and_unknown_stream(api, static_key):  # noqa: F811
+def test_invalid_poll_body_and_unknown_stream(api, static_key):
     config = create_stream(api)
     url = _path(config["delivery"]["endpoint_url"])
     auth = {"Authorization": f"Bearer {api.token}"}
@@ -260,7 +255,7 @@ def test_invalid_poll_body_and_unknown_stream(api, static_key):  # noqa: F811
 
 # ---- §9.2 long poll --------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_long_poll_is_bounded_by_the_setting_and_returns_empty_sets(api, settings):  # noqa: F811
+def test_long_poll_is_bounded_by_the_setting_and_returns_empty_sets(api, settings):
     ssf_settings_for(
         settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=0.4, TRANSMITTER_POLL_CHECK_INTERVAL=0.1
     )
@@ -329,7 +324,7 @@ def test_long_poll_wakes_when_a_set_is_committed_meanwhile(
 
 # ---- RFC 8936 §2.4: redelivery cap -----------------------------------------------------------
 @pytest.mark.django_db
-def test_redelivery_cap_marks_the_set_failed_with_a_reason(api, static_key, settings):  # noqa: F811
+def test_redelivery_cap_marks_the_set_failed_with_a_reason(api, static_key, settings):
     ssf_settings_for(
         settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0, TRANSMITTER_POLL_MAX_DELIVERIES=2
     )
@@ -359,7 +354,7 @@ def test_redelivery_cap_marks_the_set_failed_with_a_reason(api, static_key, sett
 
 
 @pytest.mark.django_db
-def test_redelivery_is_unlimited_by_default(api, static_key, settings):  # noqa: F811
+def test_redelivery_is_unlimited_by_default(api, static_key, settings):
     ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=0)
     config = create_stream(api)
     (jti,) = _emit()
@@ -370,7 +365,7 @@ def test_redelivery_is_unlimited_by_default(api, static_key, settings):  # noqa:
 
 # ---- §5.1 paused holds, disabled drops (over the control plane) ------------------------------
 @pytest.mark.django_db
-def test_paused_stream_holds_and_disabled_stream_drops(api, static_key):  # noqa: F811
+def test_paused_stream_holds_and_disabled_stream_drops(api, static_key):
     config = create_stream(api)
     sid = config["stream_id"]
     assert api.post("ssf-status", {"stream_id": sid, "status": "paused"}).status_code == 200
@@ -388,7 +383,7 @@ def test_paused_stream_holds_and_disabled_stream_drops(api, static_key):  # noqa
 
 # ---- §6 subject control ----------------------------------------------------------------------
 @pytest.mark.django_db
-def test_subject_control_on_none_and_all_streams(api, static_key, settings):  # noqa: F811
+def test_subject_control_on_none_and_all_streams(api, static_key, settings):
     ssf_settings_for(settings, TRANSMITTER_DEFAULT_SUBJECTS="NONE")
     none = create_stream(api, {"events_requested": [SESSION_REVOKED]})
     _emit(ALICE)
@@ -415,7 +410,7 @@ def test_subject_control_on_none_and_all_streams(api, static_key, settings):  # 
 
 # ---- §6.1/§6.2 429 rate limit (checklist §11.6) ------------------------------------------------
 @pytest.mark.django_db
-def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):  # noqa: F811
+def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):
     settings.SSF = {
         **settings.SSF,
         "TRANSMITTER_SUBJECT_RATE_LIMIT": 3,
@@ -441,7 +436,7 @@ def test_add_and_remove_subject_share_a_per_stream_rate_limit(api, settings):  #
 
 
 @pytest.mark.django_db
-def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings):  # noqa: F811
+def test_subject_rate_limit_window_resets_and_can_be_turned_off(api, settings):
     settings.SSF = {
         **settings.SSF,
         "TRANSMITTER_SUBJECT_RATE_LIMIT": 2,
@@ -496,7 +491,7 @@ def _operations(sid: str) -> list[tuple[str, str, dict | None, dict | None, int]
 
 
 @pytest.mark.django_db
-def test_appendix_a_status_codes(api, other_api, receiver, signing_key):  # noqa: F811
+def test_appendix_a_status_codes(api, other_api, receiver, signing_key):
     created = api.post("ssf-streams", {})
     assert created.status_code == 201  # create → 201
     sid = created.json()["stream_id"]

@@ -15,10 +15,7 @@ from django_ssf.core import constants as c
 from django_ssf.transmitter.admin.streams import mask_secret
 from django_ssf.transmitter.models import OutboundSET, Stream
 from tests.helpers.transmitter_control import (
-    api,  # noqa: F401
     create_stream,
-    receiver,  # noqa: F401
-    signing_key,  # noqa: F401
 )
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +32,7 @@ def admin_client(db) -> Client:
 
 
 @pytest.fixture
-def push_stream(api) -> Stream:  # noqa: F811
+def push_stream(api) -> Stream:
     body = create_stream(
         api,
         {
@@ -87,7 +84,7 @@ def test_change_form_can_replace_header_without_showing_it(admin_client, push_st
 
 
 @pytest.mark.parametrize("action", ["make_paused", "make_disabled"])
-def test_status_actions_are_transmitter_initiated(admin_client, push_stream, signing_key, action):  # noqa: F811
+def test_status_actions_are_transmitter_initiated(admin_client, push_stream, signing_key, action):
     response = admin_client.post(
         reverse("admin:ssf_transmitter_stream_changelist"),
         {"action": action, "_selected_action": [push_stream.pk]},
@@ -107,7 +104,7 @@ def test_status_actions_are_transmitter_initiated(admin_client, push_stream, sig
     assert OutboundSET.objects.filter(event_type=c.EVENT_STREAM_UPDATED).count() == 2
 
 
-def test_send_verification_action_has_no_state(admin_client, push_stream, signing_key):  # noqa: F811
+def test_send_verification_action_has_no_state(admin_client, push_stream, signing_key):
     import jwt
 
     response = admin_client.post(
@@ -121,7 +118,7 @@ def test_send_verification_action_has_no_state(admin_client, push_stream, signin
     assert claims["sub_id"] == {"format": "opaque", "id": push_stream.stream_id}
 
 
-def test_receiver_client_admin(admin_client, receiver, push_stream):  # noqa: F811
+def test_receiver_client_admin(admin_client, receiver, push_stream):
     response = admin_client.get(reverse("admin:ssf_transmitter_receiverclient_changelist"))
     assert response.status_code == 200
     assert receiver.client_id in response.content.decode()

@@ -10,13 +10,9 @@ from django.utils import timezone
 from tests.helpers.transmitter_control import (
     AccessToken,
     BearerClient,
-    api,  # noqa: F401
     create_stream,
     make_receiver,
     make_token,
-    other_api,  # noqa: F401
-    read_api,  # noqa: F401
-    receiver,  # noqa: F401
 )
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +86,7 @@ def test_revoked_token_is_401_invalid_token():
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
 
 
-def test_token_in_query_string_is_rejected(receiver):  # noqa: F811
+def test_token_in_query_string_is_rejected(receiver):
     token = make_token(receiver)
     client = BearerClient(None)
     response = client.request("GET", "ssf-streams", query={"access_token": token})
@@ -103,7 +99,7 @@ def test_token_in_query_string_is_rejected(receiver):  # noqa: F811
     assert response.status_code == 400
 
 
-def test_token_in_form_body_is_rejected(receiver):  # noqa: F811
+def test_token_in_form_body_is_rejected(receiver):
     token = make_token(receiver)
     response = BearerClient(None).request(
         "POST",
@@ -132,7 +128,7 @@ def test_malformed_bearer_header_is_400():
 
 
 @pytest.mark.parametrize(("method", "name"), MANAGE_ONLY)
-def test_read_scope_cannot_manage(read_api, method, name):  # noqa: F811
+def test_read_scope_cannot_manage(read_api, method, name):
     response = read_api.request(method, name, {})
     assert response.status_code == 403
     challenge = response["WWW-Authenticate"]
@@ -143,14 +139,14 @@ def test_read_scope_cannot_manage(read_api, method, name):  # noqa: F811
     assert _error(response)["error"] == "insufficient_scope"
 
 
-def test_read_scope_can_read(api, read_api):  # noqa: F811
+def test_read_scope_can_read(api, read_api):
     stream = create_stream(api)
     assert read_api.get("ssf-streams").status_code == 200
     assert read_api.get("ssf-streams", stream_id=stream["stream_id"]).status_code == 200
     assert read_api.get("ssf-status", stream_id=stream["stream_id"]).status_code == 200
 
 
-def test_token_without_ssf_scope_is_403(receiver):  # noqa: F811
+def test_token_without_ssf_scope_is_403(receiver):
     response = BearerClient(make_token(receiver, "read write")).get("ssf-streams")
     assert response.status_code == 403
     assert 'scope="ssf.read"' in response["WWW-Authenticate"]
@@ -164,7 +160,7 @@ def test_client_allowance_caps_token_scope():
     assert client.post("ssf-streams", {}).status_code == 403
 
 
-def test_clients_are_isolated(api, other_api):  # noqa: F811
+def test_clients_are_isolated(api, other_api):
     stream = create_stream(api)
     sid = stream["stream_id"]
     assert other_api.get("ssf-streams").json() == []
@@ -197,27 +193,27 @@ def test_clients_are_isolated(api, other_api):  # noqa: F811
     assert api.get("ssf-status", stream_id=sid).json()["status"] == "enabled"
 
 
-def test_errors_carry_no_store_and_json(api):  # noqa: F811
+def test_errors_carry_no_store_and_json(api):
     response = api.request("POST", "ssf-streams", raw="{not json")
     assert response.status_code == 400
     assert response["Cache-Control"] == "no-store"
     assert _error(response)["error"] == "invalid_request"
 
 
-def test_method_not_allowed_is_json(api):  # noqa: F811
+def test_method_not_allowed_is_json(api):
     response = api.request("DELETE", "ssf-status")
     assert response.status_code == 405
     assert response["Cache-Control"] == "no-store"
     assert _error(response)["error"] == "method_not_allowed"
 
 
-def test_accept_header_never_causes_406(api):  # noqa: F811
+def test_accept_header_never_causes_406(api):
     response = api.request("GET", "ssf-streams", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
 
 
-def test_token_expiry_boundary_uses_server_clock(receiver):  # noqa: F811
+def test_token_expiry_boundary_uses_server_clock(receiver):
     token = make_token(receiver)
     AccessToken.objects.filter(token=token).update(expires=timezone.now() - timedelta(seconds=1))
     assert BearerClient(token).get("ssf-streams").status_code == 401

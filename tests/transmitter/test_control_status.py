@@ -13,10 +13,7 @@ from django_ssf.signals import stream_status_changed
 from django_ssf.transmitter import streams as services
 from django_ssf.transmitter.models import OutboundSET, Stream, StreamSubject
 from tests.helpers.transmitter_control import (
-    api,  # noqa: F401
     create_stream,
-    receiver,  # noqa: F401
-    signing_key,  # noqa: F401
 )
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +31,7 @@ def _control(stream_id: str, event_type: str) -> list[dict]:
 
 
 # ---- status -----------------------------------------------------------------------------
-def test_status_get(api):  # noqa: F811
+def test_status_get(api):
     sid = create_stream(api)["stream_id"]
     response = api.get("ssf-status", stream_id=sid)
     assert response.status_code == 200
@@ -42,13 +39,13 @@ def test_status_get(api):  # noqa: F811
     assert response["Cache-Control"] == "no-store"
 
 
-def test_status_get_errors(api):  # noqa: F811
+def test_status_get_errors(api):
     assert api.get("ssf-status").status_code == 400
     assert api.get("ssf-status", stream_id="unknown").status_code == 404
 
 
 @pytest.mark.parametrize("status", ["paused", "disabled", "enabled"])
-def test_status_update_by_receiver(api, status):  # noqa: F811
+def test_status_update_by_receiver(api, status):
     sid = create_stream(api)["stream_id"]
     seen = []
 
@@ -82,7 +79,7 @@ def test_status_update_by_receiver(api, status):  # noqa: F811
         ({"stream_id": "nope", "status": "paused"}, 404, None),
     ],
 )
-def test_status_update_errors(api, body, code, field):  # noqa: F811
+def test_status_update_errors(api, body, code, field):
     sid = create_stream(api)["stream_id"]
     body = {k: (sid if v == "SID" else v) for k, v in body.items()}
     response = api.post("ssf-status", body)
@@ -91,11 +88,11 @@ def test_status_update_errors(api, body, code, field):  # noqa: F811
     assert Stream.objects.get(stream_id=sid).status == "enabled"
 
 
-def test_status_update_malformed_json(api):  # noqa: F811
+def test_status_update_malformed_json(api):
     assert api.request("POST", "ssf-status", raw=b"{").status_code == 400
 
 
-def test_paused_stream_holds_and_enable_releases(api, signing_key):  # noqa: F811
+def test_paused_stream_holds_and_enable_releases(api, signing_key):
     sid = create_stream(api)["stream_id"]
     api.post("ssf-status", {"stream_id": sid, "status": "paused"})
     assert api.post("ssf-verify", {"stream_id": sid, "state": "s"}).status_code == 204
@@ -107,7 +104,7 @@ def test_paused_stream_holds_and_enable_releases(api, signing_key):  # noqa: F81
 
 
 # ---- transmitter-initiated status (set_status) -----------------------------------------
-def test_transmitter_pause_sends_stream_updated_before(api, signing_key, monkeypatch):  # noqa: F811
+def test_transmitter_pause_sends_stream_updated_before(api, signing_key, monkeypatch):
     from django_ssf.transmitter import api as tx_api
 
     sid = create_stream(api)["stream_id"]
@@ -147,13 +144,13 @@ def test_transmitter_pause_sends_stream_updated_before(api, signing_key, monkeyp
     ]
 
 
-def test_transmitter_same_status_sends_nothing(api, signing_key):  # noqa: F811
+def test_transmitter_same_status_sends_nothing(api, signing_key):
     sid = create_stream(api)["stream_id"]
     services.set_status(Stream.objects.get(stream_id=sid), "enabled", initiator="transmitter")
     assert _control(sid, c.EVENT_STREAM_UPDATED) == []
 
 
-def test_set_status_rejects_bad_initiator(api):  # noqa: F811
+def test_set_status_rejects_bad_initiator(api):
     stream = Stream.objects.get(stream_id=create_stream(api)["stream_id"])
     with pytest.raises(ValueError):
         services.set_status(stream, "paused", initiator="someone")
@@ -161,7 +158,7 @@ def test_set_status_rejects_bad_initiator(api):  # noqa: F811
 
 # ---- inactivity -------------------------------------------------------------------------
 @pytest.mark.parametrize(("action", "expected"), [("pause", "paused"), ("disable", "disabled")])
-def test_check_inactivity(api, settings, signing_key, action, expected):  # noqa: F811
+def test_check_inactivity(api, settings, signing_key, action, expected):
     settings.SSF = {
         **settings.SSF,
         "TRANSMITTER_INACTIVITY_TIMEOUT": 3600,
@@ -182,7 +179,7 @@ def test_check_inactivity(api, settings, signing_key, action, expected):  # noqa
     assert services.check_inactivity() == []
 
 
-def test_check_inactivity_off_by_default(api):  # noqa: F811
+def test_check_inactivity_off_by_default(api):
     sid = create_stream(api)["stream_id"]
     Stream.objects.filter(stream_id=sid).update(
         last_activity_at=timezone.now() - timedelta(days=99)
@@ -190,7 +187,7 @@ def test_check_inactivity_off_by_default(api):  # noqa: F811
     assert services.check_inactivity() == []
 
 
-def test_status_call_resets_inactivity_clock(api, settings, signing_key):  # noqa: F811
+def test_status_call_resets_inactivity_clock(api, settings, signing_key):
     settings.SSF = {**settings.SSF, "TRANSMITTER_INACTIVITY_TIMEOUT": 3600}
     sid = create_stream(api)["stream_id"]
     Stream.objects.filter(stream_id=sid).update(
@@ -200,7 +197,7 @@ def test_status_call_resets_inactivity_clock(api, settings, signing_key):  # noq
     assert services.check_inactivity() == []
 
 
-def test_inactivity_task_and_command(api, settings, signing_key):  # noqa: F811
+def test_inactivity_task_and_command(api, settings, signing_key):
     from io import StringIO
 
     from django.core.management import call_command
@@ -219,7 +216,7 @@ def test_inactivity_task_and_command(api, settings, signing_key):  # noqa: F811
 
 
 # ---- subjects ---------------------------------------------------------------------------
-def test_add_subject_200_empty_and_stored_canonical(api):  # noqa: F811
+def test_add_subject_200_empty_and_stored_canonical(api):
     sid = create_stream(api)["stream_id"]
     response = api.post("ssf-subjects-add", {"stream_id": sid, "subject": EMAIL, "verified": False})
     assert response.status_code == 200
@@ -233,13 +230,13 @@ def test_add_subject_200_empty_and_stored_canonical(api):  # noqa: F811
     assert row.subject_key == subject_key(canonicalize(EMAIL))
 
 
-def test_add_subject_verified_omitted_is_none(api):  # noqa: F811
+def test_add_subject_verified_omitted_is_none(api):
     sid = create_stream(api)["stream_id"]
     api.post("ssf-subjects-add", {"stream_id": sid, "subject": EMAIL})
     assert StreamSubject.objects.get().verified is None
 
 
-def test_add_unknown_person_is_silently_accepted(api):  # noqa: F811
+def test_add_unknown_person_is_silently_accepted(api):
     """The answer is the same whether or not the person has an account (SSF §9.1)."""
     sid = create_stream(api)["stream_id"]
     unknown = {"format": "email", "email": "nobody-here@example.org"}
@@ -247,7 +244,7 @@ def test_add_unknown_person_is_silently_accepted(api):  # noqa: F811
     assert response.status_code == 200 and response.content == b""
 
 
-def test_add_complex_subject(api):  # noqa: F811
+def test_add_complex_subject(api):
     sid = create_stream(api)["stream_id"]
     subject = {
         "format": "complex",
@@ -257,7 +254,7 @@ def test_add_complex_subject(api):  # noqa: F811
     assert api.post("ssf-subjects-add", {"stream_id": sid, "subject": subject}).status_code == 200
 
 
-def test_add_twice_then_remove_then_readd(api):  # noqa: F811
+def test_add_twice_then_remove_then_readd(api):
     sid = create_stream(api)["stream_id"]
     for _ in range(2):
         api.post("ssf-subjects-add", {"stream_id": sid, "subject": EMAIL})
@@ -269,7 +266,7 @@ def test_add_twice_then_remove_then_readd(api):  # noqa: F811
     assert StreamSubject.objects.get().included is True
 
 
-def test_remove_never_added_on_all_stream_records_exclusion(api):  # noqa: F811
+def test_remove_never_added_on_all_stream_records_exclusion(api):
     sid = create_stream(api)["stream_id"]
     response = api.post("ssf-subjects-remove", {"stream_id": sid, "subject": EMAIL})
     assert response.status_code == 204
@@ -277,7 +274,7 @@ def test_remove_never_added_on_all_stream_records_exclusion(api):  # noqa: F811
     assert row.included is False
 
 
-def test_remove_never_added_on_none_stream_is_204_and_no_row(api, settings):  # noqa: F811
+def test_remove_never_added_on_none_stream_is_204_and_no_row(api, settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_DEFAULT_SUBJECTS": "NONE"}
     sid = create_stream(api)["stream_id"]
     assert api.post("ssf-subjects-remove", {"stream_id": sid, "subject": EMAIL}).status_code == 204
@@ -301,7 +298,7 @@ def test_remove_never_added_on_none_stream_is_204_and_no_row(api, settings):  # 
         ({"stream_id": "nope", "subject": EMAIL}, 404, None),
     ],
 )
-def test_subject_errors(api, name, body, code, field):  # noqa: F811
+def test_subject_errors(api, name, body, code, field):
     sid = create_stream(api)["stream_id"]
     body = {k: (sid if v == "SID" else v) for k, v in body.items()}
     response = api.post(name, body)
@@ -311,7 +308,7 @@ def test_subject_errors(api, name, body, code, field):  # noqa: F811
     assert not StreamSubject.objects.exists()
 
 
-def test_add_subject_verified_must_be_boolean(api):  # noqa: F811
+def test_add_subject_verified_must_be_boolean(api):
     sid = create_stream(api)["stream_id"]
     response = api.post("ssf-subjects-add", {"stream_id": sid, "subject": EMAIL, "verified": "yes"})
     assert response.status_code == 400
@@ -319,7 +316,7 @@ def test_add_subject_verified_must_be_boolean(api):  # noqa: F811
 
 
 # ---- verification -----------------------------------------------------------------------
-def test_verification_204_and_set_shape(api, signing_key):  # noqa: F811
+def test_verification_204_and_set_shape(api, signing_key):
     sid = create_stream(api)["stream_id"]
     response = api.post("ssf-verify", {"stream_id": sid, "state": "VGhpcyBpcyBhbiBleGFtcGxl"})
     assert response.status_code == 204
@@ -331,7 +328,7 @@ def test_verification_204_and_set_shape(api, signing_key):  # noqa: F811
     assert claims["iss"] == "https://ssf.test"
 
 
-def test_verification_too_frequent_is_429_with_retry_after(api, signing_key, settings):  # noqa: F811
+def test_verification_too_frequent_is_429_with_retry_after(api, signing_key, settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 30}
     sid = create_stream(api)["stream_id"]
     assert api.post("ssf-verify", {"stream_id": sid}).status_code == 204
@@ -348,7 +345,7 @@ def test_verification_too_frequent_is_429_with_retry_after(api, signing_key, set
     assert api.post("ssf-verify", {"stream_id": sid}).status_code == 204
 
 
-def test_verification_interval_zero_never_429(api, signing_key, settings):  # noqa: F811
+def test_verification_interval_zero_never_429(api, signing_key, settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 0}
     sid = create_stream(api)["stream_id"]
     for _ in range(3):
@@ -363,7 +360,7 @@ def test_verification_interval_zero_never_429(api, signing_key, settings):  # no
         ({"stream_id": "nope"}, 404, None),
     ],
 )
-def test_verification_errors(api, body, code, field):  # noqa: F811
+def test_verification_errors(api, body, code, field):
     sid = create_stream(api)["stream_id"]
     body = {k: (sid if v == "SID" else v) for k, v in body.items()}
     response = api.post("ssf-verify", body)
@@ -371,7 +368,7 @@ def test_verification_errors(api, body, code, field):  # noqa: F811
     assert response.json().get("field") == field
 
 
-def test_verification_on_disabled_stream_is_400(api, signing_key):  # noqa: F811
+def test_verification_on_disabled_stream_is_400(api, signing_key):
     sid = create_stream(api)["stream_id"]
     api.post("ssf-status", {"stream_id": sid, "status": "disabled"})
     response = api.post("ssf-verify", {"stream_id": sid})
@@ -379,7 +376,7 @@ def test_verification_on_disabled_stream_is_400(api, signing_key):  # noqa: F811
     assert _control(sid, c.EVENT_VERIFICATION) == []
 
 
-def test_unsolicited_verification_command_has_no_state(api, signing_key, settings):  # noqa: F811
+def test_unsolicited_verification_command_has_no_state(api, signing_key, settings):
     from io import StringIO
 
     from django.core.management import call_command

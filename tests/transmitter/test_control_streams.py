@@ -9,10 +9,7 @@ from django_ssf.core import constants as c
 from django_ssf.transmitter import streams as services
 from django_ssf.transmitter.models import Stream
 from tests.helpers.transmitter_control import (
-    api,  # noqa: F401
     create_stream,
-    other_api,  # noqa: F401
-    receiver,  # noqa: F401
 )
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +23,7 @@ def _poll_url(stream_id: str) -> str:
 
 
 # ---- create -----------------------------------------------------------------------------
-def test_create_without_delivery_is_poll_with_own_endpoint(api, receiver):  # noqa: F811
+def test_create_without_delivery_is_poll_with_own_endpoint(api, receiver):
     response = api.post("ssf-streams", {})
     assert response.status_code == 201
     assert response["Cache-Control"] == "no-store"
@@ -48,18 +45,18 @@ def test_create_without_delivery_is_poll_with_own_endpoint(api, receiver):  # no
     assert stream.default_subjects == c.DEFAULT_SUBJECTS_ALL
 
 
-def test_poll_endpoint_is_unique_per_stream(api):  # noqa: F811
+def test_poll_endpoint_is_unique_per_stream(api):
     a, b = create_stream(api), create_stream(api)
     assert a["stream_id"] != b["stream_id"]
     assert a["delivery"]["endpoint_url"] != b["delivery"]["endpoint_url"]
 
 
-def test_stream_id_uses_unreserved_characters(api):  # noqa: F811
+def test_stream_id_uses_unreserved_characters(api):
     sid = create_stream(api)["stream_id"]
     assert sid and all(ch.isalnum() or ch in "-._~" for ch in sid)
 
 
-def test_create_push_stores_endpoint_and_header(api):  # noqa: F811
+def test_create_push_stores_endpoint_and_header(api):
     body = create_stream(api, {"delivery": PUSH, "description": "SIEM"})
     assert body["delivery"] == PUSH
     assert body["description"] == "SIEM"
@@ -67,7 +64,7 @@ def test_create_push_stores_endpoint_and_header(api):  # noqa: F811
     assert stream.is_push and stream.authorization_header == "Bearer s3"
 
 
-def test_create_events_delivered_is_intersection(api):  # noqa: F811
+def test_create_events_delivered_is_intersection(api):
     unknown = "https://example.com/unknown-event"
     body = create_stream(
         api, {"events_requested": [c.CAEP_SESSION_REVOKED, unknown, c.CAEP_SESSION_REVOKED]}
@@ -76,12 +73,12 @@ def test_create_events_delivered_is_intersection(api):  # noqa: F811
     assert body["events_delivered"] == [c.CAEP_SESSION_REVOKED]
 
 
-def test_create_with_empty_events_requested_delivers_nothing(api):  # noqa: F811
+def test_create_with_empty_events_requested_delivers_nothing(api):
     body = create_stream(api, {"events_requested": []})
     assert body["events_requested"] == [] and body["events_delivered"] == []
 
 
-def test_events_supported_setting_narrows(api, settings):  # noqa: F811
+def test_events_supported_setting_narrows(api, settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_EVENTS_SUPPORTED": [c.CAEP_SESSION_REVOKED]}
     body = create_stream(
         api, {"events_requested": [c.CAEP_CREDENTIAL_CHANGE, c.CAEP_SESSION_REVOKED]}
@@ -90,12 +87,12 @@ def test_events_supported_setting_narrows(api, settings):  # noqa: F811
     assert body["events_delivered"] == [c.CAEP_SESSION_REVOKED]
 
 
-def test_description_is_truncated(api, settings):  # noqa: F811
+def test_description_is_truncated(api, settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_DESCRIPTION_MAX_LENGTH": 10}
     assert create_stream(api, {"description": "x" * 50})["description"] == "x" * 10
 
 
-def test_legacy_delivery_urn_is_accepted(api):  # noqa: F811
+def test_legacy_delivery_urn_is_accepted(api):
     body = create_stream(api, {"delivery": {"method": c.LEGACY_DELIVERY_POLL}})
     assert body["delivery"]["method"] == c.DELIVERY_POLL
 
@@ -152,7 +149,7 @@ def test_legacy_delivery_urn_is_accepted(api):  # noqa: F811
         ),
     ],
 )
-def test_create_rejects_bad_input(api, body, field):  # noqa: F811
+def test_create_rejects_bad_input(api, body, field):
     response = api.post("ssf-streams", body)
     assert response.status_code == 400, response.content
     error = response.json()
@@ -162,7 +159,7 @@ def test_create_rejects_bad_input(api, body, field):  # noqa: F811
     assert not Stream.objects.exists()
 
 
-def test_loopback_http_push_follows_setting(api, settings):  # noqa: F811
+def test_loopback_http_push_follows_setting(api, settings):
     loopback = {"delivery": {"method": c.DELIVERY_PUSH, "endpoint_url": "http://127.0.0.1:9/e"}}
     assert api.post("ssf-streams", loopback).status_code == 201
     settings.SSF = {**settings.SSF, "HTTP_ALLOW_INSECURE_LOOPBACK": False}
@@ -172,13 +169,13 @@ def test_loopback_http_push_follows_setting(api, settings):  # noqa: F811
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"str"', b"", b"\xff\xfe", b"null"])
-def test_create_malformed_body_is_400(api, raw):  # noqa: F811
+def test_create_malformed_body_is_400(api, raw):
     response = api.request("POST", "ssf-streams", raw=raw)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 
 
-def test_second_create_is_409_when_multiple_streams_off(api, other_api, settings):  # noqa: F811
+def test_second_create_is_409_when_multiple_streams_off(api, other_api, settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": False}
     create_stream(api)
     response = api.post("ssf-streams", {})
@@ -189,7 +186,7 @@ def test_second_create_is_409_when_multiple_streams_off(api, other_api, settings
     assert other_api.post("ssf-streams", {}).status_code == 201
 
 
-def test_encryption_extension_with_jwk(api):  # noqa: F811
+def test_encryption_extension_with_jwk(api):
     from cryptography.hazmat.primitives.asymmetric import rsa
     from jwcrypto import jwk
 
@@ -203,7 +200,7 @@ def test_encryption_extension_with_jwk(api):  # noqa: F811
 
 
 # ---- read -------------------------------------------------------------------------------
-def test_read_list_is_array(api):  # noqa: F811
+def test_read_list_is_array(api):
     response = api.get("ssf-streams")
     assert response.status_code == 200 and response.json() == []
     one = create_stream(api)
@@ -212,7 +209,7 @@ def test_read_list_is_array(api):  # noqa: F811
     assert api.get("ssf-streams").json() == [one, two]
 
 
-def test_read_one(api):  # noqa: F811
+def test_read_one(api):
     stream = create_stream(api, {"delivery": PUSH})
     response = api.get("ssf-streams", stream_id=stream["stream_id"])
     assert response.status_code == 200
@@ -220,19 +217,19 @@ def test_read_one(api):  # noqa: F811
     assert response["Cache-Control"] == "no-store"
 
 
-def test_read_unknown_is_404(api):  # noqa: F811
+def test_read_unknown_is_404(api):
     response = api.get("ssf-streams", stream_id="nope")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert response["Cache-Control"] == "no-store"
 
 
-def test_read_with_empty_stream_id_is_400(api):  # noqa: F811
+def test_read_with_empty_stream_id_is_400(api):
     assert api.get("ssf-streams", stream_id="").status_code == 400
 
 
 # ---- update (PATCH) ---------------------------------------------------------------------
-def test_patch_changes_only_given_members(api):  # noqa: F811
+def test_patch_changes_only_given_members(api):
     stream = create_stream(
         api, {"description": "one", "events_requested": [c.CAEP_SESSION_REVOKED]}
     )
@@ -245,7 +242,7 @@ def test_patch_changes_only_given_members(api):  # noqa: F811
     assert body["aud"] == stream["aud"]
 
 
-def test_patch_recomputes_events_delivered(api):  # noqa: F811
+def test_patch_recomputes_events_delivered(api):
     stream = create_stream(api, {"events_requested": [c.CAEP_SESSION_REVOKED]})
     body = api.patch(
         "ssf-streams",
@@ -259,7 +256,7 @@ def test_patch_recomputes_events_delivered(api):  # noqa: F811
     assert body["events_delivered"] == [c.CAEP_CREDENTIAL_CHANGE]
 
 
-def test_patch_with_full_echo_of_config_is_accepted(api):  # noqa: F811
+def test_patch_with_full_echo_of_config_is_accepted(api):
     stream = create_stream(api, {"delivery": PUSH})
     echo = {**stream, "description": "echoed"}
     response = api.patch("ssf-streams", echo)
@@ -267,7 +264,7 @@ def test_patch_with_full_echo_of_config_is_accepted(api):  # noqa: F811
     assert response.json() == {**stream, "description": "echoed"}
 
 
-def test_patch_poll_echo_of_own_endpoint_is_accepted(api):  # noqa: F811
+def test_patch_poll_echo_of_own_endpoint_is_accepted(api):
     stream = create_stream(api)
     response = api.patch(
         "ssf-streams", {"stream_id": stream["stream_id"], "delivery": stream["delivery"]}
@@ -286,7 +283,7 @@ def test_patch_poll_echo_of_own_endpoint_is_accepted(api):  # noqa: F811
         ("inactivity_timeout", 5),
     ],
 )
-def test_patch_transmitter_member_with_other_value_is_400(api, member, value):  # noqa: F811
+def test_patch_transmitter_member_with_other_value_is_400(api, member, value):
     stream = create_stream(api)
     response = api.patch("ssf-streams", {"stream_id": stream["stream_id"], member: value})
     assert response.status_code == 400
@@ -294,7 +291,7 @@ def test_patch_transmitter_member_with_other_value_is_400(api, member, value):  
     assert api.get("ssf-streams", stream_id=stream["stream_id"]).json() == stream
 
 
-def test_patch_switch_poll_to_push_and_back(api):  # noqa: F811
+def test_patch_switch_poll_to_push_and_back(api):
     stream = create_stream(api)
     sid = stream["stream_id"]
     pushed = api.patch("ssf-streams", {"stream_id": sid, "delivery": PUSH}).json()
@@ -312,7 +309,7 @@ def test_patch_switch_poll_to_push_and_back(api):  # noqa: F811
         {"stream_id": "x", "description": "y"},  # unknown stream
     ],
 )
-def test_patch_without_valid_stream_id(api, body):  # noqa: F811
+def test_patch_without_valid_stream_id(api, body):
     create_stream(api)
     response = api.patch("ssf-streams", body)
     expected = 404 if body.get("stream_id") == "x" else 400
@@ -320,13 +317,13 @@ def test_patch_without_valid_stream_id(api, body):  # noqa: F811
 
 
 @pytest.mark.parametrize("raw", [b"{oops", b"[]", b""])
-def test_patch_and_put_malformed_body_is_400(api, raw):  # noqa: F811
+def test_patch_and_put_malformed_body_is_400(api, raw):
     create_stream(api)
     assert api.request("PATCH", "ssf-streams", raw=raw).status_code == 400
     assert api.request("PUT", "ssf-streams", raw=raw).status_code == 400
 
 
-def test_patch_invalid_member_type_is_400(api):  # noqa: F811
+def test_patch_invalid_member_type_is_400(api):
     stream = create_stream(api)
     response = api.patch("ssf-streams", {"stream_id": stream["stream_id"], "events_requested": "x"})
     assert response.status_code == 400
@@ -334,7 +331,7 @@ def test_patch_invalid_member_type_is_400(api):  # noqa: F811
 
 
 # ---- replace (PUT) ----------------------------------------------------------------------
-def test_put_replaces_receiver_members(api):  # noqa: F811
+def test_put_replaces_receiver_members(api):
     stream = create_stream(
         api, {"description": "old", "events_requested": [c.CAEP_SESSION_REVOKED], "delivery": PUSH}
     )
@@ -349,34 +346,34 @@ def test_put_replaces_receiver_members(api):  # noqa: F811
     assert body["aud"] == stream["aud"]
 
 
-def test_put_round_trip_keeps_everything(api):  # noqa: F811
+def test_put_round_trip_keeps_everything(api):
     stream = create_stream(api, {"delivery": PUSH, "description": "d"})
     response = api.put("ssf-streams", stream)
     assert response.status_code == 200
     assert response.json() == stream
 
 
-def test_put_without_delivery_is_400(api):  # noqa: F811
+def test_put_without_delivery_is_400(api):
     stream = create_stream(api)
     response = api.put("ssf-streams", {"stream_id": stream["stream_id"]})
     assert response.status_code == 400
     assert response.json()["field"] == "delivery"
 
 
-def test_put_with_changed_aud_is_400(api):  # noqa: F811
+def test_put_with_changed_aud_is_400(api):
     stream = create_stream(api)
     response = api.put("ssf-streams", {**stream, "aud": "other"})
     assert response.status_code == 400
     assert response.json()["field"] == "aud"
 
 
-def test_put_unknown_stream_is_404(api):  # noqa: F811
+def test_put_unknown_stream_is_404(api):
     body = {"stream_id": "missing", "delivery": {"method": c.DELIVERY_POLL}}
     assert api.put("ssf-streams", body).status_code == 404
 
 
 # ---- delete -----------------------------------------------------------------------------
-def test_delete_then_404_everywhere(api):  # noqa: F811
+def test_delete_then_404_everywhere(api):
     stream = create_stream(api)
     sid = stream["stream_id"]
     response = api.delete("ssf-streams", stream_id=sid)
@@ -391,14 +388,14 @@ def test_delete_then_404_everywhere(api):  # noqa: F811
     assert api.get("ssf-streams").json() == []
 
 
-def test_delete_without_stream_id_is_400(api):  # noqa: F811
+def test_delete_without_stream_id_is_400(api):
     create_stream(api)
     response = api.delete("ssf-streams")
     assert response.status_code == 400
     assert response.json()["field"] == "stream_id"
 
 
-def test_management_call_records_activity(api):  # noqa: F811
+def test_management_call_records_activity(api):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -410,7 +407,7 @@ def test_management_call_records_activity(api):  # noqa: F811
     assert Stream.objects.get(stream_id=stream["stream_id"]).last_activity_at > old
 
 
-def test_inactivity_timeout_is_advertised(api, settings):  # noqa: F811
+def test_inactivity_timeout_is_advertised(api, settings):
     settings.SSF = {
         **settings.SSF,
         "TRANSMITTER_INACTIVITY_TIMEOUT": 86400,
@@ -421,7 +418,7 @@ def test_inactivity_timeout_is_advertised(api, settings):  # noqa: F811
     assert "min_verification_interval" not in body
 
 
-def test_switch_to_push_enqueues_queued_sets(api, monkeypatch, django_capture_on_commit_callbacks):  # noqa: F811
+def test_switch_to_push_enqueues_queued_sets(api, monkeypatch, django_capture_on_commit_callbacks):
     from django_ssf.transmitter import api as tx_api
 
     calls: list[list[int]] = []

@@ -518,17 +518,13 @@ def test_auth_emitters_selected_by_name_and_subject_modes(settings, auth_stream)
     ssf_settings_for(
         settings,
         TRANSMITTER_AUTH_SIGNAL_EMITTERS=True,
-        TRANSMITTER_USER_SUBJECT="tests.transmitter.test_delivery_emit.opaque_subject",
+        TRANSMITTER_USER_SUBJECT="tests.helpers.pluggable.opaque_subject",
     )
     user_logged_out.send(sender=type(user), request=None, user=user)
     assert decode(OutboundSET.objects.order_by("-id")[0].token)["sub_id"] == {
         "format": "opaque",
         "id": f"user-{user.pk}",
     }
-
-
-def opaque_subject(user):
-    return {"format": "opaque", "id": f"user-{user.pk}"}
 
 
 def test_auth_emitters_skip_users_without_subject_and_anonymous_logout(settings, auth_stream):

@@ -19,9 +19,9 @@ from django_ssf.transmitter.streams import set_status
 from tests.helpers.transmitter_delivery import (
     EMAIL,
     decode,
-    live_receiver,
     make_stream,
     ssf_settings_for,
+    stub_receiver,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -40,7 +40,7 @@ def _settings(settings):
 
 @pytest.fixture
 def receiver():
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         yield url, state
 
 

@@ -36,9 +36,9 @@ from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, StreamDe
 from tests.helpers.transmitter_delivery import (
     EMAIL,
     decode,
-    live_receiver,
     make_stream,
     ssf_settings_for,
+    stub_receiver,
 )
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def _settings(settings):
 
 @pytest.fixture
 def receiver():
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         yield url, state
 
 

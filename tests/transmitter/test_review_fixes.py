@@ -36,18 +36,15 @@ from django_ssf.transmitter.delivery import (
 from django_ssf.transmitter.inputs import BodyError, find_nul, parse_json_body
 from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from django_ssf.transmitter.poll import PollRequest, poll
-from tests.helpers.transmitter_control import (  # noqa: F401  (fixtures)
-    BearerClient,
-    api,
+from tests.helpers.transmitter_control import (
     create_stream,
-    receiver,
 )
 from tests.helpers.transmitter_delivery import (
     EMAIL,
     decode,
-    live_receiver,
     make_stream,
     ssf_settings_for,
+    stub_receiver,
 )
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +65,7 @@ def _emit(n: int = 1) -> list[str]:
 
 
 def test_huge_retry_after_is_handled_and_first_set_recorded_delivered():
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         stream = make_stream(endpoint_url=url + "/push")
         first, second = _emit(2)
         # SET 1 accepted; SET 2 answered "come back in 31,000 years".
@@ -100,7 +97,7 @@ def test_backoff_delay_is_bounded_for_many_attempts():
 
 
 def test_many_attempts_row_is_retried_not_crashing_the_drain(settings):
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         stream = make_stream(endpoint_url=url + "/push")
         (jti,) = _emit()
         OutboundSET.objects.filter(jti=jti).update(attempts=5000)
@@ -112,7 +109,7 @@ def test_many_attempts_row_is_retried_not_crashing_the_drain(settings):
 
 def test_crash_on_one_response_keeps_the_batch_results(monkeypatch):
     """Any exception while handling SET n must not lose SETs 1..n-1 the receiver took."""
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         stream = make_stream(endpoint_url=url + "/push")
         first, second = _emit(2)
         original = delivery.classify_response
@@ -275,14 +272,14 @@ def test_view_only_staff_are_offered_no_key_or_receiver_actions():
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
-def test_deeply_nested_create_body_is_400(api):  # noqa: F811
+def test_deeply_nested_create_body_is_400(api):
     api.client = Client(raise_request_exception=False)
     response = api.post("ssf-streams", raw=DEEP)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 
 
-def test_deeply_nested_poll_body_is_400(api):  # noqa: F811
+def test_deeply_nested_poll_body_is_400(api):
     stream = create_stream(api, {})
     api.client = Client(raise_request_exception=False)
     path = reverse("ssf-poll", kwargs={"stream_id": stream["stream_id"]})
@@ -318,7 +315,7 @@ def _enc_key(kid: str) -> tuple[dict, dict]:
     return public, private
 
 
-def _poll_sets(api, stream_id):  # noqa: F811
+def _poll_sets(api, stream_id):
     path = reverse("ssf-poll", kwargs={"stream_id": stream_id})
     return api.client.post(
         path, data='{"returnImmediately": true}', content_type="application/json",
@@ -326,7 +323,7 @@ def _poll_sets(api, stream_id):  # noqa: F811
     ).json()["sets"]
 
 
-def test_rotated_receiver_key_is_used_for_queued_sets(api):  # noqa: F811
+def test_rotated_receiver_key_is_used_for_queued_sets(api):
     old_pub, _old_priv = _enc_key("old")
     new_pub, new_priv = _enc_key("new")
     stream = create_stream(
@@ -346,7 +343,7 @@ def test_rotated_receiver_key_is_used_for_queued_sets(api):  # noqa: F811
     assert OutboundSET.objects.get(jti=jti).encrypted
 
 
-def test_encryption_turned_off_queued_sets_not_jwe(api):  # noqa: F811
+def test_encryption_turned_off_queued_sets_not_jwe(api):
     old_pub, _ = _enc_key("old")
     stream = create_stream(
         api, {"encryption": {"jwk": old_pub}, "events_requested": [c.CAEP_SESSION_REVOKED]}
@@ -362,7 +359,7 @@ def test_encryption_turned_off_queued_sets_not_jwe(api):  # noqa: F811
 def test_push_retry_after_key_rotation_uses_the_new_key():
     old_pub, _ = _enc_key("old")
     new_pub, new_priv = _enc_key("new")
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         stream = make_stream(endpoint_url=url + "/push", encryption_jwk=old_pub)
         (jti,) = _emit()
         state.script = [(503, {"Retry-After": "0"}, b"")]
@@ -382,7 +379,7 @@ def _pub() -> dict:
     return _enc_key("k")[0]
 
 
-def test_inline_key_with_unsupported_enc_is_rejected(api):  # noqa: F811
+def test_inline_key_with_unsupported_enc_is_rejected(api):
     r = api.post(
         "ssf-streams",
         {"encryption": {"jwk": _pub(), "enc": "A192CBC-HS384"},
@@ -394,7 +391,7 @@ def test_inline_key_with_unsupported_enc_is_rejected(api):  # noqa: F811
 
 
 @pytest.mark.parametrize("alg", ["RSA1_5", "RSA-OAEP", "A256KW", "ECDH-ES", "dir"])
-def test_jwks_uri_with_unsupported_alg_is_rejected(api, alg):  # noqa: F811
+def test_jwks_uri_with_unsupported_alg_is_rejected(api, alg):
     r = api.post(
         "ssf-streams", {"encryption": {"jwks_uri": "https://rp.example/jwks.json", "alg": alg}}
     )
@@ -403,7 +400,7 @@ def test_jwks_uri_with_unsupported_alg_is_rejected(api, alg):  # noqa: F811
 
 
 @pytest.mark.parametrize("enc", sorted(jose.CONTENT_ENCRYPTION_ALGORITHMS))
-def test_every_accepted_enc_can_really_encrypt(api, enc):  # noqa: F811
+def test_every_accepted_enc_can_really_encrypt(api, enc):
     public, private = _enc_key("k")
     stream = create_stream(
         api, {"encryption": {"jwk": public, "enc": enc},
@@ -451,7 +448,7 @@ def test_poll_stream_serves_set_emitted_across_re_enable(monkeypatch):
 
 
 def test_push_stream_delivers_set_emitted_across_re_enable(monkeypatch):
-    with live_receiver() as (url, _state):
+    with stub_receiver() as (url, _state):
         stream = make_stream(endpoint_url=url + "/push", status=c.STATUS_PAUSED)
         jti = _emit_racing_with_enable(monkeypatch, stream)
         drain_stream(stream.pk)
@@ -492,7 +489,7 @@ def test_events_requested_parsing_is_linear_and_bounded():
     assert streams._parse_events_requested(["b", "a", "b"]) == ["b", "a"]
 
 
-def test_oversized_events_requested_is_400(api):  # noqa: F811
+def test_oversized_events_requested_is_400(api):
     body = {"events_requested": [f"urn:x:{i}" for i in range(streams.MAX_EVENTS_REQUESTED + 1)]}
     r = api.post("ssf-streams", body)
     assert r.status_code == 400 and r.json()["field"] == "events_requested"
@@ -568,7 +565,7 @@ def test_fetch_jwks_does_not_read_an_unbounded_body():
 
 
 def test_keep_alive_survives_bounded_reads():
-    with live_receiver() as (url, state):
+    with stub_receiver() as (url, state):
         stream = make_stream(endpoint_url=url + "/push")
         _emit(3)
         state.script = [(400, {}, b'{"err": "invalid_request", "description": "no"}')]
@@ -613,7 +610,7 @@ def test_short_event_label():
 
 
 def test_create_locks_the_client_before_the_409_check(
-    api, receiver, settings, monkeypatch  # noqa: F811
+    api, receiver, settings, monkeypatch
 ):
     """SQLite ignores row locks, so the lock itself is observed: the create takes
     ``SELECT ... FOR UPDATE`` on the client's application row (PostgreSQL then runs two
@@ -651,7 +648,7 @@ def test_create_locks_the_client_before_the_409_check(
          "delivery.endpoint_url"),
     ],
 )
-def test_create_rejects_nul_and_overlong_values(api, body, field):  # noqa: F811
+def test_create_rejects_nul_and_overlong_values(api, body, field):
     r = api.post("ssf-streams", body)
     assert r.status_code == 400, r.content
     data = r.json()
@@ -659,7 +656,7 @@ def test_create_rejects_nul_and_overlong_values(api, body, field):  # noqa: F811
     assert not Stream.objects.exists()
 
 
-def test_nul_is_rejected_on_every_control_endpoint(api):  # noqa: F811
+def test_nul_is_rejected_on_every_control_endpoint(api):
     sid = create_stream(api, {})["stream_id"]
     cases = [
         ("ssf-streams", "PATCH", {"stream_id": sid, "description": "\x00"}),
@@ -679,7 +676,7 @@ def test_nul_is_rejected_on_every_control_endpoint(api):  # noqa: F811
     assert r.status_code == 400 and r.json()["field"] == "stream_id"
 
 
-def test_nul_in_poll_ack_is_400(api):  # noqa: F811
+def test_nul_in_poll_ack_is_400(api):
     sid = create_stream(api, {})["stream_id"]
     path = reverse("ssf-poll", kwargs={"stream_id": sid})
     for body in ({"ack": ["j\x00"]}, {"setErrs": {"j": {"err": "x", "description": "\x00"}}}):

@@ -15,26 +15,10 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_ssf.receiver import ingest as ingest_module
 from django_ssf.receiver.models import InboundSET, ReceiverStream
-from django_ssf.receiver.tasks import drain_stream as drain_task
 from tests.helpers.fake_transmitter import SESSION_REVOKED, make_stream, post_set
-from tests.receiver.test_drain import Sent, not_eager
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def broker(monkeypatch, settings):
-    """Celery not eager, drain sends recorded, a fresh debounce guard (as in production)."""
-    settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False,
-                    "RECEIVER_DRAIN_DELAY": 0.5}
-    sent = Sent()
-    monkeypatch.setattr(drain_task, "apply_async", sent)
-    ingest_module._drain_guard.clear()
-    with not_eager():
-        yield sent
-    ingest_module._drain_guard.clear()
 
 
 def _no_touch(stream) -> None:
