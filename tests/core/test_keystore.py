@@ -1,14 +1,16 @@
-"""Key store: generation, lazy first key, rotation, JWKS, retirement, at-rest encryption."""
+"""Key store: generation, lazy first key, rotation, JWKS, retirement, at-rest encryption.
+
+Retiring a key that undelivered SETs still need is in tests/transmitter/test_key_retirement.py:
+only the transmitter has SETs to deliver.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
@@ -22,12 +24,10 @@ from django_ssf.keys.models import (
     decrypt_private_key,
     encrypt_private_key,
 )
+from tests.helpers.keys import ISS, published_kids, run, set_claims
 from tests.helpers.pluggable import EXTERNAL_PROVIDER
 
 pytestmark = pytest.mark.django_db
-
-ISS = "https://ssf.test"
-
 
 @pytest.fixture
 def ssf(settings):
@@ -39,23 +39,9 @@ def ssf(settings):
     return apply
 
 
-def set_claims() -> dict:
-    return jose.build_set_claims(
-        iss=ISS,
-        aud="rx",
-        event_type=c.CAEP_SESSION_REVOKED,
-        event={},
-        sub_id={"format": "opaque", "id": "x"},
-    )
-
-
 def verify_with_jwks(token: str) -> dict:
     resolver = jose.jwks_key_resolver(keystore.jwks())
     return jose.verify_set(token, key_resolver=resolver, issuer=ISS, audience="rx")
-
-
-def published_kids() -> list[str]:
-    return [k["kid"] for k in keystore.jwks()["keys"]]
 
 
 def test_lazy_first_key_on_sign(caplog):
@@ -219,52 +205,6 @@ def test_reencrypt_after_secret_rotation(ssf):
     assert "Re-encrypted 3" in run("reencrypt")
 
 
-def _undelivered(kid: str, status: str = "pending"):
-    from django_ssf.transmitter.models import OutboundSET, Stream
-
-    stream = Stream.objects.create(aud="rx")
-    return OutboundSET.objects.create(
-        stream=stream,
-        jti=f"jti-{kid[:8]}-{status}",
-        event_type=c.CAEP_SESSION_REVOKED,
-        token="a.b.c",
-        signing_kid=kid,
-        status=status,
-    )
-
-
-def test_retire_refuses_while_undelivered_then_succeeds():
-    _, old_kid = keystore.sign_claims(set_claims())
-    keystore.rotate()
-    pending = _undelivered(old_kid)
-    assert keystore.undelivered_count(old_kid) == 1
-    with pytest.raises(keystore.KeyInUseError, match="undelivered"):
-        keystore.retire(old_kid)
-    assert old_kid in published_kids()
-    assert keystore.retire_drained() == []
-    pending.status = "delivered"
-    pending.save()
-    assert keystore.retire_drained() == [old_kid]
-    row = SigningKey.objects.get(kid=old_kid)
-    assert row.state == SigningKey.STATE_RETIRED and row.retired_at
-    assert row.private_key_encrypted == ""
-    assert old_kid not in published_kids()
-    # idempotent
-    assert keystore.retire(old_kid).state == SigningKey.STATE_RETIRED
-
-
-def test_retire_force_and_refusals():
-    _, old_kid = keystore.sign_claims(set_claims())
-    with pytest.raises(SSFKeyError, match="active"):
-        keystore.retire(old_kid)
-    with pytest.raises(SSFKeyError, match="no signing key"):
-        keystore.retire("unknown")
-    keystore.rotate()
-    _undelivered(old_kid, status="held")
-    keystore.retire(old_kid, force=True)
-    assert SigningKey.objects.get(kid=old_kid).state == SigningKey.STATE_RETIRED
-
-
 def test_encryption_keys_round_trip():
     rsa_row = keystore.generate_encryption_key()
     ec_row = keystore.generate_encryption_key("ECDH-ES+A256KW")
@@ -307,12 +247,6 @@ def test_bad_key_provider(ssf):
 
 
 # ---- management command -------------------------------------------------------------
-
-
-def run(*args: str) -> str:
-    out = io.StringIO()
-    call_command("ssf_keys", *args, stdout=out)
-    return out.getvalue()
 
 
 def test_command_list_json_and_text():
@@ -361,12 +295,6 @@ def test_command_errors_are_command_errors():
         run("retire", f"--kid={kid}", "--drained")
     with pytest.raises(CommandError):
         run("retire", "x", "--kid=y")
-    keystore.rotate()
-    _undelivered(kid)
-    with pytest.raises(CommandError, match="undelivered"):
-        run("retire", f"--kid={kid}")
-    # positional form too ("--" ends options, for a kid that starts with "-")
-    assert json.loads(run("retire", "--force", "--json", "--", kid))["state"] == "retired"
 
 
 # ---- admin ----------------------------------------------------------------------------
