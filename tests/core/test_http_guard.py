@@ -379,12 +379,23 @@ def test_explicit_proxies_are_refused(server: _CountingServer) -> None:
             s.get(_url(server), proxies={"http": "http://127.0.0.1:1"}, timeout=2)
 
 
-def test_default_timeout_applies_when_none_given(server: _CountingServer) -> None:
+def test_default_timeout_applies_when_none_given(
+    server: _CountingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent_with: list[object] = []
+    real_send = requests.adapters.HTTPAdapter.send
+
+    def recording_send(self, request, **kwargs):
+        sent_with.append(kwargs.get("timeout"))
+        return real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording_send)
     with safe_session(allow_loopback=True, default_timeout=(1.0, 0.2)) as s:
-        started = time.monotonic()
+        # /slow answers after 1 s: only the 0.2 s read timeout ends the request early.
         with pytest.raises(requests.exceptions.ReadTimeout):
             s.get(_url(server, "/slow"))
-    assert time.monotonic() - started < 0.9
+        assert s.get(_url(server), timeout=5).status_code == 200
+    assert sent_with == [(1.0, 0.2), 5]
 
 
 # ---- TLS still verifies the URL's hostname ----------------------------------------------

@@ -25,3 +25,25 @@ def signing_key(db) -> None:
     from django_ssf.keys import keystore
 
     keystore.jwks()
+
+
+@pytest.fixture
+def outbox_checks(monkeypatch) -> list[int]:
+    """How many SETs each outbox check of a poll found, in order.
+
+    A long poll that waited shows more than one check; what it returned shows in the last.
+    The poll service looks ``fetch_sets`` up at call time, so wrapping it records every
+    check without changing what it finds.
+    """
+    from django_ssf.transmitter import poll as poll_service
+
+    checks: list[int] = []
+    real = poll_service.fetch_sets
+
+    def recording(stream, limit):
+        sets, more = real(stream, limit)
+        checks.append(len(sets))
+        return sets, more
+
+    monkeypatch.setattr(poll_service, "fetch_sets", recording)
+    return checks

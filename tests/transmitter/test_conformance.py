@@ -255,17 +255,16 @@ def test_invalid_poll_body_and_unknown_stream(api, static_key):
 
 # ---- §9.2 long poll --------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_long_poll_is_bounded_by_the_setting_and_returns_empty_sets(api, settings):
+def test_long_poll_is_bounded_by_the_setting_and_returns_empty_sets(api, settings, outbox_checks):
     ssf_settings_for(
         settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=0.4, TRANSMITTER_POLL_CHECK_INTERVAL=0.1
     )
     config = create_stream(api)
-    started = time.monotonic()
     response = _poll(api, config, {})  # returnImmediately defaults to false: a long poll
-    elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert response.json()["sets"] == {}
-    assert 0.4 <= elapsed < 2.0
+    # It held the request (checked the outbox again while waiting) and then gave up.
+    assert len(outbox_checks) >= 2 and set(outbox_checks) == {0}
 
 
 def test_long_poll_view_opts_out_of_atomic_requests():
@@ -273,10 +272,12 @@ def test_long_poll_view_opts_out_of_atomic_requests():
     assert "default" in getattr(match.func, "_non_atomic_requests", set())
 
 
-def _emit_from_thread(delay: float, errors: list) -> threading.Thread:
+def _emit_when(waiting: threading.Event, errors: list) -> threading.Thread:
+    """Emit one SET from another thread once the long poll is ``waiting``."""
+
     def run() -> None:
         try:
-            time.sleep(delay)
+            assert waiting.wait(timeout=10), "the long poll never started waiting"
             with transaction.atomic():
                 _emit()
         except Exception as exc:  # surfaced by the test
@@ -291,35 +292,53 @@ def _emit_from_thread(delay: float, errors: list) -> threading.Thread:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    ("notify", "interval", "delay", "latest"),
-    # Same process: the outbox checks back off to 3 s apart (0.05, 0.1, ... 1.6 s after
-    # the start they are 1.55 s and 3.15 s), so a poll answered well before 3.1 s was
-    # woken by the commit itself. Other process (in-process notification off): the SET
-    # is seen at the next outbox check, 0.1 s apart at most.
-    [(True, 3.0, 1.6, 2.6), (False, 0.1, 0.3, 1.5)],
+    ("notify", "interval"),
+    # Same process: the commit notifies the waiting poll, which wakes at once instead of at
+    # its next outbox check (those back off to 3 s apart). Other process (in-process
+    # notification off): the SET is seen at the next outbox check, 0.1 s apart at most.
+    [(True, 3.0), (False, 0.1)],
     ids=["same-process", "other-process"],
 )
 def test_long_poll_wakes_when_a_set_is_committed_meanwhile(
-    settings, monkeypatch, notify, interval, delay, latest
+    settings, monkeypatch, outbox_checks, notify, interval
 ):
     """RFC 8936 §2.2: a waiting long poll returns the SET committed during the wait."""
     ssf_settings_for(
         settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=8.0, TRANSMITTER_POLL_CHECK_INTERVAL=interval
     )
-    if not notify:
-        monkeypatch.setattr(poll_service, "notify_poll_waiters", lambda pks: None)
+    notified: list[tuple[set[int], int]] = []  # (streams announced, polls woken)
+    real_notify = poll_service.notify_poll_waiters
+
+    def notify_poll_waiters(pks) -> int:
+        woken = real_notify(pks) if notify else 0
+        notified.append((set(pks), woken))
+        return woken
+
+    monkeypatch.setattr(poll_service, "notify_poll_waiters", notify_poll_waiters)
     app = make_receiver("long-poller")
     bearer = BearerClient(make_token(app))
     config = create_stream(bearer, {"events_requested": [SESSION_REVOKED]})
+    stream = Stream.objects.get(stream_id=config["stream_id"])
+    waiting = threading.Event()
+    real_fetch = poll_service.fetch_sets  # the outbox_checks recorder
+
+    def fetch_then_signal(stream_, limit):
+        found = real_fetch(stream_, limit)
+        waiting.set()
+        return found
+
+    monkeypatch.setattr(poll_service, "fetch_sets", fetch_then_signal)
     errors: list = []
-    thread = _emit_from_thread(delay, errors)
-    started = time.monotonic()
+    thread = _emit_when(waiting, errors)
     body = _poll(bearer, config, {}).json()
-    elapsed = time.monotonic() - started
     thread.join(timeout=5)
     assert not errors
     assert len(body["sets"]) == 1
-    assert delay - 0.05 <= elapsed < latest
+    # Order: the poll was waiting (an empty check) before the SET was committed, and the
+    # check after the commit found it. In the same process the commit woke that waiting
+    # poll; otherwise nothing woke it and its own next check found the SET.
+    assert outbox_checks[0] == 0 and outbox_checks[-1] == 1
+    assert [(stream.pk in pks, woken) for pks, woken in notified] == [(True, 1 if notify else 0)]
 
 
 # ---- RFC 8936 §2.4: redelivery cap -----------------------------------------------------------

@@ -431,7 +431,7 @@ def test_encrypted_push_round_trip_with_inline_jwk(receiver):
     stream = make_stream(endpoint_url=url, encryption_jwk=public)
     (jti,) = _emit()
     row = OutboundSET.objects.get(jti=jti)
-    # The outbox keeps the signed JWS; it is encrypted when it leaves (finding 5).
+    # The outbox keeps the signed JWS; it is encrypted when it leaves (test_encryption.py).
     assert not row.encrypted and not jose.is_jwe(row.token)
     drain_stream(stream.pk)
     body = state.wait_for(1)[0].body.decode()
