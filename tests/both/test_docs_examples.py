@@ -154,8 +154,7 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
     )
     event_uris = set(registry.uris())
     formats = set(subjects.registered_formats())
-    with handlers._lock:
-        saved_handlers = {k: list(v) for k, v in handlers._handlers.items()}
+    saved_handlers = handlers.registered()
     saved_receivers = list(signals.event_received.receivers)
     try:
         yield {"user": user}
@@ -164,9 +163,10 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
             registry.unregister(uri)
         for name in set(subjects.registered_formats()) - formats:
             subjects.unregister_format(name)
-        with handlers._lock:
-            handlers._handlers.clear()
-            handlers._handlers.update(saved_handlers)
+        handlers.clear()
+        for uri, bucket in saved_handlers.items():
+            for handler in bucket:
+                handlers.register(uri, handler)
         with signals.event_received.lock:
             signals.event_received.receivers[:] = saved_receivers
             signals.event_received.sender_receivers_cache.clear()
@@ -175,20 +175,18 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
 def new_handlers(before: dict[str, list]) -> list[tuple[str, Any]]:
     from django_ssf.receiver import handlers
 
-    with handlers._lock:
-        return [
-            (uri, h)
-            for uri, bucket in handlers._handlers.items()
-            for h in bucket
-            if h not in before.get(uri, [])
-        ]
+    return [
+        (uri, h)
+        for uri, bucket in handlers.registered().items()
+        for h in bucket
+        if h not in before.get(uri, [])
+    ]
 
 
 def snapshot_handlers() -> dict[str, list]:
     from django_ssf.receiver import handlers
 
-    with handlers._lock:
-        return {k: list(v) for k, v in handlers._handlers.items()}
+    return handlers.registered()
 
 
 def run_page(page: str, namespace: dict[str, Any]) -> list[Block]:
