@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 from django.db import connection
+from django.urls import reverse
 
 from django_ssf.core import constants as c
 from django_ssf.core import jose
@@ -24,6 +25,7 @@ from django_ssf.keys.models import (
     decrypt_private_key,
     encrypt_private_key,
 )
+from tests.helpers.admin import staff_client
 from tests.helpers.keys import ISS, published_kids, run, set_claims
 from tests.helpers.pluggable import EXTERNAL_PROVIDER
 
@@ -352,3 +354,15 @@ def test_admin_actions(admin_client_logged):
     admin_client_logged.post(enc_url, {"action": "deactivate", "_selected_action": [enc.pk]})
     enc.refresh_from_db()
     assert enc.active is False
+
+
+def test_view_only_staff_are_offered_no_key_actions():
+    client = staff_client("view_signingkey", "view_encryptionkey")
+    for name in ("signingkey", "encryptionkey"):
+        response = client.get(reverse(f"admin:ssf_keys_{name}_changelist"))
+        assert response.status_code == 200, name
+        assert response.context["action_form"] is None or not [
+            choice
+            for choice in response.context["action_form"].fields["action"].choices
+            if choice[0] and choice[0] != "delete_selected"
+        ], name
