@@ -1,4 +1,8 @@
-"""Django system checks for django-ssf settings."""
+"""System checks for django-ssf settings, as `manage.py check` runs those of all three apps.
+
+Each role's own checks are tested in tests/transmitter/test_checks.py and
+tests/receiver/test_checks.py.
+"""
 
 from __future__ import annotations
 
@@ -189,111 +193,3 @@ def test_signing_key_check_tolerates_missing_table(monkeypatch):
 def test_signing_key_check_ignores_external_providers(settings):
     settings.SSF = {**BASE, "KEYS_PROVIDER": EXTERNAL_PROVIDER}
     assert transmitter_checks.check_signing_key(databases=["default"]) == []
-
-
-# ---- transmitter: OAuth scopes known to DOT, rate-limit cache ---------------------------
-def _transmitter_ids():
-    return {m.id: m for m in transmitter_checks.check_transmitter_settings()}
-
-
-def test_transmitter_check_is_registered_and_clean_by_default():
-    assert transmitter_checks.check_transmitter_settings in registry.get_checks()
-    assert _transmitter_ids() == {}
-
-
-def test_ssf_scopes_missing_from_dot_is_a_warning(settings):
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "SCOPES": {"read": "Read"}}
-    found = _transmitter_ids()
-    message = found["django_ssf.W003"]
-    assert isinstance(message, Warning)
-    assert "'ssf.read'" in message.msg and "'ssf.manage'" in message.msg
-    assert 'OAUTH2_PROVIDER["SCOPES"]' in message.hint
-    assert "ssf_register_client" in message.hint
-
-
-def test_only_the_missing_scope_is_named(settings):
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "SCOPES": {"ssf.read": "Read"}}
-    message = _transmitter_ids()["django_ssf.W003"]
-    assert "'ssf.manage'" in message.msg and "'ssf.read'" not in message.msg
-
-
-def test_renamed_ssf_scopes_are_checked(settings):
-    settings.SSF = {**settings.SSF, "TRANSMITTER_READ_SCOPE": "events.read"}
-    assert "events.read" in _transmitter_ids()["django_ssf.W003"].msg
-
-
-def test_scopes_served_by_a_backend_are_accepted(settings):
-    settings.OAUTH2_PROVIDER = {
-        **settings.OAUTH2_PROVIDER,
-        "SCOPES": {"read": "Read"},
-        "SCOPES_BACKEND_CLASS": "tests.helpers.pluggable.ServesSSFScopes",
-    }
-    assert "django_ssf.W003" not in _transmitter_ids()
-
-
-def test_backend_that_cannot_answer_is_not_reported(settings):
-    settings.OAUTH2_PROVIDER = {
-        **settings.OAUTH2_PROVIDER,
-        "SCOPES": {"read": "Read"},
-        "SCOPES_BACKEND_CLASS": "tests.helpers.pluggable.NeedsApplicationScopes",
-    }
-    assert "django_ssf.W003" not in _transmitter_ids()
-
-
-def test_unknown_rate_limit_cache_is_an_error(settings):
-    settings.SSF = {**settings.SSF, "RATE_LIMIT_CACHE": "nope"}
-    assert isinstance(_transmitter_ids()["django_ssf.E011"], Error)
-    settings.SSF = {
-        **settings.SSF, "RATE_LIMIT_CACHE": "nope", "TRANSMITTER_SUBJECT_RATE_LIMIT": None
-    }
-    assert "django_ssf.E011" not in _transmitter_ids()
-
-
-# ---- receiver checks -------------------------------------------------------------------
-
-
-def _receiver_ids(settings, **values):
-    settings.SSF = {**BASE, **values}
-    return {m.id: m for m in receiver_checks.check_receiver_settings()}
-
-
-def test_receiver_check_is_registered_and_clean_by_default(settings):
-    assert receiver_checks.check_receiver_settings in registry.get_checks()
-    assert _receiver_ids(settings) == {}
-    assert _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s") == {}
-
-
-@pytest.mark.parametrize("rate", ["100/day", "fast", "0/s", "-1/m"])
-def test_unparseable_push_rate_limit_is_an_error(settings, rate):
-    found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT=rate)
-    assert isinstance(found["django_ssf.E020"], Error)
-
-
-def test_unknown_push_rate_limit_cache_is_an_error(settings):
-    found = _receiver_ids(settings, RECEIVER_PUSH_RATE_LIMIT="100/s",
-                          RATE_LIMIT_CACHE="no-such-cache")
-    assert isinstance(found["django_ssf.E021"], Error)
-    # Without a limit the cache is never used: nothing to report.
-    assert _receiver_ids(settings, RATE_LIMIT_CACHE="no-such-cache") == {}
-
-
-def test_unimportable_resolver_and_canonicalizer_are_errors(settings):
-    found = _receiver_ids(settings, RECEIVER_SUBJECT_RESOLVER="no.such.resolver",
-                          SUBJECTS_EMAIL_CANONICALIZER="django_ssf.no_such_function")
-    assert isinstance(found["django_ssf.E022"], Error)
-    # The canonicalizer is shared by both roles: the shared checks report it.
-    shared = {m.id for m in shared_checks.check_shared_settings()}
-    assert "django_ssf.E023" in shared
-
-
-def test_processable_members_must_be_a_list_of_names(settings):
-    found = _receiver_ids(settings, RECEIVER_PROCESSABLE_SUBJECT_MEMBERS="user")
-    assert isinstance(found["django_ssf.E024"], Error)
-
-
-def test_bad_push_rate_limit_is_reported_by_manage_py_check(settings):
-    from django.core import checks as django_checks
-
-    settings.SSF = {**settings.SSF, "RECEIVER_PUSH_RATE_LIMIT": "100/day"}
-    errors = [m.id for m in django_checks.run_checks() if m.level >= django_checks.ERROR]
-    assert "django_ssf.E020" in errors
