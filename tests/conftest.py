@@ -1,4 +1,11 @@
-"""Shared fixtures: service checks that fail loudly, and a real Celery worker on Redis."""
+"""Fixtures shared by more than one folder of tests.
+
+Service checks that fail loudly, a real Celery worker on Redis, the live fake transmitter
+(receiver tests and the round trips in ``both/``) and an OAuth client of our transmitter
+(transmitter tests and ``both/``). Role code is imported inside the fixtures, never at the
+top of this file, so that a site with only one role installed can load it; fixtures used
+by one folder only live in that folder's conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,14 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
 from tests.celery_app import app as celery_app  # noqa: F401  (makes it the current app)
-
-# Fixtures of the live fake transmitter used by the receiver tests.
-pytest_plugins = ["tests.fake_transmitter"]
+from tests.helpers.fake_transmitter import FakeTransmitter
 
 
 def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -195,3 +201,38 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+# ---- the live fake transmitter (a remote transmitter for our receiver) ----------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTransmitter]:
+    """A running fake transmitter (stopped after the test)."""
+    with FakeTransmitter() as transmitter:
+        yield transmitter
+
+
+@pytest.fixture
+def inline_processing(settings) -> None:
+    """Process received SETs inline (no Celery)."""
+    settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": True}
+
+
+# ---- a remote receiver's OAuth client of our transmitter ------------------------------------
+
+
+@pytest.fixture
+def receiver(db) -> Any:
+    """An OAuth application allowed to manage streams at our transmitter (all SSF scopes)."""
+    from tests.helpers.transmitter_control import make_receiver
+
+    return make_receiver("receiver-a")
+
+
+@pytest.fixture
+def api(receiver) -> Any:
+    """A test client that sends ``receiver``'s bearer token to our transmitter."""
+    from tests.helpers.transmitter_control import BearerClient, make_token
+
+    return BearerClient(make_token(receiver))

@@ -23,8 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ALL_EVENTS", "clear", "get_handlers", "on_event", "register", "resolve_event_type",
-           "unregister"]
+__all__ = ["ALL_EVENTS", "clear", "get_handlers", "on_event", "register", "registered",
+           "resolve_event_type", "unregister"]
 
 ALL_EVENTS = "*"
 
@@ -78,6 +78,16 @@ def clear() -> None:
     """Forget every registered handler (for tests)."""
     with _lock:
         _handlers.clear()
+
+
+def registered() -> dict[str, list[Handler]]:
+    """A copy of the registry: each event-type URI (or ``"*"``) and its handlers, in order.
+
+    With :func:`clear` and :func:`register` it saves and restores the registry around code
+    that registers handlers of its own (the documentation examples in the test suite do).
+    """
+    with _lock:
+        return {uri: list(bucket) for uri, bucket in _handlers.items() if bucket}
 
 
 def on_event(*event_types: str) -> Callable[[Handler], Handler]:

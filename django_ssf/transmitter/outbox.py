@@ -86,12 +86,17 @@ _waiters_lock = threading.Lock()
 _waiters: dict[int, set[threading.Event]] = {}
 
 
-def notify_poll_waiters(stream_pks: Iterable[int]) -> None:
-    """Wake the long polls of this process waiting on these streams (call after commit)."""
+def notify_poll_waiters(stream_pks: Iterable[int]) -> int:
+    """Wake the long polls of this process waiting on these streams (call after commit).
+
+    Returns how many waiting polls were woken, so that a caller (or a test) can tell a
+    wake-up from a poll that would only have seen the SET at its next outbox check.
+    """
     with _waiters_lock:
         events = [ev for pk in set(stream_pks) for ev in _waiters.get(pk, ())]
     for ev in events:
         ev.set()
+    return len(events)
 
 
 @contextmanager
