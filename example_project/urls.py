@@ -10,8 +10,9 @@ from drf_spectacular.views import SpectacularAPIView
 from . import views
 
 # The operator sees which site's console this is (two sites side by side in the demo).
-admin.site.site_header = f"{settings.SSF_SITE_NAME}: administration"
-admin.site.site_title = settings.SSF_SITE_NAME
+SITE_NAME = getattr(settings, "SSF_SITE_NAME", "django-ssf example")
+admin.site.site_header = f"{SITE_NAME}: administration"
+admin.site.site_title = SITE_NAME
 admin.site.index_title = "Operator's console"
 
 urlpatterns = [
