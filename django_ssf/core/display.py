@@ -6,14 +6,16 @@ the same table whichever direction it describes.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-__all__ = ["format_rate", "format_seconds", "html_table", "short_event_label"]
+__all__ = ["format_rate", "format_seconds", "format_when", "html_table", "short_event_label"]
 
 # Path segments that say nothing about the event ("…/event-type/session-revoked").
 _GENERIC_SEGMENTS = frozenset({"event-type", "event-types", "secevent", "events", "event"})
@@ -51,6 +53,15 @@ def format_seconds(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def format_when(value: dt.datetime | None) -> str:
+    """A timestamp to the second in the current time zone, or ``"-"``."""
+    if value is None:
+        return "-"
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def html_table(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> SafeString:

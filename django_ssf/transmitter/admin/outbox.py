@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from ...core import constants as c
-from ...core.display import format_rate, format_seconds, html_table, short_event_label
+from ...core.display import format_rate, format_seconds, format_when, html_table, short_event_label
 from .. import delivery
 from ..health import stream_console
 from ..models import DeliveryAttempt, OutboundSET, Stream, StreamHealth, SubjectOptState
@@ -292,8 +292,8 @@ class StreamHealthAdmin(admin.ModelAdmin):
                 ("last error", "-" if not error else (
                     f"{error['last_error_code']}: {error['last_error_description']}"
                     f" (HTTP {error['last_http_status'] or '-'}, jti {error['jti']})")),
-                ("last verification sent", health["last_verification_requested_at"] or "-"),
-                ("last delivered", health["last_delivered_at"] or "-"),
+                ("last verification sent", format_when(health["last_verification_requested_at"])),
+                ("last delivered", format_when(health["last_delivered_at"])),
                 ("oldest pending", format_seconds(health["oldest_pending_age_seconds"])),
             ],
         )
