@@ -376,10 +376,10 @@ class InboundSETAdmin(admin.ModelAdmin):
         subject = obj.subject if isinstance(obj.subject, dict) else {}
         for key in ("email", "phone_number", "sub", "id", "uri", "url"):
             if isinstance(subject.get(key), str):
-                return _clip(subject[key], 32)
+                return _clip(subject[key], 20)
         return subject.get("format", "-") if subject else "-"
 
-    @admin.display(description="outcome / actions taken")
+    @admin.display(description="outcome")  # the validation error or the actions taken
     def outcome(self, obj: InboundSET) -> str:
         if obj.status in (InboundSET.STATUS_REJECTED, InboundSET.STATUS_FAILED):
             text = f"{obj.error_code or obj.status}: {obj.error_description}"
@@ -388,7 +388,7 @@ class InboundSETAdmin(admin.ModelAdmin):
             if not records:
                 return "-"
             text = "; ".join(f"{r.detail or r.action} ({r.outcome})" for r in records)
-        return format_html('<span title="{}">{}</span>', text, _clip(text, 90))
+        return format_html('<span title="{}">{}</span>', text, _clip(text, 50))
 
     @admin.display(description="header")
     def header_display(self, obj: InboundSET) -> str:
