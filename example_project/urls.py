@@ -1,12 +1,19 @@
 """URLs of the example project: the django-ssf endpoints at the root, plus a login page,
 the admin, a home page and the live SSF dashboard."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from . import views
+
+# The operator sees which site's console this is (two sites side by side in the demo).
+SITE_NAME = getattr(settings, "SSF_SITE_NAME", "django-ssf example")
+admin.site.site_header = f"{SITE_NAME}: administration"
+admin.site.site_title = SITE_NAME
+admin.site.index_title = "Operator's console"
 
 urlpatterns = [
     path("", views.home, name="home"),

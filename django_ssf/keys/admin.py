@@ -48,7 +48,8 @@ def _pretty_jwk(obj: SigningKey | EncryptionKey) -> str:
 
 @admin.register(SigningKey)
 class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
-    list_display = ("kid", "alg", "state", "created_at", "activated_at", "retired_at")
+    list_display = ("kid", "alg", "state", "published", "created_at", "activated_at",
+                    "retired_at")
     list_filter = ("state", "alg")
     search_fields = ("kid",)
     ordering = ("-created_at",)
@@ -64,6 +65,10 @@ class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
     readonly_fields = fields
     actions = ("rotate_keys", "generate_next_key", "retire_keys")
     global_actions = ("rotate_keys", "generate_next_key")
+
+    @admin.display(description="in the JWKS", boolean=True)
+    def published(self, obj: SigningKey) -> bool:
+        return obj.state in SigningKey.PUBLISHED_STATES
 
     @admin.display(description="public JWK")
     def public_jwk_display(self, obj: SigningKey) -> str:
@@ -85,7 +90,8 @@ class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
             self.message_user(request, f"Active signing key is now {row.kid} ({row.alg}).")
 
     @admin.action(
-        permissions=["change"], description="Generate a new next key (replaces a pending next key)"
+        permissions=["change"],
+        description="Publish a new next key (in the JWKS now, signs after the next rotation)",
     )
     def generate_next_key(self, request: HttpRequest, queryset: QuerySet) -> None:
         try:
@@ -127,7 +133,9 @@ class EncryptionKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(permissions=["change"], description="Activate selected keys")
+    @admin.action(
+        permissions=["change"], description="Publish selected keys (activate: offered and used)"
+    )
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.update(active=True)
         self.message_user(request, f"Activated {count} key(s).")

@@ -204,4 +204,60 @@ def check_shared_settings(
                 id="django_ssf.W002",
             )
         )
+    messages += celery_broker_messages()
     return messages
+
+
+def _is_celery_fallback_app(app: Any) -> bool:
+    """Celery's own fallback app: what ``current_app`` is when no project app was loaded.
+
+    Celery creates it as ``Celery("default", fixups=[], set_as_current=False)``; a project
+    app configured from Django settings is made the default by Celery's Django fix-up.
+    """
+    return getattr(app, "main", None) == "default" and not getattr(app, "set_as_current", True)
+
+
+def celery_broker_messages() -> list[CheckMessage]:
+    """Warnings when django-ssf's Celery tasks would go to a broker the project never chose.
+
+    The classic way to get there is a ``proj/celery.py`` that nothing imports (the project
+    package's ``__init__.py`` does not import the app): Celery then hands every task to its
+    fallback app, which has not read ``CELERY_*`` from Django's settings and sends to
+    ``amqp://guest@localhost//``, so push delivery and verification time out with nothing
+    logged. Warnings, not Errors: a project may really mean Celery's defaults (a local
+    RabbitMQ), and a check must not stop ``migrate`` in a process that sends no task.
+    """
+    if not (
+        apps.is_installed("django_ssf.transmitter") or apps.is_installed("django_ssf.receiver")
+    ):
+        return []
+    from celery import current_app
+
+    app = current_app._get_current_object()
+    if _is_celery_fallback_app(app):
+        configured = getattr(settings, "CELERY_BROKER_URL", None)
+        unused = f"settings.CELERY_BROKER_URL {configured!r} is not used: " if configured else ""
+        return [
+            Warning(
+                f"{unused}no Celery app of this project is loaded, so django-ssf's tasks "
+                "(push delivery, verification, processing of received SETs) go to Celery's "
+                "fallback app and its default broker (amqp://guest@localhost//).",
+                hint="Import your Celery app in your project package's __init__.py "
+                "(from .celery import app as celery_app) and call "
+                'os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...) in proj/celery.py, '
+                "as the quickstart's Celery section shows.",
+                id="django_ssf.W007",
+            )
+        ]
+    if not getattr(app.conf, "task_always_eager", False) and not app.conf.broker_url:
+        return [
+            Warning(
+                f"The Celery app {app.main!r} has no broker_url, so django-ssf's tasks go to "
+                "Celery's default broker (amqp://guest@localhost//).",
+                hint='Set CELERY_BROKER_URL (read by app.config_from_object("django.conf:'
+                'settings", namespace="CELERY")), or CELERY_TASK_ALWAYS_EAGER = True to run '
+                "the tasks in-process (development only).",
+                id="django_ssf.W008",
+            )
+        ]
+    return []

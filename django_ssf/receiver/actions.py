@@ -311,7 +311,7 @@ def run_builtin_actions(event: ReceivedEvent, inbound: InboundSET) -> list[Actio
     if user is None:
         return [_record(inbound, "resolve_subject", ActionRecord.OUTCOME_SKIPPED,
                         f"no local user for subject {event.subject!r}")]
-    who = f"user {user.pk}"
+    who = f"{user.get_username()} (user {user.pk})"
     if wants_sessions:
         if not ssf_settings.RECEIVER_ACTION_SESSION_REVOKED:
             records.append(_record(inbound, "end_sessions", ActionRecord.OUTCOME_SKIPPED,

@@ -5,6 +5,11 @@ are never shown in full. Actions call the same service functions as the manageme
 commands (:mod:`django_ssf.receiver.client`, :mod:`django_ssf.receiver.ingest`). Receiver
 encryption keys themselves are managed on the "Encryption keys" page; the transmitter page
 offers "generate a receiver encryption key" and shows the JWKS URL to give a transmitter.
+
+Each stream page is that stream's console: status, counts, success rate and latency over
+the last hour and day, last error, last verification (:mod:`django_ssf.receiver.health`),
+and the actions verify, pause, enable, disable, re-sync and reprocess failed SETs. Received
+SETs are a read-only log (Django's "view" page) with the actions taken in the list.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.display import format_rate, format_seconds, format_when, html_table, short_event_label
 from ..core.masking import mask_secret
+from .health import stream_console, window_stats
 from .models import (
     ActionRecord,
     InboundSET,
@@ -28,6 +36,11 @@ from .models import (
     ReceiverStream,
     Transmitter,
 )
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (list columns stay narrow)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _pretty(value) -> str:
@@ -187,12 +200,13 @@ class PendingVerificationInline(admin.TabularInline):
 
 @admin.register(ReceiverStream)
 class ReceiverStreamAdmin(admin.ModelAdmin):
-    list_display = ("id", "stream_id", "transmitter", "delivery_method", "status", "active",
-                    "last_verified_at", "last_event_at")
+    list_display = ("id", "stream_id", "transmitter", "delivery", "status", "active",
+                    "success_last_hour", "last_verified_at", "last_event_at")
     list_filter = ("delivery_method", "status", "active", "transmitter")
     search_fields = ("stream_id", "description", "transmitter__issuer")
     list_select_related = ("transmitter",)
-    readonly_fields = ("transmitter", "stream_id", "delivery_method", "push_url_display",
+    readonly_fields = ("health_display", "transmitter", "stream_id", "delivery_method",
+                       "push_url_display",
                        "authorization_header_display", "poll_url", "iss", "aud",
                        "events_supported", "events_requested", "events_delivered", "status",
                        "reason", "config_display", "active", "last_verified_at",
@@ -200,10 +214,50 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
                        "updated_at")
     fields = ("description", *readonly_fields)
     inlines = (PendingVerificationInline,)
-    actions = ("verify", "pause", "resume", "resync")
+    actions = ("verify", "pause", "resume", "disable", "resync", "reprocess_failed")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # streams are created at the transmitter (ssf_connect)
+
+    @admin.display(description="delivery", ordering="delivery_method")
+    def delivery(self, obj: ReceiverStream) -> str:
+        return "push" if obj.is_push else "poll"
+
+    @admin.display(description="success (1 h)")
+    def success_last_hour(self, obj: ReceiverStream) -> str:
+        from .health import WINDOWS
+
+        _label, length = WINDOWS[0]
+        return format_rate(window_stats(obj, timezone.now() - length)["success_rate"])
+
+    @admin.display(description="health")
+    def health_display(self, obj: ReceiverStream) -> str:
+        if obj.pk is None:
+            return "-"
+        health = stream_console(obj)
+        counts = health["counts"]
+        error = health["last_error"]
+        summary = html_table(list(counts), [list(counts.values())])
+        windows = html_table(
+            ("window", "SETs", "processed", "success rate", "received → processed"),
+            [
+                (label, w["received"], w["processed"], format_rate(w["success_rate"]),
+                 format_seconds(w["mean_latency_seconds"]))
+                for label, w in health["windows"].items()
+            ],
+        )
+        facts = html_table(
+            ("", ""),
+            [
+                ("status", f"{health['status']} ({'active' if health['active'] else 'inactive'})"),
+                ("last error", "-" if not error else (
+                    f"{error['status']} {error['error_code'] or ''}: "
+                    f"{error['error_description']} (jti {error['jti'] or '-'})")),
+                ("last verified", format_when(health["last_verified_at"])),
+                ("last event", format_when(health["last_event_at"])),
+            ],
+        )
+        return format_html("{}<br>{}<br>{}", summary, windows, facts)
 
     @admin.display(description="push endpoint")
     def push_url_display(self, obj: ReceiverStream) -> str:
@@ -248,6 +302,26 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
         self._each(request, queryset, "resume",
                    lambda client, s: client.set_status(s, c.STATUS_ENABLED))
 
+    @admin.action(permissions=["change"], description="Disable at the transmitter")
+    def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "disable",
+                   lambda client, s: client.set_status(s, c.STATUS_DISABLED))
+
+    @admin.action(
+        permissions=["change"], description="Reprocess the failed SETs of selected streams"
+    )
+    def reprocess_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .ingest import reprocess
+
+        failed = InboundSET.objects.filter(
+            stream__in=queryset, status=InboundSET.STATUS_FAILED
+        ).select_related("stream__transmitter", "transmitter")
+        results = [reprocess(inbound) for inbound in failed]
+        done = sum(1 for result in results if result.ok)
+        self.message_user(
+            request, f"{len(results)} failed SET(s) reprocessed, {done} now processed."
+        )
+
     @admin.action(
         permissions=["change"], description="Re-sync configuration and status from the transmitter"
     )
@@ -266,15 +340,17 @@ class ActionRecordInline(admin.TabularInline):
 
 @admin.register(InboundSET)
 class InboundSETAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "jti", "event_type", "status", "error_code", "via",
-                    "transmitter")
+    # Fits a 1400 px screen next to the admin's navigation and filters; via and
+    # transmitter are filters, the full texts are on the view page.
+    list_display = ("received_at", "short_event_type", "subject_short", "status", "outcome")
     list_filter = ("status", "via", "error_code", "transmitter")
     search_fields = ("jti", "event_type", "txn", "iss")
     list_select_related = ("transmitter",)
     date_hierarchy = "received_at"
     readonly_fields = ("transmitter", "stream", "jti", "via", "iss", "event_type",
                        "subject_display", "txn", "status", "error_code", "error_description",
-                       "duplicate_of", "received_at", "processed_at", "claims_display", "token")
+                       "duplicate_of", "received_at", "processed_at", "header_display",
+                       "claims_display", "token")
     fields = readonly_fields
     inlines = (ActionRecordInline,)
     actions = ("reprocess",)
@@ -284,6 +360,44 @@ class InboundSETAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # a log: read-only
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a log: every SET received stays on record (retention purges it)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("actions")
+
+    @admin.display(description="event", ordering="event_type")
+    def short_event_type(self, obj: InboundSET) -> str:
+        return short_event_label(obj.event_type)
+
+    @admin.display(description="subject")
+    def subject_short(self, obj: InboundSET) -> str:
+        subject = obj.subject if isinstance(obj.subject, dict) else {}
+        for key in ("email", "phone_number", "sub", "id", "uri", "url"):
+            if isinstance(subject.get(key), str):
+                return _clip(subject[key], 20)
+        return subject.get("format", "-") if subject else "-"
+
+    @admin.display(description="outcome")  # the validation error or the actions taken
+    def outcome(self, obj: InboundSET) -> str:
+        if obj.status in (InboundSET.STATUS_REJECTED, InboundSET.STATUS_FAILED):
+            text = f"{obj.error_code or obj.status}: {obj.error_description}"
+        else:
+            records = list(obj.actions.all())  # prefetched
+            if not records:
+                return "-"
+            text = "; ".join(f"{r.detail or r.action} ({r.outcome})" for r in records)
+        return format_html('<span title="{}">{}</span>', text, _clip(text, 50))
+
+    @admin.display(description="header")
+    def header_display(self, obj: InboundSET) -> str:
+        from ..core.jose import peek_header
+
+        try:
+            return _pretty(peek_header(obj.token))
+        except Exception as exc:  # a display helper must not break the page
+            return f"cannot decode: {exc}"
 
     def has_reprocess_permission(self, request: HttpRequest) -> bool:
         # The log itself is never editable, so the action is guarded by the model's

@@ -1,4 +1,8 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+#: The module of each installed app imported when Django starts (``<app>/ssf_receivers.py``).
+HANDLER_MODULE = "ssf_receivers"
 
 
 class ReceiverConfig(AppConfig):
@@ -16,3 +20,8 @@ class ReceiverConfig(AppConfig):
             checks,  # noqa: F401  (registers the receiver's system checks)
             scim,  # noqa: F401  (sends the SCIM signals on event_received)
         )
+
+        # A host's @on_event handlers and signal receivers live in ``<app>/ssf_receivers.py``
+        # and must be connected in every process that processes SETs (web server, worker).
+        # Import that module of each installed app, as the admin does with ``admin.py``.
+        autodiscover_modules(HANDLER_MODULE)

@@ -30,6 +30,7 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFError
 from ..core.http import bounded_request, parse_json_response
+from ..core.http_errors import describe_error_body, describe_request_error
 from .discovery import (
     DiscoveryError,
     discover,
@@ -128,11 +129,18 @@ class TransmitterClient:
                 headers={"Accept": c.JSON_MEDIA_TYPE},
             )
         except (requests.RequestException, OutboundRequestError) as exc:
-            raise ControlPlaneError(f"token request to {endpoint} failed: {exc}") from exc
-        if response.status_code != 200:
             raise ControlPlaneError(
-                f"token endpoint {endpoint} answered {response.status_code}",
-                status=response.status_code, body=_describe(response),
+                f"token request to {endpoint} failed: {describe_request_error(exc, endpoint)}"
+            ) from exc
+        if response.status_code != 200:
+            body = _describe(response)
+            oauth_error = describe_error_body(body)
+            hint = " (check the client id and secret)" if response.status_code in (400, 401) \
+                and "invalid_client" in oauth_error else ""
+            raise ControlPlaneError(
+                f"token endpoint {endpoint} answered {response.status_code}"
+                + (f": {oauth_error}" if oauth_error else "") + hint,
+                status=response.status_code, body=body,
             )
         try:
             payload = parse_json_response(response.content)
@@ -207,8 +215,9 @@ class TransmitterClient:
                                   timeout=timeout, force_refresh=True)
         if response.status_code not in expected:
             body = _describe(response)
+            detail = " ".join(str(describe_error_body(body) or body).split())[:500]
             raise ControlPlaneError(
-                f"{method} {url} answered {response.status_code}: {body}",
+                f"{method} {url} answered {response.status_code}: {detail}",
                 status=response.status_code, body=body,
             )
         if stream is not None and stream.pk is not None:
@@ -230,7 +239,9 @@ class TransmitterClient:
                 timeout=timeout or _timeout(),
             )
         except (requests.RequestException, OutboundRequestError) as exc:
-            raise ControlPlaneError(f"{method} {url} failed: {exc}") from exc
+            raise ControlPlaneError(
+                f"{method} {url} failed: {describe_request_error(exc, url)}"
+            ) from exc
 
     def _json(self, response: requests.Response) -> Any:
         try:

@@ -20,6 +20,7 @@ import requests
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFError
+from ..core.http_errors import describe_request_error
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,9 @@ def _get_json(session: requests.Session, url: str, what: str) -> tuple[int, Any]
             session, "GET", url, timeout=timeout(), headers={"Accept": c.JSON_MEDIA_TYPE}
         )
     except (requests.RequestException, OutboundRequestError) as exc:
-        raise DiscoveryError(f"could not fetch {what} at {url}: {exc}") from exc
+        raise DiscoveryError(
+            f"could not fetch {what} at {url}: {describe_request_error(exc, url)}"
+        ) from exc
     if response.status_code != 200:
         return response.status_code, None
     try:

@@ -16,8 +16,8 @@ SET *before* we answer:
   and the transmitter sends it again (RFC 8935 §2.3, §4);
 * ``401`` when the ``Authorization`` header is missing or wrong - or when the stream has
   no stored secret at all (fail closed: a push stream never accepts anonymous SETs) -
-  ``404`` for an unknown
-  push URL, ``405`` for anything but POST, ``413`` for a body over ``RECEIVER_PUSH_MAX_BODY_BYTES``;
+  ``404`` (JSON ``{"err": "invalid_request", ...}``) for an unknown push URL, ``405`` for
+  anything but POST, ``413`` for a body over ``RECEIVER_PUSH_MAX_BODY_BYTES``;
 * ``429`` with ``Retry-After`` when the stream is over ``RECEIVER_PUSH_RATE_LIMIT``
   (checked after the ``Authorization`` header, before any cryptography; RFC 8935 §5.4).
   It is an HTTP-level refusal, not a SET validation failure, so not an RFC 8935 ``400``:
@@ -29,7 +29,7 @@ from __future__ import annotations
 import hmac
 import json
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
@@ -79,7 +79,11 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         return response
     stream = load_push_stream(push_id)
     if stream is None:
-        raise Http404("no such push endpoint")
+        # JSON like every other answer of this endpoint, also with DEBUG on (never the
+        # HTML debug page): a transmitter's operator reads it in their delivery log.
+        return error_response(
+            c.ERR_INVALID_REQUEST, "no receiver stream has this push URL", status=404
+        )
     if not _authorized(stream.authorization_header, request.META.get("HTTP_AUTHORIZATION")):
         response = error_response(
             c.ERR_AUTHENTICATION_FAILED,

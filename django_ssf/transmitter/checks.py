@@ -3,7 +3,8 @@
 Configuration checks never touch the database. The one database check (is there a
 signing key?) runs only when Django passes ``databases`` (``manage.py check --database
 default``), and treats a missing table (a fresh database before ``migrate``) as nothing
-to report. Ids E001-E019 and W003 are the transmitter's and the shared ones.
+to report. Ids E001-E019 (E014/E015: required apps) and W003 are the transmitter's and
+the shared ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
@@ -104,6 +106,7 @@ def check_transmitter_settings(
     if messages:
         return []  # reported by the shared checks
     messages += keys_app_messages("django_ssf.transmitter", "django_ssf.E012")
+    messages += required_apps_messages()
     messages += _issuer_messages(ssf_settings.TRANSMITTER_ISSUER)
     messages += _jwe_messages()
     if ssf_settings.TRANSMITTER_DEFAULT_SUBJECTS not in (
@@ -118,7 +121,7 @@ def check_transmitter_settings(
                 id="django_ssf.E007",
             )
         )
-    available = _dot_available_scopes()
+    available = None if missing_required_apps() else _dot_available_scopes()
     if available is not None:
         missing = [
             s
@@ -146,6 +149,35 @@ def check_transmitter_settings(
         off_hint="or set SSF['TRANSMITTER_SUBJECT_RATE_LIMIT'] = None to turn the "
         "add/remove-subject rate limit off.",
     )
+    return messages
+
+
+#: Apps the transmitter cannot work without: its token endpoint and control-plane
+#: authentication are django-oauth-toolkit's, its views are Django REST framework's.
+REQUIRED_APPS = {
+    "oauth2_provider": ("django_ssf.E014", "django-oauth-toolkit (the control plane's OAuth 2.0)"),
+    "rest_framework": ("django_ssf.E015", "Django REST framework (the control-plane views)"),
+}
+
+
+def missing_required_apps() -> list[str]:
+    """The apps of :data:`REQUIRED_APPS` that are not in ``INSTALLED_APPS``."""
+    return [app for app in REQUIRED_APPS if not apps.is_installed(app)]
+
+
+def required_apps_messages() -> list[CheckMessage]:
+    """An Error per missing required app (the URLconf serves nothing until they are there)."""
+    messages: list[CheckMessage] = []
+    for app in missing_required_apps():
+        check_id, what = REQUIRED_APPS[app]
+        messages.append(
+            Error(
+                f"django_ssf.transmitter needs {app!r} in INSTALLED_APPS ({what}).",
+                hint=f"Add {app!r} to INSTALLED_APPS; until then the transmitter's URLs serve "
+                "nothing.",
+                id=check_id,
+            )
+        )
     return messages
 
 

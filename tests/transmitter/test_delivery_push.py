@@ -620,4 +620,4 @@ def test_admin_outbox_pages_and_actions(admin_client_logged_in, receiver):
     page = client.get(health)
     assert page.status_code == 200 and stream.stream_id.encode() in page.content
     detail = client.get(reverse("admin:ssf_transmitter_streamhealth_change", args=[stream.pk]))
-    assert detail.status_code == 200 and b"oldest_pending_age_seconds" in detail.content
+    assert detail.status_code == 200 and b"oldest pending" in detail.content

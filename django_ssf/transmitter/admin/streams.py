@@ -15,6 +15,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from ...core import constants as c
 from ...core.masking import mask_secret
@@ -65,8 +67,10 @@ class StreamAdminForm(forms.ModelForm):
         return stream
 
 
-def _status_action(status: str, label: str):
-    def action(modeladmin: StreamAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+def status_action(status: str, label: str, permission: str = "change"):
+    """An admin action setting the status of the selected streams (notifies the receiver)."""
+
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         changed = 0
         for stream in queryset:
             if stream.status != status:
@@ -78,15 +82,32 @@ def _status_action(status: str, label: str):
 
     action.__name__ = f"make_{status}"
     return admin.action(
-        permissions=["change"],
+        permissions=[permission],
         description=f"{label.capitalize()} selected streams (notifies the receiver)",
     )(action)
+
+
+def send_verification(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> None:
+    """Send a verification event (no state) on each selected stream."""
+    sent = 0
+    for stream in queryset:
+        try:
+            request_verification(stream, None, enforce_interval=False)
+        except StreamError as exc:
+            modeladmin.message_user(request, f"{stream.stream_id}: {exc.description}",
+                                    messages.ERROR)
+        else:
+            sent += 1
+    if sent:
+        modeladmin.message_user(request, f"Verification queued for {sent} stream(s).")
 
 
 @admin.register(Stream)
 class StreamAdmin(admin.ModelAdmin):
     form = StreamAdminForm
-    list_display = ("stream_id", "client", "delivery_method", "status", "description", "created_at")
+    list_display = ("stream_id", "client", "delivery", "status", "health_link", "created_at")
     list_filter = ("status", "delivery_method", "default_subjects")
     search_fields = ("stream_id", "description", "client__name", "client__client_id")
     readonly_fields = (
@@ -137,9 +158,9 @@ class StreamAdmin(admin.ModelAdmin):
     )
     inlines = [StreamSubjectInline]
     actions = [
-        _status_action(c.STATUS_ENABLED, "enabled"),
-        _status_action(c.STATUS_PAUSED, "paused"),
-        _status_action(c.STATUS_DISABLED, "disabled"),
+        status_action(c.STATUS_ENABLED, "enabled"),
+        status_action(c.STATUS_PAUSED, "paused"),
+        status_action(c.STATUS_DISABLED, "disabled"),
         "send_verification",
     ]
 
@@ -152,6 +173,15 @@ class StreamAdmin(admin.ModelAdmin):
             obj.save(update_fields=StreamAdminForm.SAVED_FIELDS)
         else:  # pragma: no cover - adding is not allowed
             obj.save()
+
+    @admin.display(description="delivery", ordering="delivery_method")
+    def delivery(self, obj: Stream) -> str:
+        return "push" if obj.delivery_method == c.DELIVERY_PUSH else "poll"
+
+    @admin.display(description="health")
+    def health_link(self, obj: Stream) -> str:
+        url = reverse("admin:ssf_transmitter_streamhealth_change", args=[obj.pk])
+        return format_html('<a href="{}">health</a>', url)
 
     @admin.display(description="Authorization header")
     def authorization_header_masked(self, obj: Stream) -> str:
@@ -168,16 +198,7 @@ class StreamAdmin(admin.ModelAdmin):
         permissions=["change"], description="Send verification (no state) to selected streams"
     )
     def send_verification(self, request: HttpRequest, queryset: QuerySet) -> None:
-        sent = 0
-        for stream in queryset:
-            try:
-                request_verification(stream, None, enforce_interval=False)
-            except StreamError as exc:
-                self.message_user(request, f"{stream.stream_id}: {exc.description}", messages.ERROR)
-            else:
-                sent += 1
-        if sent:
-            self.message_user(request, f"Verification queued for {sent} stream(s).")
+        send_verification(self, request, queryset)
 
 
 @admin.register(ReceiverClient)

@@ -39,6 +39,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if options["token"] and options["client_id"]:
             raise CommandError("give either --token or --client-id/--client-secret, not both")
+        if not (options["token"] or options["client_id"]):
+            raise CommandError(
+                "no credentials: give --client-id and --client-secret (the OAuth client the "
+                "transmitter registered for you), or --token for a static bearer token"
+            )
         if options["client_id"] and not options["client_secret"]:
             raise CommandError("--client-id needs --client-secret")
         try:

@@ -1,0 +1,1 @@
+"""An installed app whose ``ssf_receivers`` module the receiver app must discover."""
