@@ -10,6 +10,8 @@ offers "generate a receiver encryption key" and shows the JWKS URL to give a tra
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -29,12 +31,15 @@ from ..models.receiver import (
     mask_secret,
 )
 
+if TYPE_CHECKING:
+    from ..receiver.client import TransmitterClient
 
-def _pretty(value) -> str:
+
+def _pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _client(transmitter: Transmitter):
+def _client(transmitter: Transmitter) -> TransmitterClient:
     from ..receiver.client import TransmitterClient
 
     return TransmitterClient(transmitter)
@@ -84,7 +89,7 @@ class ReceiverStreamInline(admin.TabularInline):
     show_change_link = True
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -222,7 +227,9 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
                                                            keep=10)
         return _pretty(safe)
 
-    def _each(self, request, queryset, label, func) -> None:
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet, label: str, func: Callable[[Any, Any], Any]
+    ) -> None:
         from ..receiver.client import ControlPlaneError
 
         for stream in queryset.select_related("transmitter"):
@@ -282,7 +289,7 @@ class InboundSETAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a log: read-only
 
     def has_reprocess_permission(self, request: HttpRequest) -> bool:

@@ -9,6 +9,7 @@ staff user who may only view streams is not offered them. Secrets (a push stream
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -69,7 +70,7 @@ class StreamAdminForm(forms.ModelForm):
         return stream
 
 
-def _status_action(status: str, label: str):
+def _status_action(status: str, label: str) -> Callable[..., None]:
     def action(modeladmin: StreamAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         changed = 0
         for stream in queryset:

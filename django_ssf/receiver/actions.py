@@ -68,12 +68,12 @@ REACTIVATE_EVENTS = (c.RISC_ACCOUNT_ENABLED,)
 # ---- subject → user -------------------------------------------------------------------
 
 
-def _unique(queryset) -> Any | None:
+def _unique(queryset: Any) -> Any | None:
     found = list(queryset[:2])
     return found[0] if len(found) == 1 else None
 
 
-def _resolve_simple(subject: dict, transmitter) -> Any | None:
+def _resolve_simple(subject: dict, transmitter: Any) -> Any | None:
     User = get_user_model()
     fmt = subject.get("format")
     if fmt == c.FORMAT_EMAIL:
@@ -90,7 +90,7 @@ def _resolve_simple(subject: dict, transmitter) -> Any | None:
     return None
 
 
-def _resolve_iss_sub(iss: str, sub: str, transmitter) -> Any | None:
+def _resolve_iss_sub(iss: str, sub: str, transmitter: Any) -> Any | None:
     """``iss_sub`` → user, only inside a namespace this transmitter may speak about.
 
     RFC 8935 §2 / checklist §8.2: a SET is acted on only when *this* transmitter may send
@@ -115,7 +115,7 @@ def _resolve_iss_sub(iss: str, sub: str, transmitter) -> Any | None:
     return _unique(User._default_manager.filter(**{field: sub}))
 
 
-def default_subject_resolver(subject: dict | None, transmitter) -> Any | None:
+def default_subject_resolver(subject: dict | None, transmitter: Any) -> Any | None:
     """Map a subject to a local user, or ``None``.
 
     * ``email``: case-insensitive match on the user model's email field (exactly one user);
@@ -140,7 +140,7 @@ def default_subject_resolver(subject: dict | None, transmitter) -> Any | None:
     return _resolve_simple(subject, transmitter)
 
 
-def resolve_subject(subject: dict | None, transmitter) -> Any | None:
+def resolve_subject(subject: dict | None, transmitter: Any) -> Any | None:
     """The configured ``SUBJECT_RESOLVER`` applied to ``subject``."""
     resolver: Callable[[dict | None, Any], Any] = ssf_settings.SUBJECT_RESOLVER
     return resolver(subject, transmitter)
@@ -157,7 +157,7 @@ def _session_store_class() -> type[SessionBase]:
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
-def session_cutoff(event) -> dt.datetime | None:
+def session_cutoff(event: Any) -> dt.datetime | None:
     """Sessions started before this moment are ended by a session revocation.
 
     ``event_timestamp`` is usually whole seconds (RFC 7519 NumericDate), while sessions are
@@ -175,7 +175,7 @@ def session_cutoff(event) -> dt.datetime | None:
     return when
 
 
-def end_user_sessions(user, before: dt.datetime | None = None) -> int:
+def end_user_sessions(user: Any, before: dt.datetime | None = None) -> int:
     """End ``user``'s Django sessions started before ``before`` (all when ``None``).
 
     Sessions are known from :class:`UserSessionRecord`, written on every login: the cost is
@@ -263,7 +263,7 @@ def track_existing_sessions(*, dry_run: bool = False, batch_size: int = 1000) ->
     return counts
 
 
-def revoke_user_tokens(user) -> tuple[int, int]:
+def revoke_user_tokens(user: Any) -> tuple[int, int]:
     """Revoke the user's django-oauth-toolkit refresh and access tokens; returns the counts."""
     from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
@@ -280,7 +280,7 @@ def revoke_user_tokens(user) -> tuple[int, int]:
     return refreshed, accessed
 
 
-def set_user_active(user, active: bool) -> bool:
+def set_user_active(user: Any, active: bool) -> bool:
     """Set ``is_active``; returns whether anything changed (never deletes the user)."""
     if not hasattr(user, "is_active") or user.is_active == active:
         return False

@@ -87,7 +87,7 @@ class KeysUnavailable(SETValidationError):
         self.retry_after = retry_after
 
 
-def fetch_jwks(transmitter, *, session: requests.Session | None = None) -> dict:
+def fetch_jwks(transmitter: Any, *, session: requests.Session | None = None) -> dict:
     """GET the transmitter's ``jwks_uri`` and return the JWK Set (not stored)."""
     uri = transmitter.endpoint("jwks_uri")
     if not uri:
@@ -122,8 +122,8 @@ def _kids(jwks: dict | None) -> set[str]:
     return {str(k.get("kid", "")) for k in (jwks or {}).get("keys", []) if isinstance(k, dict)}
 
 
-def refresh_jwks(transmitter, *, forced: bool = False, kid: str | None = None,
-                 session=None) -> bool:
+def refresh_jwks(transmitter: Any, *, forced: bool = False, kid: str | None = None,
+                 session: requests.Session | None = None) -> bool:
     """Fetch the JWKS and store it on the transmitter row. Returns True if the key set changed.
 
     ``forced`` marks a refetch caused by the unknown ``kid`` (``None``: a kid-less header);
@@ -157,7 +157,7 @@ def _interval() -> dt.timedelta:
     return dt.timedelta(seconds=float(ssf_settings.JWKS_REFETCH_INTERVAL))
 
 
-def _recent_refetches(transmitter, now: dt.datetime) -> dict[str, str]:
+def _recent_refetches(transmitter: Any, now: dt.datetime) -> dict[str, str]:
     """The forced refetches of the last interval, ``{kid: ISO time}`` (older ones dropped)."""
     log = transmitter.jwks_refetch_kids if isinstance(transmitter.jwks_refetch_kids, dict) else {}
     cutoff = now - _interval()
@@ -172,7 +172,7 @@ def _recent_refetches(transmitter, now: dt.datetime) -> dict[str, str]:
     return recent
 
 
-def _refetch_allowed(transmitter, kid: str | None, now: dt.datetime) -> bool:
+def _refetch_allowed(transmitter: Any, kid: str | None, now: dt.datetime) -> bool:
     """One forced refetch per unknown ``kid`` and interval, a few per interval in all."""
     recent = _recent_refetches(transmitter, now)
     if (kid or "") in recent:
@@ -180,7 +180,7 @@ def _refetch_allowed(transmitter, kid: str | None, now: dt.datetime) -> bool:
     return len(recent) < MAX_REFETCHES_PER_INTERVAL
 
 
-def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:
+def _keys_for(transmitter: Any) -> tuple[dict[str, Any], list[Any]]:
     """Parsed signing keys of the cached JWKS: by kid, and all of them (for kid-less SETs)."""
     from ..core.jose import jwk_to_key
 
@@ -207,14 +207,14 @@ def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:
     return by_kid, all_keys
 
 
-def _lookup(transmitter, kid: str | None) -> Any | None:
+def _lookup(transmitter: Any, kid: str | None) -> Any | None:
     by_kid, all_keys = _keys_for(transmitter)
     if kid is None:
         return all_keys[0] if len(all_keys) == 1 else None
     return by_kid.get(kid)
 
 
-def key_resolver(transmitter) -> Callable[[dict], Any]:
+def key_resolver(transmitter: Any) -> Callable[[dict], Any]:
     """A ``key_resolver(header)`` for :func:`django_ssf.core.jose.verify_set`.
 
     Returns the transmitter key named by the header's ``kid`` (or its only key when the

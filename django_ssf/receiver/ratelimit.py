@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from typing import Any
 
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
@@ -40,7 +41,7 @@ def parse_rate(value: str) -> tuple[int, int]:
     return int(match.group(1)), _UNITS[match.group(2).lower()]
 
 
-def rate_limited(stream, *, now: float | None = None) -> int | None:
+def rate_limited(stream: Any, *, now: float | None = None) -> int | None:
     """Count one push for ``stream``; ``None`` when allowed, else the Retry-After seconds."""
     setting = ssf_settings.RECEIVER_PUSH_RATE_LIMIT
     if not setting:

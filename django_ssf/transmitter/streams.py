@@ -325,7 +325,8 @@ def _parse_delivery(value: Any, stream: Stream | None) -> dict[str, str]:
                 "delivery.endpoint_url must not contain NUL characters.",
                 field="delivery.endpoint_url",
             )
-        if len(endpoint_url) > Stream._meta.get_field("endpoint_url").max_length:
+        endpoint_limit = Stream._meta.get_field("endpoint_url").max_length
+        if endpoint_limit is not None and len(endpoint_url) > endpoint_limit:
             raise StreamValidationError(
                 "delivery.endpoint_url is too long.", field="delivery.endpoint_url"
             )
@@ -404,7 +405,7 @@ def _parse_encryption(value: Any) -> dict[str, Any]:
             "encryption.jwks_uri must not contain NUL characters.", field="encryption.jwks_uri"
         )
     limit = Stream._meta.get_field("encryption_jwks_uri").max_length
-    if len(jwks_uri) > limit:
+    if limit is not None and len(jwks_uri) > limit:
         raise StreamValidationError(
             f"encryption.jwks_uri is too long (at most {limit} characters).",
             field="encryption.jwks_uri",

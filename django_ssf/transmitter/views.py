@@ -29,7 +29,13 @@ from rest_framework.views import APIView
 
 from ..conf import ssf_settings
 from . import discovery, streams
-from .auth import SSFAPIView, _JSONOnlyNegotiation, get_stream_or_404, ssf_validator_class
+from .auth import (
+    SSFAPIView,
+    _JSONOnlyNegotiation,
+    get_stream_or_404,
+    ssf_validator_class,
+    token_application,
+)
 from .serializers import (
     AddSubjectSerializer,
     AuthorizationServerSerializer,
@@ -223,7 +229,7 @@ class StreamsView(SSFAPIView):
             stream = get_stream_or_404(request, request.query_params.get("stream_id"))
             streams.record_activity(stream)
             return Response(streams.stream_configuration(stream))
-        owned = streams.Stream.objects.for_client(request.auth.application)
+        owned = streams.Stream.objects.for_client(token_application(request))
         return Response([streams.stream_configuration(s) for s in owned])
 
     @extend_schema(
@@ -238,7 +244,7 @@ class StreamsView(SSFAPIView):
     )
     def post(self, request: Request) -> Response:
         data = self.json_body(request)
-        stream = streams.create_stream(request.auth.application, data)
+        stream = streams.create_stream(token_application(request), data)
         location = (
             ssf_settings.absolute_url(reverse("ssf-streams")) + f"?stream_id={stream.stream_id}"
         )
