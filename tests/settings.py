@@ -59,9 +59,9 @@ TEMPLATES = [
 _sqlite_file = os.environ.get("SSF_TEST_SQLITE", f"/tmp/django-ssf-test-{os.getpid()}.sqlite3")
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get(
-            "DATABASE_URL", "sqlite:///" + _sqlite_file.replace(".sqlite3", "-main.sqlite3")
-        ),
+        # An empty DATABASE_URL (as tox's sqlite environments set it) means SQLite too.
+        os.environ.get("DATABASE_URL")
+        or "sqlite:///" + _sqlite_file.replace(".sqlite3", "-main.sqlite3"),
         conn_max_age=0,
     )
 }

@@ -368,11 +368,21 @@ class SafeHTTPAdapter(HTTPAdapter):
             "would connect on our behalf, out of reach of the address check"
         )
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        if timeout is None:
+            timeout = self.default_timeout
         try:
-            return super().send(request, **kwargs)
+            return super().send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
         except _AddressRefused as exc:
             raise BlockedAddressError(
                 exc.message, host=exc.host, refused=exc.refused, request=request
@@ -418,12 +428,12 @@ class SafeSession(requests.Session):
 
     def merge_environment_settings(
         self,
-        url: str | None,
+        url: str | bytes | None,
         proxies: Mapping[str, str] | None,
         stream: bool | None,
         verify: Any,
         cert: Any,
-    ) -> dict[str, Any]:
+    ) -> Any:
         explicit = {**self.proxies, **(proxies or {})}
         merged = super().merge_environment_settings(url, dict(proxies or {}), stream, verify, cert)
         # Keep the CA bundle settings from the environment, drop its proxies.

@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -169,12 +169,16 @@ def jwk_to_key(jwk: dict) -> Any:
     if not isinstance(jwk, dict):
         raise SSFKeyError("a JWK must be a JSON object")
     kty = jwk.get("kty")
-    loaders = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+    loaders: dict[str, Callable[[dict], Any]] = {
+        "RSA": RSAAlgorithm.from_jwk,
+        "EC": ECAlgorithm.from_jwk,
+        "OKP": OKPAlgorithm.from_jwk,
+    }
     loader = loaders.get(kty) if isinstance(kty, str) else None
     if loader is None:
         raise SSFKeyError(f"unsupported JWK key type {kty!r}; expected RSA, EC or OKP")
     try:
-        return loader.from_jwk(jwk)
+        return loader(jwk)
     except Exception as exc:
         raise SSFKeyError(f"invalid {kty} JWK: {exc}") from exc
 
@@ -257,8 +261,9 @@ def _check_key_for_alg(key: Any, alg: str, *, private: bool, error: Callable) ->
         )
         if not isinstance(key, types):
             raise error(f"{alg} needs an RSA {'private ' if private else ''}key")
-        if key.key_size < MIN_RSA_KEY_SIZE:
-            raise error(f"RSA key of {key.key_size} bits is below {MIN_RSA_KEY_SIZE} bits")
+        rsa_key = cast("rsa.RSAPublicKey | rsa.RSAPrivateKey", key)
+        if rsa_key.key_size < MIN_RSA_KEY_SIZE:
+            raise error(f"RSA key of {rsa_key.key_size} bits is below {MIN_RSA_KEY_SIZE} bits")
     elif alg == "ES256":
         types = (
             (ec.EllipticCurvePrivateKey,)
@@ -291,7 +296,10 @@ def _check_key_for_alg(key: Any, alg: str, *, private: bool, error: Callable) ->
 
 
 def _infer_encryption_alg(jwk: dict) -> str | None:
-    return {"RSA": "RSA-OAEP-256", "EC": "ECDH-ES+A256KW"}.get(jwk.get("kty"))
+    kty = jwk.get("kty")
+    if not isinstance(kty, str):
+        return None
+    return {"RSA": "RSA-OAEP-256", "EC": "ECDH-ES+A256KW"}.get(kty)
 
 
 def validate_encryption_jwk(jwk: dict, alg: str | None = None) -> None:
@@ -579,7 +587,7 @@ def jwks_key_resolver(jwks: dict) -> KeyResolver:
             if not matches:
                 raise SETValidationError(c.ERR_INVALID_KEY, f"unknown key id (kid) {kid!r}")
         else:
-            wanted = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}.get(alg)
+            wanted = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}.get(str(alg))
             matches = [k for k in fitting if k.get("kty") == wanted]
             if len(matches) != 1:
                 raise SETValidationError(

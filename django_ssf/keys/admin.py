@@ -38,7 +38,8 @@ class GlobalActionsMixin:
             post = request.POST.copy()
             post["select_across"] = "1"
             post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
-            request.POST = post
+            # The stubs type POST as immutable; Django lets a view replace it.
+            request.POST = post  # type: ignore[assignment]
         return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 

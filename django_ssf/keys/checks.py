@@ -233,7 +233,7 @@ def celery_broker_messages() -> list[CheckMessage]:
         return []
     from celery import current_app
 
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a Proxy
     if _is_celery_fallback_app(app):
         configured = getattr(settings, "CELERY_BROKER_URL", None)
         unused = f"settings.CELERY_BROKER_URL {configured!r} is not used: " if configured else ""

@@ -64,12 +64,12 @@ REACTIVATE_EVENTS = (c.RISC_ACCOUNT_ENABLED,)
 # ---- subject → user -------------------------------------------------------------------
 
 
-def _unique(queryset) -> Any | None:
+def _unique(queryset: Any) -> Any | None:
     found = list(queryset[:2])
     return found[0] if len(found) == 1 else None
 
 
-def _resolve_simple(subject: dict, transmitter) -> Any | None:
+def _resolve_simple(subject: dict, transmitter: Any) -> Any | None:
     User = get_user_model()
     fmt = subject.get("format")
     if fmt == c.FORMAT_EMAIL:
@@ -86,7 +86,7 @@ def _resolve_simple(subject: dict, transmitter) -> Any | None:
     return None
 
 
-def _resolve_iss_sub(iss: str, sub: str, transmitter) -> Any | None:
+def _resolve_iss_sub(iss: str, sub: str, transmitter: Any) -> Any | None:
     """``iss_sub`` → user, only inside a namespace this transmitter may speak about.
 
     RFC 8935 §2 / checklist §8.2: a SET is acted on only when *this* transmitter may send
@@ -111,7 +111,7 @@ def _resolve_iss_sub(iss: str, sub: str, transmitter) -> Any | None:
     return _unique(User._default_manager.filter(**{field: sub}))
 
 
-def default_subject_resolver(subject: dict | None, transmitter) -> Any | None:
+def default_subject_resolver(subject: dict | None, transmitter: Any) -> Any | None:
     """Map a subject to a local user, or ``None``.
 
     * ``email``: case-insensitive match on the user model's email field (exactly one user);
@@ -153,7 +153,7 @@ def _session_store_class() -> type[SessionBase]:
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
-def session_cutoff(event) -> dt.datetime | None:
+def session_cutoff(event: Any) -> dt.datetime | None:
     """Sessions started before this moment are ended by a session revocation.
 
     ``event_timestamp`` is usually whole seconds (RFC 7519 NumericDate), while sessions are
@@ -171,7 +171,7 @@ def session_cutoff(event) -> dt.datetime | None:
     return when
 
 
-def end_user_sessions(user, before: dt.datetime | None = None) -> int:
+def end_user_sessions(user: Any, before: dt.datetime | None = None) -> int:
     """End ``user``'s Django sessions started before ``before`` (all when ``None``).
 
     Sessions are known from :class:`UserSessionRecord`, written on every login: the cost is
@@ -283,7 +283,7 @@ def revoke_user_tokens(user) -> tuple[int, int]:
     return refreshed, accessed
 
 
-def set_user_active(user, active: bool) -> bool:
+def set_user_active(user: Any, active: bool) -> bool:
     """Set ``is_active``; returns whether anything changed (never deletes the user)."""
     if not hasattr(user, "is_active") or user.is_active == active:
         return False

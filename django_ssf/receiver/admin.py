@@ -15,6 +15,7 @@ SETs are a read-only log (Django's "view" page) with the actions taken in the li
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -37,6 +38,8 @@ from .models import (
     Transmitter,
 )
 
+if TYPE_CHECKING:
+    pass
 
 def _clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (list columns stay narrow)."""
@@ -97,7 +100,7 @@ class ReceiverStreamInline(admin.TabularInline):
     show_change_link = True
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -358,7 +361,7 @@ class InboundSETAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a log: read-only
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:

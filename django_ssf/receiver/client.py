@@ -312,7 +312,8 @@ class TransmitterClient:
 
     def _store_config(self, stream: ReceiverStream, config: dict) -> bool:
         """Copy ``config`` onto ``stream``; True when it is now push without a secret."""
-        delivery = config.get("delivery") if isinstance(config.get("delivery"), dict) else {}
+        raw_delivery = config.get("delivery")
+        delivery: dict[str, Any] = raw_delivery if isinstance(raw_delivery, dict) else {}
         method = delivery.get("method") or stream.delivery_method
         if self.transmitter.allows_legacy_delivery_uris:
             method = c.LEGACY_DELIVERY_MAP.get(method, method)
@@ -414,7 +415,7 @@ class TransmitterClient:
                 .exclude(stream_id="")}
         same_method = [
             cfg for cfg in configs
-            if c.LEGACY_DELIVERY_MAP.get((cfg.get("delivery") or {}).get("method"),
+            if c.LEGACY_DELIVERY_MAP.get(str((cfg.get("delivery") or {}).get("method")),
                                          (cfg.get("delivery") or {}).get("method"))
             == new.delivery_method
         ]
@@ -499,7 +500,8 @@ class TransmitterClient:
         if "stream_id" in data and str(data["stream_id"]) != stream.stream_id:
             raise ControlPlaneError("the status response names another stream", body=data)
         stream.status = data["status"]
-        stream.reason = data.get("reason") if isinstance(data.get("reason"), str) else ""
+        reason = data.get("reason")
+        stream.reason = reason if isinstance(reason, str) else ""
         stream.save(update_fields=["status", "reason", "updated_at"])
         return data
 

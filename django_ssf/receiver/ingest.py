@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from .. import signals
@@ -150,7 +151,9 @@ def _prepare_lookup(alias: str) -> _Lookup:
     connection = connections[alias]
     quote = connection.ops.quote_name
 
-    def columns(model, names, table_alias):
+    def columns(
+        model: Any, names: Any, table_alias: str
+    ) -> tuple[list[str], list[tuple[str, list, Any]]]:
         selected, converters = [], []
         for name in names:
             field = model._meta.get_field(name)
@@ -165,9 +168,15 @@ def _prepare_lookup(alias: str) -> _Lookup:
 
     stream_sel, stream_conv = columns(ReceiverStream, _STREAM_COLUMNS, "s")
     tr_sel, tr_conv = columns(Transmitter, _TRANSMITTER_COLUMNS, "t")
-    push_id = quote(ReceiverStream._meta.get_field("push_id").column)
-    method = quote(ReceiverStream._meta.get_field("delivery_method").column)
-    fk = quote(ReceiverStream._meta.get_field("transmitter").column)
+    def column(name: str) -> str:
+        field = ReceiverStream._meta.get_field(name)
+        assert isinstance(field, Field)  # concrete fields, never reverse relations
+        # A concrete field always has a column; the stubs type it for every field.
+        return quote(field.column or name)
+
+    push_id = column("push_id")
+    method = column("delivery_method")
+    fk = column("transmitter")
     sql = (
         f"SELECT {', '.join(stream_sel + tr_sel)} "  # noqa: S608 - identifiers only
         f"FROM {quote(ReceiverStream._meta.db_table)} s "
@@ -177,7 +186,7 @@ def _prepare_lookup(alias: str) -> _Lookup:
     return _Lookup(sql, stream_conv, tr_conv)
 
 
-def _convert(values, columns, connection) -> tuple[list[str], list]:
+def _convert(values: Any, columns: Any, connection: Any) -> tuple[list[str], list]:
     names, converted = [], []
     for value, (attname, converters, col) in zip(values, columns, strict=True):
         for converter in converters:
@@ -248,7 +257,9 @@ def _decrypt_if_needed(token: str) -> str:
     return jose.decrypt_set(token, get_key_provider().decryption_keys())
 
 
-def _subject_of(stream: ReceiverStream, claims: dict, event_type: str, payload: dict):
+def _subject_of(
+    stream: ReceiverStream, claims: dict, event_type: str, payload: dict
+) -> dict[str, Any] | None:
     """The primary subject, with legacy conversions when the transmitter is allowed them."""
     from ..core.subjects import from_legacy, validate_subject
 
@@ -468,9 +479,9 @@ def _apply_control_event(
             ),
         )
     elif validated.event_type == c.EVENT_STREAM_UPDATED:
-        status = validated.payload.get("status")
-        reason = validated.payload.get("reason")
-        reason = reason if isinstance(reason, str) else ""
+        status: str = validated.payload["status"]  # required and validated (SSF §8.1.5)
+        raw_reason = validated.payload.get("reason")
+        reason = raw_reason if isinstance(raw_reason, str) else ""
         old = stream.status
         ReceiverStream.objects.filter(pk=stream.pk).update(status=status, reason=reason)
         stream.status, stream.reason = status, reason
@@ -598,7 +609,7 @@ def ingest(
     return IngestResult(inbound.status, inbound)
 
 
-def _send(signal, **kwargs) -> None:
+def _send(signal: Any, **kwargs: Any) -> None:
     if signal.has_listeners(ReceiverStream):
         signal.send(sender=ReceiverStream, **kwargs)
 
@@ -668,9 +679,9 @@ def request_drain(stream_pk: int) -> bool:
             _drain_guard[stream_pk] = guard_until
     try:
         if eager or delay <= 0:
-            drain_task.apply_async(args=[stream_pk])
+            drain_task.apply_async(args=(stream_pk,))
         else:
-            drain_task.apply_async(args=[stream_pk], countdown=delay)
+            drain_task.apply_async(args=(stream_pk,), countdown=delay)
     except Exception:
         with _drain_lock:
             if _drain_guard.get(stream_pk) == guard_until:

@@ -93,8 +93,8 @@ def _kids(jwks: dict | None) -> set[str]:
     return {str(k.get("kid", "")) for k in (jwks or {}).get("keys", []) if isinstance(k, dict)}
 
 
-def refresh_jwks(transmitter, *, forced: bool = False, kid: str | None = None,
-                 session=None) -> bool:
+def refresh_jwks(transmitter: Any, *, forced: bool = False, kid: str | None = None,
+                 session: requests.Session | None = None) -> bool:
     """Fetch the JWKS and store it on the transmitter row. Returns True if the key set changed.
 
     ``forced`` marks a refetch caused by the unknown ``kid`` (``None``: a kid-less header);
@@ -130,13 +130,13 @@ def _recent_refetches(transmitter, now: dt.datetime) -> dict[str, str]:
     return remote_jwks.recent_refetches(log, now)
 
 
-def _refetch_allowed(transmitter, kid: str | None, now: dt.datetime) -> bool:
+def _refetch_allowed(transmitter: Any, kid: str | None, now: dt.datetime) -> bool:
     """One forced refetch per unknown ``kid`` and interval, a few per interval in all."""
     log = transmitter.jwks_refetch_kids if isinstance(transmitter.jwks_refetch_kids, dict) else {}
     return remote_jwks.refetch_allowed(log, kid, now)
 
 
-def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:
+def _keys_for(transmitter: Any) -> tuple[dict[str, Any], list[Any]]:
     """Parsed signing keys of the cached JWKS: by kid, and all of them (for kid-less SETs)."""
     from ..core.jose import jwk_to_key
 
@@ -163,14 +163,14 @@ def _keys_for(transmitter) -> tuple[dict[str, Any], list[Any]]:
     return by_kid, all_keys
 
 
-def _lookup(transmitter, kid: str | None) -> Any | None:
+def _lookup(transmitter: Any, kid: str | None) -> Any | None:
     by_kid, all_keys = _keys_for(transmitter)
     if kid is None:
         return all_keys[0] if len(all_keys) == 1 else None
     return by_kid.get(kid)
 
 
-def key_resolver(transmitter) -> Callable[[dict], Any]:
+def key_resolver(transmitter: Any) -> Callable[[dict], Any]:
     """A ``key_resolver(header)`` for :func:`django_ssf.core.jose.verify_set`.
 
     Returns the transmitter key named by the header's ``kid`` (or its only key when the

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -78,6 +79,7 @@ def keep_alive(now: dt.datetime | None = None) -> list[KeepAliveResult]:
     """One ``GET status`` per due stream; failures are logged and reported, not raised."""
     results = []
     for stream in due_streams(now):
+        call: Callable[[ReceiverStream], object]
         if not stream.transmitter.endpoint("status_endpoint"):
             # No status endpoint: re-reading the configuration references the stream too.
             call = TransmitterClient(stream.transmitter).read_stream

@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import logging
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
@@ -280,7 +281,7 @@ class ReceiverStream(models.Model):
         }
 
 
-def _iso(value) -> str | None:
+def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -476,7 +477,7 @@ class UserSessionRecord(models.Model):
 UNKNOWN_SESSION_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _record_login(sender, request, user, **kwargs) -> None:
+def _record_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """Remember when this session started, for session-revoked (CAEP §3.1)."""
     session = getattr(request, "session", None)
     if session is None or user is None or getattr(user, "pk", None) is None:
@@ -489,7 +490,7 @@ def _record_login(sender, request, user, **kwargs) -> None:
     )
 
 
-def _forget_logout(sender, request, user, **kwargs) -> None:
+def _forget_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     session = getattr(request, "session", None)
     if session is not None and session.session_key:
         UserSessionRecord.objects.filter(session_key=session.session_key).delete()
@@ -513,7 +514,7 @@ user_logged_out.connect(_forget_logout, dispatch_uid="django_ssf.receiver.forget
 # server-side state and cannot be ended by any receiver.
 
 
-def track_cycled_session(session, old_key: str | None) -> None:
+def track_cycled_session(session: Any, old_key: str | None) -> None:
     """Point the session record of ``old_key`` at ``session``'s current key."""
     new_key = session.session_key
     if not old_key or not new_key or old_key == new_key:
@@ -531,7 +532,7 @@ def track_cycled_session(session, old_key: str | None) -> None:
         logger.warning("could not track the cycled key of a session", exc_info=True)
 
 
-def _record_untracked(session, key: str) -> None:
+def _record_untracked(session: Any, key: str) -> None:
     from django.contrib.auth import SESSION_KEY, get_user_model
 
     raw = session.get(SESSION_KEY)
@@ -558,7 +559,7 @@ def _install_cycle_key_hook() -> None:
     original_async = getattr(SessionBase, "acycle_key", None)
 
     @functools.wraps(original)
-    def cycle_key(self) -> None:
+    def cycle_key(self: SessionBase) -> None:
         old_key = self.session_key
         original(self)
         track_cycled_session(self, old_key)
@@ -568,7 +569,7 @@ def _install_cycle_key_hook() -> None:
     if original_async is not None:
 
         @functools.wraps(original_async)
-        async def acycle_key(self) -> None:
+        async def acycle_key(self: SessionBase) -> None:
             old_key = self.session_key
             await original_async(self)
             await sync_to_async(track_cycled_session)(self, old_key)

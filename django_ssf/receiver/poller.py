@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.utils import timezone
 
@@ -195,7 +196,10 @@ def poll_stream(
                     continue
                 if outcome.ok:
                     ack.append(str(jti))
-                    if outcome.status == InboundSET.STATUS_ACCEPTED:
+                    if (
+                        outcome.status == InboundSET.STATUS_ACCEPTED
+                        and outcome.inbound is not None
+                    ):
                         awaiting_ack.append(outcome.inbound)
                 elif outcome.deferred:
                     result.deferred += 1  # not judged now: no ack, no setErr, redelivered
@@ -231,7 +235,7 @@ def poll_all(
     *,
     once: bool = True,
     return_immediately: bool | None = None,
-    streams=None,
+    streams: Any = None,
 ) -> list[PollResult]:
     """Poll every active poll stream once (errors are logged, not raised).
 

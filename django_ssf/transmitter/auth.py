@@ -22,6 +22,7 @@ Error bodies of the whole control plane share one JSON shape::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,9 +36,9 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status as http_status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.permissions import BasePermission
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -77,7 +78,7 @@ ERROR_METHOD_NOT_ALLOWED = "method_not_allowed"
 class ControlPlaneError(drf_exceptions.APIException):
     """An error answered as ``{"error", "error_description", "field"?}`` with a status."""
 
-    status_code = http_status.HTTP_400_BAD_REQUEST
+    status_code: int = http_status.HTTP_400_BAD_REQUEST
 
     def __init__(
         self,
@@ -256,13 +257,20 @@ class RequireScope(BasePermission):
 class _JSONOnlyNegotiation(BaseContentNegotiation):
     """Always JSON, whatever ``Accept`` says: the protocol defines no other representation."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
+    def select_parser(
+        self, request: Request, parsers: Iterable[BaseParser]
+    ) -> BaseParser | None:
         for parser in parsers:
             return parser
         return None
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None):
-        renderer = renderers[0]
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
         return renderer, renderer.media_type
 
 
@@ -388,7 +396,8 @@ def _error_response(exc: Exception) -> Response | None:
         field, message = _first_validation_error(exc.detail)
         return _error_response(ControlPlaneError(message, field=field))
     if isinstance(exc, drf_exceptions.Throttled):
-        headers = {"Retry-After": str(int(exc.wait))} if exc.wait is not None else {}
+        wait = getattr(exc, "wait", None)  # set by Throttled.__init__; missing from the stubs
+        headers = {"Retry-After": str(int(wait))} if wait is not None else {}
         return _error_response(
             ControlPlaneError(
                 str(exc.detail), error=ERROR_TOO_MANY_REQUESTS, status=429, headers=headers
@@ -411,6 +420,16 @@ def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, 
     if isinstance(detail, list) and detail:
         return _first_validation_error(detail[0], prefix)
     return (prefix or None), str(detail)
+
+
+def token_application(request: Request) -> Any:
+    """The OAuth application (the receiver client) of the request's bearer token.
+
+    ``request.auth`` is the django-oauth-toolkit ``AccessToken`` set by
+    :class:`SSFTokenAuthentication`; the DRF stubs only know DRF's own ``Token``.
+    """
+    token: Any = request.auth
+    return token.application
 
 
 def get_stream_or_404(request: Request, stream_id: Any) -> Stream:
@@ -458,13 +477,17 @@ class SSFScopes(SettingsScopes):
         scopes.setdefault(ssf_settings.TRANSMITTER_MANAGE_SCOPE, "Manage SSF streams")
         return scopes
 
-    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
+    def get_available_scopes(
+        self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
+    ) -> list[str]:
         receiver = _receiver_for(application)
         if receiver is not None:
             return sorted(receiver.scope_set)
         return super().get_available_scopes(application, request, *args, **kwargs)
 
-    def get_default_scopes(self, application=None, request=None, *args, **kwargs):
+    def get_default_scopes(
+        self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
+    ) -> list[str]:
         receiver = _receiver_for(application)
         if receiver is not None:
             return sorted(receiver.scope_set)
@@ -480,13 +503,23 @@ def ssf_validator_class() -> type:
     if base not in _validator_classes:
 
         class SSFOAuth2Validator(base):  # type: ignore[misc, valid-type]
-            def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+            def validate_scopes(
+                self,
+                client_id: str,
+                scopes: list[str],
+                client: Any,
+                request: Any,
+                *args: Any,
+                **kwargs: Any,
+            ) -> bool:
                 if _receiver_for(client) is not None:
                     available = SSFScopes().get_available_scopes(client, request)
                     return set(scopes).issubset(available)
                 return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
-            def get_default_scopes(self, client_id, request, *args, **kwargs):
+            def get_default_scopes(
+                self, client_id: str, request: Any, *args: Any, **kwargs: Any
+            ) -> list[str]:
                 client = getattr(request, "client", None)
                 if _receiver_for(client) is not None:
                     return SSFScopes().get_default_scopes(client, request)

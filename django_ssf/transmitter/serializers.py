@@ -220,7 +220,7 @@ class ErrorSerializer(serializers.Serializer):
 _NOT_OBJECT = "{name} must be a JSON object."
 
 
-def _object_errors(name: str) -> dict[str, str]:
+def _object_errors(name: str) -> dict[str, Any]:
     return {"invalid": _NOT_OBJECT.format(name=name), "null": _NOT_OBJECT.format(name=name)}
 
 
@@ -348,7 +348,7 @@ class EncryptionSerializer(serializers.Serializer):
                 ) from exc
         else:
             try:
-                check_url(jwks_uri, "encryption.jwks_uri")
+                check_url(str(jwks_uri), "encryption.jwks_uri")
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"jwks_uri": exc.detail}) from exc
         return {"jwk": jwk, "jwks_uri": jwks_uri or "", "alg": alg, "enc": enc}

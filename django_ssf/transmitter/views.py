@@ -31,7 +31,13 @@ from rest_framework.views import APIView
 
 from ..conf import ssf_settings
 from . import discovery, status, streams, subjects, verification
-from .auth import SSFAPIView, _JSONOnlyNegotiation, get_stream_or_404, ssf_validator_class
+from .auth import (
+    SSFAPIView,
+    _JSONOnlyNegotiation,
+    get_stream_or_404,
+    ssf_validator_class,
+    token_application,
+)
 from .configuration import stream_configuration, stream_status
 from .models import Stream
 from .serializers import (
@@ -232,7 +238,7 @@ class StreamsView(SSFAPIView):
             stream = get_stream_or_404(request, request.query_params.get("stream_id"))
             streams.record_activity(stream)
             return Response(stream_configuration(stream))
-        owned = Stream.objects.for_client(request.auth.application)
+        owned = Stream.objects.for_client(token_application(request))
         return Response([stream_configuration(s) for s in owned])
 
     @extend_schema(
@@ -247,7 +253,7 @@ class StreamsView(SSFAPIView):
     )
     def post(self, request: Request) -> Response:
         data = self.validated(StreamCreateSerializer, self.json_body(request))
-        stream = streams.create_stream(request.auth.application, data)
+        stream = streams.create_stream(token_application(request), data)
         location = (
             ssf_settings.absolute_url(reverse("ssf-streams")) + f"?stream_id={stream.stream_id}"
         )

@@ -578,6 +578,7 @@ NON_SSF_NAMES = {
     "NO_PROXY",
     "CONN_MAX_AGE",
     "SSF_TEST_REDIS_URL",
+    "SSF_TEST_POSTGRES_URL",
     "SSF",
     "DATABASES",
     # values, not names

@@ -191,6 +191,7 @@ def _dot_tokens(user):
     return AccessToken, RefreshToken
 
 
+@pytest.mark.requires_apps("oauth2_provider")  # the tokens it revokes are DOT's
 @pytest.mark.parametrize(
     ("event_type", "payload"),
     [
@@ -257,6 +258,7 @@ def test_unknown_subject_is_recorded_as_skipped(fake, inline_processing, client)
     assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSED
 
 
+@pytest.mark.requires_apps("django_ssf.transmitter")  # this site's own issuer
 def test_default_subject_resolver(alice, settings):
     from django_ssf.receiver.models import Transmitter
 
@@ -438,3 +440,14 @@ def test_sweeper_hands_back_rows_whose_worker_died_mid_processing(fake, client, 
     assert InboundSET.objects.get(pk=stuck.pk).status == InboundSET.STATUS_PROCESSED
     assert InboundSET.objects.get(pk=stuck.pk).claimed_at is not None
     assert InboundSET.objects.get(pk=fresh.pk).status == InboundSET.STATUS_PROCESSING
+
+
+def test_token_revocation_is_a_no_op_on_a_site_without_django_oauth_toolkit(alice):
+    """A receiver-only site need not install DOT: it then has no tokens to revoke."""
+    from django.apps import apps
+
+    from django_ssf.receiver.actions import revoke_user_tokens
+
+    if apps.is_installed("oauth2_provider"):
+        pytest.skip("runs on the receiver-only installation shape, which has no DOT")
+    assert revoke_user_tokens(alice) == (0, 0)

@@ -44,7 +44,7 @@ def test_a_burst_of_pushes_sends_one_delayed_drain(client, fake, broker):
         assert response.status_code == 202
     # Persisted before the 202, not yet processed, one message for the whole burst.
     assert InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED).count() == 20
-    assert broker.calls == [{"args": [stream.pk], "countdown": 0.5}]
+    assert broker.calls == [{"args": (stream.pk,), "countdown": 0.5}]
 
 
 def test_rows_committed_under_the_guard_are_seen_by_the_guarded_task(
@@ -138,7 +138,7 @@ def test_drain_budget_hands_the_rest_to_a_new_drain(fake, broker, recorded):
     assert len(recorded) == 1
     statuses = sorted(InboundSET.objects.values_list("status", flat=True))
     assert statuses == ["accepted", "accepted", "processed"]
-    assert broker.calls == [{"args": [stream.pk], "countdown": 0.5}]
+    assert broker.calls == [{"args": (stream.pk,), "countdown": 0.5}]
     assert drain_task.run(stream.pk) == 2
     assert len(recorded) == 3
 

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # ---- subject namespaces (RFC 8935 §2, checklist §8.2) -------------------------------------
 
 
+@pytest.mark.requires_apps("django_ssf.transmitter")  # this site's own issuer
 def test_foreign_transmitter_cannot_disable_our_superuser_by_pk(client, fake, inline_processing):
     admin = get_user_model().objects.create_superuser("root", "root@corp.example", "pw")
     stream = make_stream(fake)  # a partner transmitter, issuer != ours
@@ -60,6 +61,7 @@ def test_foreign_iss_sub_is_matched_only_in_the_transmitters_namespaces(
     assert not root.is_active
 
 
+@pytest.mark.requires_apps("django_ssf.transmitter")  # this site's own issuer
 def test_allowed_subject_issuer_and_trusted_own_issuer(client, fake, inline_processing,
                                                         settings):
     settings.SSF = {**settings.SSF, "RECEIVER_ISS_SUB_FIELD": "username"}

@@ -67,7 +67,7 @@ class StreamAdminForm(forms.ModelForm):
         return stream
 
 
-def status_action(status: str, label: str, permission: str = "change"):
+def status_action(status: str, label: str, permission: str = "change") -> Any:
     """An admin action setting the status of the selected streams (notifies the receiver)."""
 
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:

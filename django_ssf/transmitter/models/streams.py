@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -47,7 +48,7 @@ class ReceiverClient(models.Model):
 
 
 class StreamQuerySet(models.QuerySet):
-    def for_client(self, client) -> StreamQuerySet:
+    def for_client(self, client: Any) -> StreamQuerySet:
         """Streams owned by one OAuth client: the only ones it may see or change."""
         return self.filter(client=client)
 

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from ...models import ReceiverStream
 
 
-def dump(command, data: Any) -> None:
+def dump(command: Any, data: Any) -> None:
     """Write ``data`` as JSON on stdout."""
     command.stdout.write(json.dumps(data, indent=2, default=str))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...client import ControlPlaneError, connect
 from ._common import dump
@@ -14,7 +16,7 @@ class Command(BaseCommand):
         "Prints the local stream as JSON."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("issuer", help="the transmitter's issuer or configuration URL")
         parser.add_argument("--delivery", choices=["push", "poll"], default="push")
         parser.add_argument("--token", help="a static bearer token for the control plane")
@@ -36,7 +38,7 @@ class Command(BaseCommand):
             help="let this transmitter address our users as iss_sub with OUR issuer and their "
             "primary key (only for a transmitter that holds our user ids)")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["token"] and options["client_id"]:
             raise CommandError("give either --token or --client-id/--client-secret, not both")
         if not (options["token"] or options["client_id"]):

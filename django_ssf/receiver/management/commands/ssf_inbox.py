@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from ...models import InboundSET
 from ._common import dump
@@ -11,11 +13,11 @@ from ._common import dump
 class Command(BaseCommand):
     help = "List received SETs, newest first (jti, iss, event type, subject, status, error)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print a JSON array")
         parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         rows = [
             r.as_dict()
             for r in InboundSET.objects.order_by("-received_at", "-id")[: max(0, options["limit"])]

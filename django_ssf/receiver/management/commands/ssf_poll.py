@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ....core import constants as c
 from ...client import ControlPlaneError
@@ -18,11 +19,11 @@ class Command(BaseCommand):
         "drain what is available and exit (JSON summary); otherwise long-poll until stopped."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--stream", help="one stream (local id or stream_id); default: all")
         parser.add_argument("--once", action="store_true", help="poll once and exit")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         streams = None
         if options["stream"]:
             stream = find_stream(options["stream"])
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             return
         self._forever(streams)
 
-    def _forever(self, streams) -> None:
+    def _forever(self, streams: Any) -> None:
         """Long-poll every stream in its own thread until interrupted.
 
         Disabled streams are long-polled too: the re-enabling ``stream-updated`` event
@@ -71,7 +72,7 @@ class Command(BaseCommand):
             for t in threads:
                 t.join(timeout=float(30))
 
-    def _run(self, stream, stop: threading.Event) -> None:
+    def _run(self, stream: Any, stop: threading.Event) -> None:
         from django.db import connection
 
         try:

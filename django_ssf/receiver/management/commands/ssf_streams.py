@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from ...models import ReceiverStream
 from ._common import dump
@@ -11,10 +13,10 @@ from ._common import dump
 class Command(BaseCommand):
     help = "List the receiver's streams (id, stream_id, issuer, delivery, status, last events)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print a JSON array")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         streams = [s.as_dict() for s in ReceiverStream.objects.select_related("transmitter")]
         if options["json"]:
             dump(self, streams)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...actions import track_existing_sessions
 from ._common import dump
@@ -15,13 +17,13 @@ class Command(BaseCommand):
         "it. Prints counts as JSON."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true",
                             help="count what would be recorded, record nothing")
         parser.add_argument("--batch-size", type=int, default=1000,
                             help="sessions read per database round trip (default 1000)")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             counts = track_existing_sessions(dry_run=options["dry_run"],
                                              batch_size=max(1, options["batch_size"]))

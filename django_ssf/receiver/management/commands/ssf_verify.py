@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...client import ControlPlaneError, TransmitterClient
 from ._common import dump, find_stream
@@ -14,12 +16,12 @@ class Command(BaseCommand):
         "once it has arrived with the matching state; non-zero on timeout or mismatch."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("stream", help="local id or the transmitter's stream_id")
         parser.add_argument("--timeout", type=float, default=None,
                             help="seconds to wait (default SSF['RECEIVER_VERIFY_TIMEOUT'])")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         stream = find_stream(options["stream"])
         client = TransmitterClient(stream.transmitter)
         try:
