@@ -15,7 +15,7 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_ssf.receiver import ingest as ingest_module
+from django_ssf.receiver import drain as drain_module
 from django_ssf.receiver.models import InboundSET, ReceiverStream
 from django_ssf.receiver.tasks import drain_stream as drain_task
 from tests.fake_transmitter import SESSION_REVOKED, make_stream, post_set
@@ -31,10 +31,10 @@ def broker(monkeypatch, settings):
                     "RECEIVER_DRAIN_DELAY": 0.5}
     sent = Sent()
     monkeypatch.setattr(drain_task, "apply_async", sent)
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()
     with not_eager():
         yield sent
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()
 
 
 def _no_touch(stream) -> None:

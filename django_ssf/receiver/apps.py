@@ -14,5 +14,10 @@ class ReceiverConfig(AppConfig):
         from ..core import events  # noqa: F401  (fills the event-type registry)
         from . import (
             checks,  # noqa: F401  (registers the receiver's system checks)
-            scim,  # noqa: F401  (sends the SCIM signals on event_received)
+            scim,
+            sessions,
+            tasks,  # noqa: F401  (registers the Celery tasks that scheduling enqueues by name)
         )
+
+        scim.connect()  # the SCIM signals, sent on event_received
+        sessions.connect()  # session start times, for session-revoked

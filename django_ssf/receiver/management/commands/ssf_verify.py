@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...client import ControlPlaneError, TransmitterClient
+from ...client import ControlPlaneError
+from ...verification import verify
 from ._common import dump, find_stream
 
 
@@ -21,9 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         stream = find_stream(options["stream"])
-        client = TransmitterClient(stream.transmitter)
         try:
-            pending = client.verify(stream, timeout=options["timeout"])
+            pending = verify(stream, timeout=options["timeout"])
         except ControlPlaneError as exc:
             raise CommandError(str(exc)) from exc
         dump(self, {
