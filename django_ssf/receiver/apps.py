@@ -18,9 +18,13 @@ class ReceiverConfig(AppConfig):
         from ..core import events  # noqa: F401  (fills the event-type registry)
         from . import (
             checks,  # noqa: F401  (registers the receiver's system checks)
-            scim,  # noqa: F401  (sends the SCIM signals on event_received)
+            scim,
+            sessions,
+            tasks,  # noqa: F401  (registers the Celery tasks that scheduling enqueues by name)
         )
 
+        scim.connect()  # the SCIM signals, sent on event_received
+        sessions.connect()  # session start times, for session-revoked
         # A host's @on_event handlers and signal receivers live in ``<app>/ssf_receivers.py``
         # and must be connected in every process that processes SETs (web server, worker).
         # Import that module of each installed app, as the admin does with ``admin.py``.

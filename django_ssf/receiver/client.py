@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -38,7 +37,6 @@ from .discovery import (
     http_session,
 )
 from .models import (
-    InboundSET,
     PendingVerification,
     ReceiverStream,
     Transmitter,
@@ -561,39 +559,6 @@ class TransmitterClient:
                 pending.save(update_fields=["request_error"])
             raise
         return pending
-
-    def verify(self, stream: ReceiverStream, *, timeout: float | None = None,
-               interval: float = 0.2) -> PendingVerification:
-        """Request verification and wait until the matching event has arrived.
-
-        Poll streams are polled while waiting. Raises :class:`VerificationError` on
-        timeout, or when a verification with a wrong ``state`` arrives meanwhile.
-        """
-        timeout = float(ssf_settings.RECEIVER_VERIFY_TIMEOUT if timeout is None else timeout)
-        pending = self.request_verification(stream)
-        deadline = time.monotonic() + timeout
-        while True:
-            if stream.is_poll:
-                from .poller import poll_stream
-
-                poll_stream(stream, once=True, return_immediately=True, client=self)
-            pending.refresh_from_db()
-            if pending.completed_at is not None:
-                stream.refresh_from_db()
-                return pending
-            wrong = InboundSET.objects.filter(
-                stream=stream, error_code=c.ERR_INVALID_STATE,
-                received_at__gte=pending.requested_at,
-            ).first()
-            if wrong is not None:
-                raise VerificationError(
-                    f"a verification event with an unexpected state arrived (jti {wrong.jti!r})"
-                )
-            if time.monotonic() >= deadline:
-                raise VerificationError(
-                    f"no verification event with state {pending.state!r} within {timeout:g} s"
-                )
-            time.sleep(interval)
 
     # ---- convenience ----------------------------------------------------------------------
     def sync(self, stream: ReceiverStream) -> ReceiverStream:

@@ -1,6 +1,8 @@
-"""A registry of per-event-type handlers, for hosts that prefer decorators to signals.
+"""``@on_event``: a thin decorator over the ``event_received`` signal, filtered by type.
 
-::
+The one way to act on received events is the :data:`django_ssf.signals.event_received`
+signal. For hosts that want one function per event type, :func:`on_event` connects the
+function as a receiver of that signal that only runs for the event types named::
 
     from django_ssf.receiver.handlers import on_event
 
@@ -12,26 +14,37 @@
     def audit(event):
         ...
 
-Handlers run when a stored SET is processed (Celery, or inline), after the
-``event_received`` signal. A handler that raises marks the SET ``failed`` (the error is
-recorded and ``set_processing_failed`` is sent); the admin "reprocess" action runs it again.
+It is plain ``event_received.connect(..., weak=False, dispatch_uid=...)`` underneath, so
+``event_received.disconnect(dispatch_uid=...)`` undoes it, and the bookkeeping (an
+``ActionRecord`` per receiver that ran or failed; a failure marks the SET ``failed`` and
+sends ``set_processing_failed``) is the same as for any other receiver.
 """
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["ALL_EVENTS", "clear", "get_handlers", "on_event", "register", "registered",
-           "resolve_event_type", "unregister"]
+from .. import signals
+
+__all__ = ["ALL_EVENTS", "NOT_APPLICABLE", "on_event", "resolve_event_type"]
 
 ALL_EVENTS = "*"
 
-Handler = Callable[[Any], Any]
+H = TypeVar("H", bound=Callable[..., Any])
 
-_lock = threading.Lock()
-_handlers: dict[str, list[Handler]] = {}
+
+class _NotApplicable:
+    def __repr__(self) -> str:
+        return "NOT_APPLICABLE"
+
+
+#: What an ``event_received`` receiver returns for an event it does not handle (an
+#: ``on_event`` receiver for other types, the SCIM dispatcher for a non-SCIM event):
+#: processing records nothing for it.
+NOT_APPLICABLE: Any = _NotApplicable()
+
 
 def resolve_event_type(name: str) -> str:
     """Map ``"session-revoked"``, ``"caep.session-revoked"`` or a URI to the full URI.
@@ -55,55 +68,28 @@ def resolve_event_type(name: str) -> str:
     return candidates[0]
 
 
-def register(event_type: str, handler: Handler) -> Handler:
-    """Register ``handler`` for one event type (short name, URI or ``"*"``)."""
-    uri = resolve_event_type(event_type)
-    with _lock:
-        bucket = _handlers.setdefault(uri, [])
-        if handler not in bucket:
-            bucket.append(handler)
-    return handler
+def on_event(*event_types: str, dispatch_uid: str | None = None) -> Callable[[H], H]:
+    """Decorator: connect ``func(event)`` to ``event_received`` for these event types.
 
-
-def unregister(event_type: str, handler: Handler) -> None:
-    """Remove a handler registered with :func:`register` / :func:`on_event`."""
-    uri = resolve_event_type(event_type)
-    with _lock:
-        bucket = _handlers.get(uri, [])
-        if handler in bucket:
-            bucket.remove(handler)
-
-
-def clear() -> None:
-    """Forget every registered handler (for tests)."""
-    with _lock:
-        _handlers.clear()
-
-
-def registered() -> dict[str, list[Handler]]:
-    """A copy of the registry: each event-type URI (or ``"*"``) and its handlers, in order.
-
-    With :func:`clear` and :func:`register` it saves and restores the registry around code
-    that registers handlers of its own (the documentation examples in the test suite do).
+    ``event_types`` are short names, URIs or ``"*"``. ``dispatch_uid`` defaults to the
+    function's module and qualified name, so importing a module twice connects it once;
+    pass your own to disconnect it later with ``event_received.disconnect(dispatch_uid=...)``.
+    Returns the function unchanged.
     """
-    with _lock:
-        return {uri: list(bucket) for uri, bucket in _handlers.items() if bucket}
-
-
-def on_event(*event_types: str) -> Callable[[Handler], Handler]:
-    """Decorator: ``@on_event("session-revoked", "credential-change")``."""
     if not event_types:
         raise TypeError("on_event() needs at least one event type (or '*')")
+    uris = frozenset(resolve_event_type(name) for name in event_types)
+    every = ALL_EVENTS in uris
 
-    def decorator(func: Handler) -> Handler:
-        for event_type in event_types:
-            register(event_type, func)
+    def decorator(func: H) -> H:
+        @functools.wraps(func)
+        def receiver(sender: Any, event: Any, **kwargs: Any) -> Any:
+            if every or event.event_type in uris:
+                return func(event)
+            return NOT_APPLICABLE
+
+        uid = dispatch_uid or f"django_ssf.on_event:{func.__module__}.{func.__qualname__}"
+        signals.event_received.connect(receiver, weak=False, dispatch_uid=uid)
         return func
 
     return decorator
-
-
-def get_handlers(event_type: str) -> list[Handler]:
-    """Handlers for one event-type URI: the specific ones first, then the ``"*"`` ones."""
-    with _lock:
-        return [*_handlers.get(event_type, ()), *_handlers.get(ALL_EVENTS, ())]

@@ -27,7 +27,7 @@ from .models import ReceiverStream
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KeepAliveResult", "due_streams", "keep_alive"]
+__all__ = ["KeepAliveResult", "due_streams", "keep_alive", "keep_alive_counts"]
 
 # Fraction of inactivity_timeout after which a stream is due for a keep-alive call.
 DUE_FRACTION = 0.25
@@ -93,3 +93,9 @@ def keep_alive(now: dt.datetime | None = None) -> list[KeepAliveResult]:
             continue
         results.append(KeepAliveResult(stream=stream.pk, ok=True, status=stream.status))
     return results
+
+
+def keep_alive_counts(now: dt.datetime | None = None) -> dict[str, int]:
+    """:func:`keep_alive`, summed up: ``{"called": ..., "failed": ...}`` (the beat task)."""
+    results = keep_alive(now)
+    return {"called": len(results), "failed": sum(1 for r in results if not r.ok)}

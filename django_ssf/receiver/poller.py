@@ -38,11 +38,12 @@ from ..core.backoff import backoff_delay
 from ..core.http import parse_json_response
 from .client import ControlPlaneError, TransmitterClient
 from .ingest import ingest, schedule_processing
+from .keepalive import keep_alive
 from .models import InboundSET, ReceiverStream
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PollResult", "poll_all", "poll_stream"]
+__all__ = ["PollResult", "poll_all", "poll_and_keep_alive", "poll_stream"]
 
 # In ``once`` mode, give up after this many consecutive failed requests.
 ONCE_MAX_ATTEMPTS = 3
@@ -265,3 +266,20 @@ def poll_all(
             results.append(PollResult(stream=stream.pk, failures=1, last_error=str(exc),
                                       disabled=disabled))
     return results
+
+
+def poll_and_keep_alive() -> dict[str, int]:
+    """One short poll of every active poll stream, then the keep-alive (the beat task).
+
+    Returns counts: streams polled, SETs received, acknowledged and reported as errors,
+    and streams kept alive.
+    """
+    results = poll_all(once=True, return_immediately=True)
+    kept = keep_alive()
+    return {
+        "streams": len(results),
+        "received": sum(r.received for r in results),
+        "acked": sum(r.acked for r in results),
+        "errors": sum(r.errors for r in results),
+        "kept_alive": sum(1 for r in kept if r.ok),
+    }

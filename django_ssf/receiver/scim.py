@@ -1,7 +1,7 @@
 """Receiver side of the SCIM events (RFC 9967): ``event_received`` → one SCIM signal.
 
-:func:`dispatch` is connected to :data:`django_ssf.signals.event_received` when the app
-is ready. For each processed SET carrying a SCIM event it builds a
+:func:`dispatch` is connected to :data:`django_ssf.signals.event_received` by
+``ReceiverConfig.ready()``. For each processed SET carrying a SCIM event it builds a
 :class:`~django_ssf.core.scim.ScimEvent` and sends the operation's signal
 (``scim_resource_created``, ``scim_resource_deleted``, ...), then
 ``scim_event_received``. Every other event type is left alone.
@@ -24,6 +24,7 @@ from .. import signals
 from ..core import constants as c
 from ..core.errors import EventValidationError
 from ..core.scim import ScimEvent, is_scim_event
+from .handlers import NOT_APPLICABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .events import ReceivedEvent
@@ -76,15 +77,16 @@ def _to_scim_event(event: ReceivedEvent) -> ScimEvent:
     )
 
 
-def dispatch(sender: Any, event: ReceivedEvent, **kwargs: Any) -> ScimEvent | None:
+def dispatch(sender: Any, event: ReceivedEvent, **kwargs: Any) -> Any:
     """``event_received`` receiver: send the SCIM signals for a SCIM event.
 
-    Returns the :class:`ScimEvent` (``None`` for non-SCIM events). Raises
+    Returns the :class:`ScimEvent` (``NOT_APPLICABLE`` for non-SCIM events, so that
+    processing records nothing for them). Raises
     :class:`ScimDispatchError` when the SET breaks an RFC 9967 rule or when a host
     receiver raised; every receiver still runs first.
     """
     if not is_scim_event(getattr(event, "event_type", None)):
-        return None
+        return NOT_APPLICABLE
     try:
         scim_event = _to_scim_event(event)
     except EventValidationError as exc:
@@ -106,13 +108,10 @@ def dispatch(sender: Any, event: ReceivedEvent, **kwargs: Any) -> ScimEvent | No
 
 
 def connect() -> None:
-    """Connect :func:`dispatch` to ``event_received`` (idempotent; done by the app)."""
+    """Connect :func:`dispatch` to ``event_received`` (idempotent; ``ready()`` does it)."""
     signals.event_received.connect(dispatch, dispatch_uid=DISPATCH_UID)
 
 
 def disconnect() -> None:
     """Undo :func:`connect` (for hosts that dispatch SCIM events themselves)."""
     signals.event_received.disconnect(dispatch_uid=DISPATCH_UID)
-
-
-connect()  # at import, so that importing the module (AppConfig.ready) wires it

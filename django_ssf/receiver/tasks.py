@@ -2,7 +2,7 @@
 
 * ``drain_stream(stream_id)``: process every accepted SET of one stream in arrival order.
   Enqueued by ingest after commit, debounced: a burst of SETs sends one task
-  (``RECEIVER_DRAIN_DELAY``; see :func:`django_ssf.receiver.ingest.request_drain`).
+  (``RECEIVER_DRAIN_DELAY``; see :func:`django_ssf.receiver.drain.request_drain`).
 * ``process_pending_sets(older_than=60)``: sweeper for SETs whose task was lost (broker down
   at enqueue time, worker killed); schedule it with Celery beat.
 * ``poll_streams()``: one short poll of every enabled poll stream, then the keep-alive;
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from . import scheduling
+
 __all__ = [
     "drain_stream",
     "keep_streams_alive",
@@ -33,43 +35,33 @@ __all__ = [
 ]
 
 
-@shared_task(name="django_ssf.receiver.drain_stream", ignore_result=True)
+@shared_task(name=scheduling.DRAIN_STREAM, ignore_result=True)
 def drain_stream(stream_id: int) -> int:
     """Process the accepted SETs of one receiver stream, oldest first; returns the count."""
-    from .ingest import drain_stream as drain
+    from .drain import drain_stream as drain
 
     return drain(stream_id)
 
 
-@shared_task(name="django_ssf.receiver.process_pending_sets", ignore_result=True)
+@shared_task(name=scheduling.PROCESS_PENDING_SETS, ignore_result=True)
 def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
     """Process accepted SETs that have waited longer than ``older_than`` seconds."""
-    from .ingest import sweep_pending
+    from .drain import sweep_pending
 
     return sweep_pending(older_than=older_than, limit=limit)
 
 
-@shared_task(name="django_ssf.receiver.poll_streams", ignore_result=True)
+@shared_task(name=scheduling.POLL_STREAMS, ignore_result=True)
 def poll_streams() -> dict[str, int]:
     """Short-poll every enabled poll stream once (acks included), then the keep-alive."""
-    from .keepalive import keep_alive
-    from .poller import poll_all
+    from .poller import poll_and_keep_alive
 
-    results = poll_all(once=True, return_immediately=True)
-    kept = keep_alive()
-    return {
-        "streams": len(results),
-        "received": sum(r.received for r in results),
-        "acked": sum(r.acked for r in results),
-        "errors": sum(r.errors for r in results),
-        "kept_alive": sum(1 for r in kept if r.ok),
-    }
+    return poll_and_keep_alive()
 
 
-@shared_task(name="django_ssf.receiver.keep_streams_alive", ignore_result=True)
+@shared_task(name=scheduling.KEEP_STREAMS_ALIVE, ignore_result=True)
 def keep_streams_alive() -> dict[str, int]:
     """The SSF §8.1.1 keep-alive of every due stream; returns counts."""
-    from .keepalive import keep_alive
+    from .keepalive import keep_alive_counts
 
-    results = keep_alive()
-    return {"called": len(results), "failed": sum(1 for r in results if not r.ok)}
+    return keep_alive_counts()

@@ -35,7 +35,8 @@ from django.views.decorators.http import require_GET
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from .ingest import ingest, load_push_stream
+from .ingest import ingest
+from .lookup import load_push_stream
 from .ratelimit import rate_limited
 
 __all__ = ["encryption_jwks", "error_response", "push_endpoint"]

@@ -29,6 +29,7 @@ import re
 import textwrap
 import types
 import warnings
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from django.urls import Resolver404, resolve
 
 from django_ssf.conf import DEFAULTS
 from django_ssf.core import constants as c
+from django_ssf.receiver.handlers import NOT_APPLICABLE
 from tests.helpers.transmitter_delivery import PROVIDER_PATH, make_stream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +148,6 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
     from django_ssf import signals
     from django_ssf.core import subjects
     from django_ssf.core.events import registry
-    from django_ssf.receiver import handlers
 
     settings.SSF = {**settings.SSF, "KEYS_PROVIDER": PROVIDER_PATH}
     user = get_user_model().objects.create_user(
@@ -154,7 +155,6 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
     )
     event_uris = set(registry.uris())
     formats = set(subjects.registered_formats())
-    saved_handlers = handlers.registered()
     saved_receivers = list(signals.event_received.receivers)
     try:
         yield {"user": user}
@@ -163,30 +163,44 @@ def docs_env(settings, db) -> Iterator[dict[str, Any]]:
             registry.unregister(uri)
         for name in set(subjects.registered_formats()) - formats:
             subjects.unregister_format(name)
-        handlers.clear()
-        for uri, bucket in saved_handlers.items():
-            for handler in bucket:
-                handlers.register(uri, handler)
         with signals.event_received.lock:
             signals.event_received.receivers[:] = saved_receivers
             signals.event_received.sender_receivers_cache.clear()
 
 
-def new_handlers(before: dict[str, list]) -> list[tuple[str, Any]]:
-    from django_ssf.receiver import handlers
+def new_handlers(before: list[Any]) -> list[Any]:
+    """The ``@on_event`` receivers connected since :func:`snapshot_handlers`.
 
-    return [
-        (uri, h)
-        for uri, bucket in handlers.registered().items()
-        for h in bucket
-        if h not in before.get(uri, [])
-    ]
+    (``on_event`` wraps the function: plain ``event_received.connect`` receivers have no
+    ``__wrapped__``.)
+    """
+    from django_ssf import signals
+
+    with signals.event_received.lock:
+        entries = list(signals.event_received.receivers)
+    added = []
+    for key, receiver, *_ in entries:
+        if key in before:
+            continue
+        if isinstance(receiver, weakref.ReferenceType):
+            receiver = receiver()
+        if hasattr(receiver, "__wrapped__"):
+            added.append(receiver)
+    return added
 
 
-def snapshot_handlers() -> dict[str, list]:
-    from django_ssf.receiver import handlers
+def snapshot_handlers() -> list[Any]:
+    """The lookup keys of the ``event_received`` receivers connected now."""
+    from django_ssf import signals
 
-    return handlers.registered()
+    with signals.event_received.lock:
+        return [entry[0] for entry in signals.event_received.receivers]
+
+
+def _run_handler(receiver: Any, event: Any) -> Any:
+    from django_ssf.receiver.models import ReceiverStream
+
+    return receiver(sender=ReceiverStream, event=event)
 
 
 def run_page(page: str, namespace: dict[str, Any]) -> list[Block]:
@@ -268,11 +282,14 @@ def test_readme_examples_emit_and_handle(docs_env: dict[str, Any]) -> None:
     assert [s.event_type for s in sets] == [c.CAEP_SESSION_REVOKED]
     assert sets[0].status == OutboundSET.STATUS_PENDING and sets[0].token.count(".") == 2
 
-    # The handler example registered a handler for RISC credential-compromise that
-    # deactivates the user named by the subject.
+    # The handler example connected one receiver, for RISC credential-compromise only,
+    # that deactivates the user named by the subject.
     added = new_handlers(before)
-    assert [uri for uri, _ in added] == [c.RISC_CREDENTIAL_COMPROMISE]
-    added[0][1](
+    assert len(added) == 1
+    assert _run_handler(added[0], _received_event(
+        c.CAEP_SESSION_REVOKED, {"format": "email", "email": user.email})) is NOT_APPLICABLE
+    _run_handler(
+        added[0],
         _received_event(
             c.RISC_CREDENTIAL_COMPROMISE,
             {"format": "email", "email": user.email},
@@ -305,8 +322,12 @@ def test_quickstart_examples(docs_env: dict[str, Any]) -> None:
     # The receiver example: its handler acts on the user named by the subject.
     other = type(user).objects.create_user("bob", email="bob@example.com", password="pw-123456")
     added = new_handlers(before)
-    assert [uri for uri, _ in added] == [c.RISC_CREDENTIAL_COMPROMISE]
-    added[0][1](
+    assert len(added) == 1
+    assert _run_handler(added[0], _received_event(
+        c.CAEP_SESSION_REVOKED, {"format": "email", "email": "bob@example.com"}
+    )) is NOT_APPLICABLE
+    _run_handler(
+        added[0],
         _received_event(
             c.RISC_CREDENTIAL_COMPROMISE,
             {"format": "email", "email": "bob@example.com"},

@@ -26,14 +26,14 @@ def broker(monkeypatch, settings) -> Iterator[Sent]:
 
     This is how production runs: a burst of pushes sends one drain task per stream.
     """
-    from django_ssf.receiver import ingest as ingest_module
+    from django_ssf.receiver import drain as drain_module
     from django_ssf.receiver.tasks import drain_stream as drain_task
 
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False,
                     "RECEIVER_DRAIN_DELAY": 0.5}
     sent = Sent()
     monkeypatch.setattr(drain_task, "apply_async", sent)
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()
     with not_eager():
         yield sent
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from django_ssf import signals
 from django_ssf.receiver.actions import default_subject_resolver
-from django_ssf.receiver.handlers import on_event, resolve_event_type, unregister
+from django_ssf.receiver.handlers import on_event, resolve_event_type
 from django_ssf.receiver.models import ActionRecord, InboundSET, UserSessionRecord
+from django_ssf.signals import event_received
 from tests.helpers.fake_transmitter import (
     ACCOUNT_DISABLED,
     ACCOUNT_ENABLED,
@@ -316,7 +317,7 @@ def test_signals_and_handlers_receive_the_normalised_event(fake, inline_processi
     lifecycle = {name: on_lifecycle(name) for name in
                  ("set_received", "set_validated", "set_processed")}
 
-    @on_event("caep.session-revoked")
+    @on_event("caep.session-revoked", dispatch_uid="handler")
     def handler(event):
         seen["handler"] = event
         return "handled"
@@ -333,7 +334,7 @@ def test_signals_and_handlers_receive_the_normalised_event(fake, inline_processi
         signals.event_received.disconnect(on_received)
         for name, receiver in lifecycle.items():
             getattr(signals, name).disconnect(receiver)
-        unregister(SESSION_REVOKED, handler)
+        event_received.disconnect(dispatch_uid="handler")
     event = seen["signal"]
     assert event.event_type == SESSION_REVOKED
     assert event.short_name == "session-revoked"
@@ -346,7 +347,7 @@ def test_signals_and_handlers_receive_the_normalised_event(fake, inline_processi
     assert event.transmitter == stream.transmitter
     assert seen["handler"].jti == event.jti
     assert {"set_received", "set_validated", "set_processed"} <= set(seen)
-    assert ActionRecord.objects.filter(action__startswith="handler:", outcome="done",
+    assert ActionRecord.objects.filter(action__startswith="receiver:", outcome="done",
                                        detail="handled").exists()
 
 
@@ -360,7 +361,7 @@ def test_failing_handler_marks_failed_and_reprocess_runs_it_again(fake, inline_p
     def on_failed(sender, inbound, event, exception, **kwargs):
         failures.append(exception)
 
-    @on_event("*")
+    @on_event("*", dispatch_uid="flaky")
     def flaky(event):
         attempts.append(event.jti)
         if len(attempts) == 1:
@@ -379,7 +380,7 @@ def test_failing_handler_marks_failed_and_reprocess_runs_it_again(fake, inline_p
         assert len(attempts) == 2
     finally:
         signals.set_processing_failed.disconnect(on_failed)
-        unregister("*", flaky)
+        event_received.disconnect(dispatch_uid="flaky")
 
 
 def test_reprocess_revalidates_a_rejected_set(fake, client):

@@ -41,13 +41,14 @@ def test_a_pushed_burst_is_drained_by_few_tasks_and_processed_once(
     """Through the broker and a real worker: one drain per burst, every SET processed once."""
     from celery.signals import before_task_publish
 
-    from django_ssf.receiver import ingest as ingest_module
-    from django_ssf.receiver.handlers import on_event, unregister
+    from django_ssf.receiver import drain as drain_module
+    from django_ssf.receiver.handlers import on_event
+    from django_ssf.signals import event_received
     from tests.helpers.fake_transmitter import SESSION_REVOKED
 
     settings.SSF = {**settings.SSF, "BASE_URL": live_server.url,
                     "RECEIVER_PROCESS_INLINE": False, "RECEIVER_DRAIN_DELAY": 0.3}
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()
     published: list[str] = []
     seen: list[str] = []
 
@@ -59,7 +60,7 @@ def test_a_pushed_burst_is_drained_by_few_tasks_and_processed_once(
         seen.append(event.jti)
 
     before_task_publish.connect(count, weak=False)
-    on_event("session-revoked")(handler)
+    on_event("session-revoked", dispatch_uid="handler")(handler)
     try:
         stream = make_stream(fake)
         burst = 30
@@ -71,7 +72,7 @@ def test_a_pushed_burst_is_drained_by_few_tasks_and_processed_once(
             time.sleep(0.05)
     finally:
         before_task_publish.disconnect(count)
-        unregister("session-revoked", handler)
+        event_received.disconnect(dispatch_uid="handler")
     assert InboundSET.objects.filter(status=InboundSET.STATUS_PROCESSED).count() == burst
     assert len(seen) == len(set(seen)) == burst
     assert 1 <= len(published) < burst // 3, published

@@ -13,9 +13,11 @@ import pytest
 
 from django_ssf.core import constants as c
 from django_ssf.receiver.client import ControlPlaneError, TransmitterClient
-from django_ssf.receiver.handlers import on_event, unregister
+from django_ssf.receiver.handlers import on_event
 from django_ssf.receiver.models import ActionRecord, InboundSET, PendingVerification
 from django_ssf.receiver.poller import poll_stream
+from django_ssf.receiver.verification import verify
+from django_ssf.signals import event_received
 from tests.helpers.fake_transmitter import (
     DROP,
     POLL,
@@ -113,7 +115,7 @@ def test_reason_admin_object_is_accepted_and_reaches_handlers(client, fake, inli
     def handler(event):
         seen.append(event.claims["reason_admin"])
 
-    on_event("session-revoked")(handler)
+    on_event("session-revoked", dispatch_uid="handler")(handler)
     try:
         stream = make_stream(fake)
         token = fake.make_set(SESSION_REVOKED, {
@@ -122,7 +124,7 @@ def test_reason_admin_object_is_accepted_and_reaches_handlers(client, fake, inli
             "reason_user": {"en": "You were signed out"}})
         assert post_set(client, stream, token).status_code == 202
     finally:
-        unregister("session-revoked", handler)
+        event_received.disconnect(dispatch_uid="handler")
     assert seen == [{"en": "Landspeed policy violation", "de": "Richtlinie"}]
 
 
@@ -188,7 +190,7 @@ def test_verification_behind_queued_events_completes(fake, live_receiver, settin
     for _ in range(5):
         fake.enqueue(stream.stream_id, fake.make_set(SESSION_REVOKED))
     settings.SSF = {**settings.SSF, "RECEIVER_POLL_MAX_EVENTS": 2}  # several requests
-    pending = TransmitterClient(stream.transmitter).verify(stream, timeout=10)
+    pending = verify(stream, timeout=10)
     assert pending.completed_at is not None
     assert InboundSET.objects.filter(event_type=SESSION_REVOKED).count() == 5
 
@@ -210,13 +212,13 @@ def test_processing_failure_is_acked_never_reported_in_set_errs(fake, inline_pro
     def broken(event):
         raise RuntimeError("business failure")
 
-    on_event("session-revoked")(broken)
+    on_event("session-revoked", dispatch_uid="broken")(broken)
     try:
         stream = make_stream(fake, delivery=POLL)
         jti = fake.enqueue(stream.stream_id, fake.make_set(SESSION_REVOKED))
         poll_stream(stream, once=True)
     finally:
-        unregister("session-revoked", broken)
+        event_received.disconnect(dispatch_uid="broken")
     assert fake.acks == [jti] and fake.set_errs == {}
     assert InboundSET.objects.get().status == InboundSET.STATUS_FAILED
 
@@ -229,12 +231,12 @@ def test_poll_acknowledges_before_local_action(fake, inline_processing):
     def handler(event):
         order.append(("processed", list(fake.acks)))
 
-    on_event("session-revoked")(handler)
+    on_event("session-revoked", dispatch_uid="handler")(handler)
     try:
         jti = fake.enqueue(stream.stream_id, fake.make_set(SESSION_REVOKED))
         poll_stream(stream, once=True)
     finally:
-        unregister("session-revoked", handler)
+        event_received.disconnect(dispatch_uid="handler")
     assert order == [("processed", [jti])]
 
 

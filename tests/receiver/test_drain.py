@@ -1,6 +1,6 @@
 """Processing as a debounced per-stream drain: one task per burst, exactly once, in order.
 
-The guarantees under test (see ``django_ssf.receiver.ingest.request_drain``): every row is
+The guarantees under test (see ``django_ssf.receiver.drain.request_drain``): every row is
 persisted before the 202; a burst of SETs sends one drain task; a row committed while the
 debounce guard is active is seen by the task the guard stands for; each row is processed
 exactly once even when drains overlap; a lost task is made good by the sweeper.
@@ -14,11 +14,13 @@ import time
 import pytest
 from django.utils import timezone
 
-from django_ssf.receiver import ingest as ingest_module
-from django_ssf.receiver.handlers import on_event, unregister
-from django_ssf.receiver.ingest import drain_stream, ingest, request_drain
+from django_ssf.receiver import drain as drain_module
+from django_ssf.receiver.drain import drain_stream, request_drain
+from django_ssf.receiver.handlers import on_event
+from django_ssf.receiver.ingest import ingest
 from django_ssf.receiver.models import InboundSET
 from django_ssf.receiver.tasks import drain_stream as drain_task
+from django_ssf.signals import event_received
 from tests.helpers.celery import Sent, not_eager
 from tests.helpers.fake_transmitter import SESSION_REVOKED, make_stream, post_set
 
@@ -32,9 +34,9 @@ def recorded():
     def handler(event):
         seen.append(event.jti)
 
-    on_event("*")(handler)
+    on_event("*", dispatch_uid="handler")(handler)
     yield seen
-    unregister("*", handler)
+    event_received.disconnect(dispatch_uid="handler")
 
 
 def test_a_burst_of_pushes_sends_one_delayed_drain(client, fake, broker):
@@ -55,7 +57,7 @@ def test_rows_committed_under_the_guard_are_seen_by_the_guarded_task(
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert len(broker.calls) == 1
     # The guard expires before the task's earliest start (ETA = send time + countdown).
-    (guard_until,) = ingest_module._drain_guard.values()
+    (guard_until,) = drain_module._drain_guard.values()
     assert guard_until <= time.monotonic() + 0.5
     # The task, whenever it runs, processes both rows (the second one sent no message).
     assert drain_task.run(*broker.calls[0]["args"]) == 2
@@ -120,7 +122,7 @@ def test_claim_batch_uses_skip_locked_where_available(fake, monkeypatch):
     stream = make_stream(fake)
     ingest(stream, fake.make_set(SESSION_REVOKED), process=False)
     with CaptureQueriesContext(connection) as queries:
-        ids = ingest_module._claim_next_batch(stream.pk, 10)
+        ids = drain_module._claim_next_batch(stream.pk, 10)
     assert len(ids) == 1
     assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSING
     sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
@@ -150,12 +152,12 @@ def test_lost_enqueue_is_logged_and_the_sweeper_processes_the_row(
 
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False}
     monkeypatch.setattr(drain_task, "apply_async", Sent(fail=True))
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()
     stream = make_stream(fake)
     with not_eager():
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert "could not enqueue the drain" in caplog.text
-    assert not ingest_module._drain_guard  # the failed send leaves no guard behind
+    assert not drain_module._drain_guard  # the failed send leaves no guard behind
     row = InboundSET.objects.get()
     assert row.status == InboundSET.STATUS_ACCEPTED
     InboundSET.objects.filter(pk=row.pk).update(
@@ -166,12 +168,12 @@ def test_lost_enqueue_is_logged_and_the_sweeper_processes_the_row(
 
 def test_eager_celery_processes_at_once_without_a_guard(client, fake, settings):
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False}
-    ingest_module._drain_guard.clear()
+    drain_module._drain_guard.clear()
     stream = make_stream(fake)
     for _ in range(2):
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert set(InboundSET.objects.values_list("status", flat=True)) == {"processed"}
-    assert not ingest_module._drain_guard
+    assert not drain_module._drain_guard
 
 
 def test_inline_processing_still_processes_in_the_request(client, fake, inline_processing):

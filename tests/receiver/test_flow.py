@@ -23,6 +23,7 @@ from django_ssf.receiver.client import (
     connect,
 )
 from django_ssf.receiver.models import InboundSET, ReceiverStream, Transmitter
+from django_ssf.receiver.verification import verify
 from tests.helpers.fake_transmitter import (
     ACCOUNT_DISABLED,
     POLL,
@@ -156,7 +157,7 @@ def test_verify_fails_on_wrong_state(fake, live_receiver):
 
     fake.verification_set = wrong_state
     with pytest.raises(VerificationError, match="unexpected state"):
-        TransmitterClient(stream.transmitter).verify(stream, timeout=10)
+        verify(stream, timeout=10)
     rejected = InboundSET.objects.get()
     assert rejected.error_code == "invalid_state"
     with pytest.raises(CommandError):
@@ -167,7 +168,7 @@ def test_verify_times_out(fake, live_receiver):
     stream = connect(fake.issuer, delivery="push", token="static-token")
     fake.deliver = lambda stream_id, token: None  # the transmitter never sends it
     with pytest.raises(VerificationError, match="no verification event"):
-        TransmitterClient(stream.transmitter).verify(stream, timeout=0.5)
+        verify(stream, timeout=0.5)
 
 
 def test_connect_over_poll_and_verify_by_polling(fake, live_receiver):
@@ -176,7 +177,7 @@ def test_connect_over_poll_and_verify_by_polling(fake, live_receiver):
     assert stream.poll_url == f"{fake.base}/poll/{stream.stream_id}"
     assert fake.streams[stream.stream_id]["delivery"] == {"method": POLL,
                                                           "endpoint_url": stream.poll_url}
-    pending = TransmitterClient(stream.transmitter).verify(stream, timeout=10)
+    pending = verify(stream, timeout=10)
     assert pending.completed_at is not None
     # The verification SET was acknowledged.
     assert InboundSET.objects.get().jti in fake.acks

@@ -9,6 +9,7 @@ import pytest
 from django_ssf.core import constants as c
 from django_ssf.receiver.client import connect
 from django_ssf.receiver.models import InboundSET, PendingVerification
+from django_ssf.receiver.verification import verify
 from tests.helpers.fake_transmitter import (
     ACCOUNT_DISABLED,
     DROP,
@@ -98,7 +99,6 @@ def test_legacy_transmitter_end_to_end_with_draft_delivery_uris(live_receiver):
         assert delivery["method"] == "https://schemas.openid.net/secevent/risc/delivery-method/push"
         assert stream.delivery_method == c.DELIVERY_PUSH
         assert stream.transmitter.spec_version == "1_0-ID1"
-        from django_ssf.receiver.client import TransmitterClient
 
-        TransmitterClient(stream.transmitter).verify(stream, timeout=10)  # sse verification
+        verify(stream, timeout=10)  # sse verification
         assert tr.push(stream.stream_id, _google_set(tr)).status_code == 202

@@ -53,11 +53,12 @@ def test_valid_set_is_accepted_with_empty_202_and_stored(client, fake, inline_pr
 
 
 def test_redelivery_is_acknowledged_again_and_processed_once(client, fake, inline_processing):
-    from django_ssf.receiver.handlers import on_event, unregister
+    from django_ssf.receiver.handlers import on_event
+    from django_ssf.signals import event_received
 
     calls = []
 
-    @on_event("session-revoked")
+    @on_event("session-revoked", dispatch_uid="handler")
     def handler(event):
         calls.append(event.jti)
 
@@ -68,7 +69,7 @@ def test_redelivery_is_acknowledged_again_and_processed_once(client, fake, inlin
         assert post_set(client, stream, token).status_code == 202
         assert post_set(client, stream, token).status_code == 202
     finally:
-        unregister("session-revoked", handler)
+        event_received.disconnect(dispatch_uid="handler")
     assert len(calls) == 1
     original = InboundSET.objects.get(status=InboundSET.STATUS_PROCESSED)
     duplicates = InboundSET.objects.filter(status=InboundSET.STATUS_DUPLICATE)

@@ -150,7 +150,10 @@ def test_no_built_in_action_runs_for_scim_events(client, fake, inline_processing
         assert _push(client, fake, stream, uri).status_code == 202
     assert set(InboundSET.objects.values_list("status", flat=True)) == {
         InboundSET.STATUS_PROCESSED}
-    assert not ActionRecord.objects.exists()
+    # The only record per SET is the SCIM dispatcher's (it ran): no built-in action.
+    assert set(ActionRecord.objects.values_list("action", flat=True)) == {
+        "receiver:django_ssf.receiver.scim.dispatch"}
+    assert ActionRecord.objects.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -133,7 +133,7 @@ def test_refused_and_unreachable_addresses_are_key_errors(settings) -> None:
     with pytest.raises(SSFKeyError, match="could not fetch"):
         encryption.fetch_jwks("http://127.0.0.1:9/jwks")  # nothing listens on discard
     ssf_settings_for(settings, HTTP_ALLOW_INSECURE_LOOPBACK=False)
-    with pytest.raises(SSFKeyError, match="is not acceptable: .* loopback address"):
+    with pytest.raises(SSFKeyError, match=r"is not acceptable: .* loopback address"):
         encryption.fetch_jwks("https://127.0.0.1/jwks")
 
 

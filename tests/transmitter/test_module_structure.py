@@ -107,11 +107,13 @@ def test_enqueue_runs_the_registered_task(monkeypatch):
 
 
 def test_enqueue_sends_an_unregistered_task_by_name(monkeypatch):
+    from celery import current_app
+
     sent: list[tuple] = []
     monkeypatch.setattr(
-        scheduling.current_app,
+        current_app,
         "send_task",
-        lambda name, args, countdown: sent.append((name, args, countdown)),
+        lambda name, args, **options: sent.append((name, args, options)),
     )
     scheduling.enqueue("django_ssf.transmitter.not_here", 1, countdown=None)
-    assert sent == [("django_ssf.transmitter.not_here", (1,), None)]
+    assert sent == [("django_ssf.transmitter.not_here", (1,), {})]

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...client import ControlPlaneError, TransmitterClient
+from ...client import ControlPlaneError
+from ...verification import verify
 from ._common import dump, find_stream
 
 
@@ -23,9 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         stream = find_stream(options["stream"])
-        client = TransmitterClient(stream.transmitter)
         try:
-            pending = client.verify(stream, timeout=options["timeout"])
+            pending = verify(stream, timeout=options["timeout"])
         except ControlPlaneError as exc:
             raise CommandError(str(exc)) from exc
         dump(self, {
