@@ -136,7 +136,7 @@ def default_subject_resolver(subject: dict | None, transmitter: Any) -> Any | No
     return _resolve_simple(subject, transmitter)
 
 
-def resolve_subject(subject: dict | None, transmitter) -> Any | None:
+def resolve_subject(subject: dict | None, transmitter: Any) -> Any | None:
     """The configured ``RECEIVER_SUBJECT_RESOLVER`` applied to ``subject``."""
     resolver: Callable[[dict | None, Any], Any] = ssf_settings.RECEIVER_SUBJECT_RESOLVER
     return resolver(subject, transmitter)
@@ -259,7 +259,7 @@ def track_existing_sessions(*, dry_run: bool = False, batch_size: int = 1000) ->
     return counts
 
 
-def revoke_user_tokens(user) -> tuple[int, int]:
+def revoke_user_tokens(user: Any) -> tuple[int, int]:
     """Revoke the user's django-oauth-toolkit refresh and access tokens; returns the counts.
 
     A site without django-oauth-toolkit in ``INSTALLED_APPS`` has no such tokens: (0, 0).

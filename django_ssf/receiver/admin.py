@@ -46,11 +46,11 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _pretty(value) -> str:
+def _pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _client(transmitter: Transmitter):
+def _client(transmitter: Transmitter) -> Any:
     from .client import TransmitterClient
 
     return TransmitterClient(transmitter)
@@ -279,7 +279,7 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
                                                            keep=10)
         return _pretty(safe)
 
-    def _each(self, request, queryset, label, func) -> None:
+    def _each(self, request: HttpRequest, queryset: QuerySet, label: str, func: Any) -> None:
         from .client import ControlPlaneError
 
         for stream in queryset.select_related("transmitter"):
@@ -364,7 +364,7 @@ class InboundSETAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a log: read-only
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a log: every SET received stays on record (retention purges it)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:

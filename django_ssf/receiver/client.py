@@ -224,7 +224,17 @@ class TransmitterClient:
             ReceiverStream.objects.filter(pk=stream.pk).update(last_management_at=now)
         return response
 
-    def _send(self, method, url, *, json, params, headers, timeout, force_refresh):
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        params: Any,
+        headers: Any,
+        timeout: Any,
+        force_refresh: bool,
+    ) -> requests.Response:
         all_headers = {"Accept": c.JSON_MEDIA_TYPE}
         token = self.access_token(force_refresh=force_refresh)
         if token:

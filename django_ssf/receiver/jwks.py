@@ -77,7 +77,7 @@ class KeysUnavailable(SETValidationError):
         self.retry_after = retry_after
 
 
-def fetch_jwks(transmitter, *, session: requests.Session | None = None) -> dict:
+def fetch_jwks(transmitter: Any, *, session: requests.Session | None = None) -> dict:
     """GET the transmitter's ``jwks_uri`` and return the JWK Set (not stored).
 
     Raises :class:`JWKSFetchError` (also, without a request, while an earlier failure
@@ -124,7 +124,7 @@ def refresh_jwks(transmitter: Any, *, forced: bool = False, kid: str | None = No
     return changed
 
 
-def _recent_refetches(transmitter, now: dt.datetime) -> dict[str, str]:
+def _recent_refetches(transmitter: Any, now: dt.datetime) -> dict[str, str]:
     """The forced refetches of the last interval, ``{kid: ISO time}`` (older ones dropped)."""
     log = transmitter.jwks_refetch_kids if isinstance(transmitter.jwks_refetch_kids, dict) else {}
     return remote_jwks.recent_refetches(log, now)

@@ -48,7 +48,7 @@ def _prepare_lookup(alias: str) -> _Lookup:
     connection = connections[alias]
     quote = connection.ops.quote_name
 
-    def columns(model, names, table_alias):
+    def columns(model: Any, names: Any, table_alias: str) -> tuple[list[str], list[Any]]:
         selected, converters = [], []
         for name in names:
             field = model._meta.get_field(name)
@@ -63,8 +63,8 @@ def _prepare_lookup(alias: str) -> _Lookup:
 
     stream_sel, stream_conv = columns(ReceiverStream, _STREAM_COLUMNS, "s")
     tr_sel, tr_conv = columns(Transmitter, _TRANSMITTER_COLUMNS, "t")
-    push_id = quote(ReceiverStream._meta.get_field("push_id").column)
-    method = quote(ReceiverStream._meta.get_field("delivery_method").column)
+    push_id = quote(str(ReceiverStream._meta.get_field("push_id").column))
+    method = quote(str(ReceiverStream._meta.get_field("delivery_method").column))
     fk = quote(ReceiverStream._meta.get_field("transmitter").column)
     sql = (
         f"SELECT {', '.join(stream_sel + tr_sel)} "  # noqa: S608 - identifiers only
@@ -75,7 +75,7 @@ def _prepare_lookup(alias: str) -> _Lookup:
     return _Lookup(sql, stream_conv, tr_conv)
 
 
-def _convert(values, columns, connection) -> tuple[list[str], list]:
+def _convert(values: Any, columns: Any, connection: Any) -> tuple[list[str], list[Any]]:
     names, converted = [], []
     for value, (attname, converters, col) in zip(values, columns, strict=True):
         for converter in converters:

@@ -103,7 +103,7 @@ def apply_control_event(
         reason = reason if isinstance(reason, str) else ""
         old = stream.status
         ReceiverStream.objects.filter(pk=stream.pk).update(status=status, reason=reason)
-        stream.status, stream.reason = status, reason
+        stream.status, stream.reason = str(status), str(reason or "")
         ActionRecord.objects.create(
             inbound=inbound,
             action="stream_updated",
