@@ -1129,7 +1129,3 @@ def event_from(obj: Event | tuple[str, Mapping[str, Any]]) -> tuple[str, dict[st
         f"expected an Event (e.g. caep.SessionRevoked(...)) or a (uri, payload) pair, "
         f"got {_type_name(obj)}"
     )
-
-
-# The SCIM event family (RFC 9967) registers itself into the registry above.
-from . import scim as _scim  # noqa: E402,F401

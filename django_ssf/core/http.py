@@ -448,10 +448,17 @@ class SafeSession(requests.Session):
 
 
 def user_agent() -> str:
-    """``django-ssf/<version>``: the ``User-Agent`` of every outbound request."""
-    from django_ssf import __version__
+    """``django-ssf/<version>``: the ``User-Agent`` of every outbound request.
 
-    return f"{USER_AGENT_PRODUCT}/{__version__}"
+    The version is the installed distribution's (read from its metadata, so ``core`` does
+    not import the package that sits above it).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{USER_AGENT_PRODUCT}/{version('django-ssf')}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return USER_AGENT_PRODUCT
 
 
 def safe_session(

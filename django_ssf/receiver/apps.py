@@ -15,15 +15,16 @@ class ReceiverConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from ..core import events  # noqa: F401  (fills the event-type registry)
+        # The event-type registry: SSF, CAEP and RISC (events), SCIM (RFC 9967, scim).
+        from ..core import events, scim  # noqa: F401
         from . import (
             checks,  # noqa: F401  (registers the receiver's system checks)
-            scim,
             sessions,
             tasks,  # noqa: F401  (registers the Celery tasks that scheduling enqueues by name)
         )
+        from . import scim as scim_signals
 
-        scim.connect()  # the SCIM signals, sent on event_received
+        scim_signals.connect()  # the SCIM signals, sent on event_received
         sessions.connect()  # session start times, for session-revoked
         # A host's @on_event handlers and signal receivers live in ``<app>/ssf_receivers.py``
         # and must be connected in every process that processes SETs (web server, worker).

@@ -1,6 +1,6 @@
 """``@on_event``: a thin decorator over the ``event_received`` signal, filtered by type.
 
-The one way to act on received events is the :data:`django_ssf.signals.event_received`
+The one way to act on received events is the :data:`django_ssf.event_received`
 signal. For hosts that want one function per event type, :func:`on_event` connects the
 function as a receiver of that signal that only runs for the event types named::
 
@@ -26,7 +26,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .. import signals
+from ..signals import event_received
 
 __all__ = ["ALL_EVENTS", "NOT_APPLICABLE", "on_event", "resolve_event_type"]
 
@@ -89,7 +89,7 @@ def on_event(*event_types: str, dispatch_uid: str | None = None) -> Callable[[H]
             return NOT_APPLICABLE
 
         uid = dispatch_uid or f"django_ssf.on_event:{func.__module__}.{func.__qualname__}"
-        signals.event_received.connect(receiver, weak=False, dispatch_uid=uid)
+        event_received.connect(receiver, weak=False, dispatch_uid=uid)
         return func
 
     return decorator

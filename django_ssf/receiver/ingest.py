@@ -28,10 +28,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 
-from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SETValidationError
+from ..signals import set_received, set_rejected, set_validated
 from .drain import request_drain
 from .events import ReceivedEvent
 from .models import InboundSET, ReceiverStream
@@ -96,19 +96,19 @@ def ingest(
             return IngestResult(STATUS_DEFERRED, None, error,
                                 retry_after=getattr(error, "retry_after", None))
         inbound = store_rejected(stream, token, error, via)
-        _send(signals.set_received, inbound=inbound)
-        _send(signals.set_rejected, inbound=inbound, error=error)
+        _send(set_received, inbound=inbound)
+        _send(set_rejected, inbound=inbound, error=error)
         logger.info("rejected SET %r from %s: %s", inbound.jti, stream.transmitter, error)
         return IngestResult(InboundSET.STATUS_REJECTED, inbound, error)
     try:
         inbound = store_valid(stream, token, validated, pending, via)
     except IntegrityError:
         inbound = store_duplicate(stream, token, validated, via)
-        _send(signals.set_received, inbound=inbound)
+        _send(set_received, inbound=inbound)
         return IngestResult(InboundSET.STATUS_DUPLICATE, inbound)
-    _send(signals.set_received, inbound=inbound)
-    if signals.set_validated.has_listeners(ReceiverStream):
-        _send(signals.set_validated, inbound=inbound, event=ReceivedEvent.from_inbound(inbound))
+    _send(set_received, inbound=inbound)
+    if set_validated.has_listeners(ReceiverStream):
+        _send(set_validated, inbound=inbound, event=ReceivedEvent.from_inbound(inbound))
     if inbound.status == InboundSET.STATUS_ACCEPTED and process:
         schedule_processing(inbound)
     return IngestResult(inbound.status, inbound)

@@ -20,7 +20,7 @@ from typing import Any
 from django.dispatch import Signal
 from django.utils import timezone
 
-from .. import signals
+from ..signals import event_received, set_processed, set_processing_failed
 from .events import ReceivedEvent
 from .handlers import NOT_APPLICABLE
 from .models import ActionRecord, InboundSET, ReceiverStream
@@ -71,7 +71,7 @@ def process_claimed(inbound_id: int) -> InboundSET:
         first_exc = exc
         failures.append(f"built-in actions: {exc!r}")
         logger.exception("built-in action failed for inbound SET %s", inbound_id)
-    for receiver, result in signals.event_received.send_robust(sender=ReceiverStream, event=event):
+    for receiver, result in event_received.send_robust(sender=ReceiverStream, event=event):
         if result is NOT_APPLICABLE:
             continue  # an on_event receiver for other event types
         name = receiver_name(receiver)
@@ -90,12 +90,12 @@ def process_claimed(inbound_id: int) -> InboundSET:
         inbound.status = InboundSET.STATUS_FAILED
         inbound.error_description = "; ".join(failures)[:4000]
         inbound.save(update_fields=["status", "error_description", "processed_at"])
-        _send(signals.set_processing_failed, inbound=inbound, event=event, exception=first_exc)
+        _send(set_processing_failed, inbound=inbound, event=event, exception=first_exc)
     else:
         inbound.status = InboundSET.STATUS_PROCESSED
         inbound.error_description = ""
         inbound.save(update_fields=["status", "error_description", "processed_at"])
-        _send(signals.set_processed, inbound=inbound, event=event, actions=records)
+        _send(set_processed, inbound=inbound, event=event, actions=records)
     return inbound
 
 

@@ -1,6 +1,6 @@
 """Receiver side of the SCIM events (RFC 9967): ``event_received`` → one SCIM signal.
 
-:func:`dispatch` is connected to :data:`django_ssf.signals.event_received` by
+:func:`dispatch` is connected to :data:`django_ssf.event_received` by
 ``ReceiverConfig.ready()``. For each processed SET carrying a SCIM event it builds a
 :class:`~django_ssf.core.scim.ScimEvent` and sends the operation's signal
 (``scim_resource_created``, ``scim_resource_deleted``, ...), then
@@ -20,10 +20,22 @@ from typing import TYPE_CHECKING, Any
 
 from django.dispatch import Signal
 
-from .. import signals
 from ..core import constants as c
 from ..core.errors import EventValidationError
 from ..core.scim import ScimEvent, is_scim_event
+from ..signals import (
+    event_received,
+    scim_async_response,
+    scim_event_received,
+    scim_feed_added,
+    scim_feed_removed,
+    scim_resource_activated,
+    scim_resource_created,
+    scim_resource_deactivated,
+    scim_resource_deleted,
+    scim_resource_patched,
+    scim_resource_replaced,
+)
 from .handlers import NOT_APPLICABLE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,18 +48,18 @@ logger = logging.getLogger(__name__)
 DISPATCH_UID = "django_ssf.receiver.scim.dispatch"
 
 _SIGNALS: dict[str, Signal] = {
-    c.SCIM_PROV_CREATE_FULL: signals.scim_resource_created,
-    c.SCIM_PROV_CREATE_NOTICE: signals.scim_resource_created,
-    c.SCIM_PROV_PATCH_FULL: signals.scim_resource_patched,
-    c.SCIM_PROV_PATCH_NOTICE: signals.scim_resource_patched,
-    c.SCIM_PROV_PUT_FULL: signals.scim_resource_replaced,
-    c.SCIM_PROV_PUT_NOTICE: signals.scim_resource_replaced,
-    c.SCIM_PROV_DELETE: signals.scim_resource_deleted,
-    c.SCIM_PROV_ACTIVATE: signals.scim_resource_activated,
-    c.SCIM_PROV_DEACTIVATE: signals.scim_resource_deactivated,
-    c.SCIM_FEED_ADD: signals.scim_feed_added,
-    c.SCIM_FEED_REMOVE: signals.scim_feed_removed,
-    c.SCIM_MISC_ASYNC_RESPONSE: signals.scim_async_response,
+    c.SCIM_PROV_CREATE_FULL: scim_resource_created,
+    c.SCIM_PROV_CREATE_NOTICE: scim_resource_created,
+    c.SCIM_PROV_PATCH_FULL: scim_resource_patched,
+    c.SCIM_PROV_PATCH_NOTICE: scim_resource_patched,
+    c.SCIM_PROV_PUT_FULL: scim_resource_replaced,
+    c.SCIM_PROV_PUT_NOTICE: scim_resource_replaced,
+    c.SCIM_PROV_DELETE: scim_resource_deleted,
+    c.SCIM_PROV_ACTIVATE: scim_resource_activated,
+    c.SCIM_PROV_DEACTIVATE: scim_resource_deactivated,
+    c.SCIM_FEED_ADD: scim_feed_added,
+    c.SCIM_FEED_REMOVE: scim_feed_removed,
+    c.SCIM_MISC_ASYNC_RESPONSE: scim_async_response,
 }
 
 
@@ -92,7 +104,7 @@ def dispatch(sender: Any, event: ReceivedEvent, **kwargs: Any) -> Any:
     except EventValidationError as exc:
         raise ScimDispatchError(f"SCIM event {event.event_type} not dispatched: {exc}") from exc
     failures: list[BaseException] = []
-    for signal in (_SIGNALS[event.event_type], signals.scim_event_received):
+    for signal in (_SIGNALS[event.event_type], scim_event_received):
         for receiver, result in signal.send_robust(
             sender=sender, scim_event=scim_event, event=event
         ):
@@ -109,9 +121,9 @@ def dispatch(sender: Any, event: ReceivedEvent, **kwargs: Any) -> Any:
 
 def connect() -> None:
     """Connect :func:`dispatch` to ``event_received`` (idempotent; ``ready()`` does it)."""
-    signals.event_received.connect(dispatch, dispatch_uid=DISPATCH_UID)
+    event_received.connect(dispatch, dispatch_uid=DISPATCH_UID)
 
 
 def disconnect() -> None:
     """Undo :func:`connect` (for hosts that dispatch SCIM events themselves)."""
-    signals.event_received.disconnect(dispatch_uid=DISPATCH_UID)
+    event_received.disconnect(dispatch_uid=DISPATCH_UID)

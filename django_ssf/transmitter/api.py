@@ -35,7 +35,6 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import EventValidationError, SubjectError
@@ -43,6 +42,7 @@ from ..core.events import event_from, validate_event_subject
 from ..core.jose import build_set_claims
 from ..core.scim import check_emit as check_scim_emit
 from ..core.subjects import subject_key, validate_subject
+from ..signals import set_emitted
 from . import fanout, outbox
 from .inputs import NUL, find_nul
 from .models import OutboundSET, Stream, SubjectOptState
@@ -291,9 +291,9 @@ def emit(
         outbox.on_commit_enqueue(s.pk for s in enabled if s.is_push)
         outbox.on_commit_wake_pollers(s.pk for s in enabled if s.is_poll)
         jtis = [r.jti for r in rows]
-        if signals.set_emitted.has_listeners():
+        if set_emitted.has_listeners():
             transaction.on_commit(
-                lambda: signals.set_emitted.send(
+                lambda: set_emitted.send(
                     sender=OutboundSET, event_type=event_type, subject=sub_id, txn=txn, jtis=jtis
                 ),
                 robust=True,

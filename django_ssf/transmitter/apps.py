@@ -10,7 +10,8 @@ class TransmitterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from ..core import events  # noqa: F401  (fills the event-type registry)
+        # The event-type registry: SSF, CAEP and RISC (events), SCIM (RFC 9967, scim).
+        from ..core import events, scim  # noqa: F401
         from . import (
             checks,  # noqa: F401  (registers the transmitter's system checks)
             tasks,  # noqa: F401  (registers the tasks that .scheduling enqueues by name)

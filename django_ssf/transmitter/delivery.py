@@ -54,12 +54,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
-from .. import signals
 from ..conf import ssf_settings
 from ..core import backoff as core_backoff
 from ..core import constants as c
 from ..core.errors import OutboundRequestError, SSFKeyError
 from ..core.http import read_limited
+from ..signals import set_delivered, set_delivery_failed
 from . import outbox, scheduling
 from .encryption import outgoing_token
 from .fanout import STREAM_FIELDS
@@ -476,10 +476,10 @@ class _Batch:
             return False
         for r in self.rows:
             if r.status == OutboundSET.STATUS_DELIVERED:
-                if signals.set_delivered.has_listeners():
-                    signals.set_delivered.send(sender=OutboundSET, outbound=r)
+                if set_delivered.has_listeners():
+                    set_delivered.send(sender=OutboundSET, outbound=r)
             elif r.status in (OutboundSET.STATUS_FAILED, OutboundSET.STATUS_DEAD):
-                signals.set_delivery_failed.send(
+                set_delivery_failed.send(
                     sender=OutboundSET,
                     outbound=r,
                     error={"err": r.last_error_code, "description": r.last_error_description},

@@ -38,10 +38,10 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .. import signals
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core.errors import SSFKeyError
+from ..signals import set_delivered, set_delivery_failed
 from .encryption import outgoing_token
 from .models import DeliveryAttempt, OutboundSET, Stream
 from .outbox import poll_waiter, reconcile_with_status
@@ -143,13 +143,13 @@ def acknowledge(stream: Stream, jtis: list[str]) -> int:
     )
     rows = (
         list(qs.only("id", "jti", "stream_id", "event_type"))
-        if (signals.set_delivered.has_listeners())
+        if (set_delivered.has_listeners())
         else None
     )
     count = qs.update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
     for row in rows or ():
         row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
-        signals.set_delivered.send(sender=OutboundSET, outbound=row)
+        set_delivered.send(sender=OutboundSET, outbound=row)
     return count
 
 
@@ -195,7 +195,7 @@ def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> in
                 err["err"],
                 err["description"],
             )
-        signals.set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(err))
+        set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(err))
     DeliveryAttempt.objects.bulk_create(attempts)
     return len(rows)
 
@@ -208,7 +208,7 @@ def fail_exhausted(stream: Stream) -> int:
     TRANSMITTER_POLL_MAX_DELIVERIES.
 
     Returns how many. Each gets a ``failed`` attempt record and the
-    :data:`~django_ssf.signals.set_delivery_failed` signal (RFC 8936 §2.4: a transmitter
+    :data:`~django_ssf.set_delivery_failed` signal (RFC 8936 §2.4: a transmitter
     MAY cap redelivery).
     """
     cap = ssf_settings.TRANSMITTER_POLL_MAX_DELIVERIES
@@ -255,7 +255,7 @@ def fail_exhausted(stream: Stream) -> int:
     for row in rows:
         row.status = OutboundSET.STATUS_FAILED
         row.last_error_code, row.last_error_description = REDELIVERY_LIMIT_ERROR, description
-        signals.set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(error))
+        set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(error))
     return changed
 
 

@@ -557,3 +557,12 @@ def test_check_endpoint_url_default_follows_setting(settings) -> None:
 )
 def test_is_loopback_host(host: str, expected: bool) -> None:
     assert is_loopback_host(host) is expected
+
+
+def test_outbound_requests_name_the_installed_version_as_user_agent() -> None:
+    from importlib.metadata import version
+
+    from django_ssf.core.http import safe_session, user_agent
+
+    assert user_agent() == f"django-ssf/{version('django-ssf')}"
+    assert safe_session().headers["User-Agent"] == user_agent()
