@@ -1,11 +1,13 @@
 """Process one stored SET: built-in actions, then every ``event_received`` receiver.
 
 Processing runs after the transmitter has had its answer (Celery drain, the sweeper, or
-inline with ``RECEIVER_PROCESS_INLINE``). Each stored SET is processed once: the caller
-claims its row first (``accepted`` → ``processing``), atomically. Built-in actions commit
-with their records (exactly once); host receivers of ``event_received`` - connected with
-``Signal.connect`` or with the :func:`~django_ssf.receiver.handlers.on_event` decorator -
-all run (``send_robust``), at least once, with the ``jti`` as idempotency key. Whichever way
+inline with ``RECEIVER_PROCESS_INLINE``). The caller claims the row first (``accepted`` →
+``processing``), atomically, so two workers never process one SET at the same time. The
+built-in actions and the host receivers of ``event_received`` - connected with
+``Signal.connect`` or with the :func:`~django_ssf.receiver.handlers.on_event` decorator,
+all run (``send_robust``) - are *at least once*: a worker that dies after an action and
+before the row is marked leaves it ``processing``, and the sweeper hands it back after
+``RECEIVER_PROCESSING_STALE_SECONDS``, so the ``jti`` is the idempotency key. Whichever way
 a receiver was connected, one :class:`~django_ssf.receiver.models.ActionRecord` says that
 it ran (its return value) or failed (the exception); a failure marks the SET ``failed``
 and sends ``set_processing_failed``, and the admin "reprocess" action runs it again.
