@@ -128,3 +128,13 @@ def test_a_disabled_logger_builds_no_record(caplog):
     caplog.set_level(logging.WARNING, logger=logger.name)
     log_set(logger, logging.INFO, "", jti="j", stream="s", outcome="delivered")
     assert caplog.records == []
+
+
+def test_in_multiprocess_mode_the_view_reads_the_shared_directory(token, monkeypatch, tmp_path):
+    # This process's own counters are not file-backed: only the (empty) directory and the
+    # database gauges of the installed roles are served.
+    metrics.JWKS_FETCHES.labels("ok").inc()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    response = _get(f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    assert b"ssf_jwks_fetches_total" not in response.content
