@@ -96,6 +96,10 @@ DEFAULTS: dict[str, Any] = {
     # add/remove-subject limit, the receiver's push limit). Use a shared cache (e.g.
     # Redis) when several processes serve requests, so that a limit holds across them.
     "RATE_LIMIT_CACHE": "default",
+    # ---- metrics (django_ssf.metrics, docs/operations.md) ----------------------------
+    # Bearer token Prometheus sends to django_ssf.metrics.metrics_view
+    # (``Authorization: Bearer <token>``). ``None``: only staff users may read it.
+    "METRICS_BEARER_TOKEN": None,
     # ==== transmitter (django_ssf.transmitter) ========================================
     # The Issuer: an https URL with no query or fragment. It is the ``issuer`` of the
     # discovery document and the ``iss`` of every SET (SSF 1.0 §7.1, §4.1.6). Required

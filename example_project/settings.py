@@ -128,6 +128,8 @@ SSF = {
     "HTTP_ALLOW_INSECURE_LOOPBACK": True,
     "TRANSMITTER_AUTH_SIGNAL_EMITTERS": True,
     "RECEIVER_PROCESS_INLINE": not os.environ.get("CELERY_BROKER_URL"),
+    # The bearer token of the Prometheus scrape view /ssf/metrics (staff may look too).
+    "METRICS_BEARER_TOKEN": os.environ.get("SSF_METRICS_TOKEN") or None,
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"

@@ -26,6 +26,7 @@ module, with one behaviour and the shared ``JWKS_*`` settings:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -34,8 +35,11 @@ from typing import Any
 
 import requests
 
+from . import metrics
 from .errors import OutboundRequestError, SSFError
 from .http import ResponseBodyError, bounded_request, check_endpoint_url, parse_json_response
+
+logger = logging.getLogger("django_ssf.jwks")
 
 __all__ = [
     "JWKS_MAX_BYTES",
@@ -177,14 +181,20 @@ def fetch_jwks(
     now = time.monotonic()
     remembered = _remembered_failure(uri, now)
     if remembered is not None:
+        metrics.JWKS_FETCHES.labels("failed_cached").inc()
         raise remembered
     own_session = session is None
     active = session if session is not None else _new_session()
     try:
-        return _fetch(uri, active, timeout)
+        keys = _fetch(uri, active, timeout)
     except JWKSFetchError as exc:
         _remember_failure(uri, exc, now)
+        metrics.JWKS_FETCHES.labels("failed").inc()
+        logger.warning("JWKS fetch failed: %s", exc)
         raise
+    else:
+        metrics.JWKS_FETCHES.labels("ok").inc()
+        return keys
     finally:
         if own_session:
             active.close()

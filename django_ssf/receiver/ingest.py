@@ -30,7 +30,9 @@ from django.dispatch import Signal
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core import metrics
 from ..core.errors import SETValidationError
+from ..core.setlog import log_set
 from ..signals import set_received, set_rejected, set_validated
 from .drain import request_drain
 from .events import ReceivedEvent
@@ -85,7 +87,37 @@ def ingest(
     Never raises for a bad SET: the result says ``rejected`` and carries the
     ``SETValidationError`` to report (push 400 body, poll ``setErrs``). Processing of an
     accepted SET is scheduled with ``transaction.on_commit`` unless ``process`` is false.
+    Every outcome is counted and logged (:func:`_observe`).
     """
+    result = _ingest(stream, token, via, process)
+    _observe(stream, result, via)
+    return result
+
+
+def _observe(stream: ReceiverStream, result: IngestResult, via: str) -> None:
+    """The received-SETs counter and one structured log record per SET."""
+    metrics.RECEIVED.labels(stream.stream_id, via, result.status).inc()
+    error = result.error.code if result.error is not None else ""
+    if result.status == InboundSET.STATUS_REJECTED:
+        metrics.RECEIVED_REJECTED.labels(error).inc()
+    inbound = result.inbound
+    log_set(
+        logger,
+        logging.INFO,
+        f"via {via} from {stream.transmitter}"
+        + (f": {result.error.description}" if result.error is not None else ""),
+        jti=inbound.jti if inbound is not None else "",
+        stream=stream.stream_id,
+        outcome=result.status,
+        txn=(inbound.txn or "") if inbound is not None else "",
+        event_type=inbound.event_type if inbound is not None else "",
+        error=error,
+    )
+
+
+def _ingest(
+    stream: ReceiverStream, token: str | bytes, via: str, process: bool
+) -> IngestResult:
     try:
         validated = validate_set(stream, token)
         pending = check_state(stream, validated)
@@ -98,7 +130,6 @@ def ingest(
         inbound = store_rejected(stream, token, error, via)
         _send(set_received, inbound=inbound)
         _send(set_rejected, inbound=inbound, error=error)
-        logger.info("rejected SET %r from %s: %s", inbound.jti, stream.transmitter, error)
         return IngestResult(InboundSET.STATUS_REJECTED, inbound, error)
     try:
         inbound = store_valid(stream, token, validated, pending, via)

@@ -16,12 +16,15 @@ and sends ``set_processing_failed``, and the admin "reprocess" action runs it ag
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.dispatch import Signal
 from django.utils import timezone
 
+from ..core import metrics
+from ..core.setlog import log_set
 from ..signals import event_received, set_processed, set_processing_failed
 from .events import ReceivedEvent
 from .handlers import NOT_APPLICABLE
@@ -62,6 +65,7 @@ def process_claimed(inbound_id: int) -> InboundSET:
     """Run the built-in actions and the ``event_received`` receivers for a claimed row."""
     from .actions import run_builtin_actions
 
+    started = time.perf_counter()
     inbound = InboundSET.objects.select_related("stream", "transmitter").get(pk=inbound_id)
     event = ReceivedEvent.from_inbound(inbound)
     failures: list[str] = []
@@ -98,7 +102,29 @@ def process_claimed(inbound_id: int) -> InboundSET:
         inbound.error_description = ""
         inbound.save(update_fields=["status", "error_description", "processed_at"])
         _send(set_processed, inbound=inbound, event=event, actions=records)
+    _observe(inbound, time.perf_counter() - started)
     return inbound
+
+
+def _observe(inbound: InboundSET, duration: float) -> None:
+    """Processing metrics and one structured log record for a processed (or failed) SET."""
+    outcome = inbound.status
+    metrics.RECEIVER_PROCESSED.labels(outcome).inc()
+    metrics.PROCESSING_DURATION.observe(duration)
+    if inbound.processed_at is not None and inbound.received_at is not None:
+        delay = (inbound.processed_at - inbound.received_at).total_seconds()
+        metrics.PROCESSING_DELAY.observe(max(0.0, delay))
+    failed = outcome == InboundSET.STATUS_FAILED
+    log_set(
+        logger,
+        logging.WARNING if failed else logging.INFO,
+        inbound.error_description[:500] if failed else "",
+        jti=inbound.jti,
+        stream=inbound.stream.stream_id if inbound.stream is not None else "",
+        outcome=outcome,
+        txn=inbound.txn or "",
+        event_type=inbound.event_type,
+    )
 
 
 def _send(signal: Signal, **kwargs: Any) -> None:

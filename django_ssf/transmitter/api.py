@@ -37,10 +37,12 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core import metrics
 from ..core.errors import EventValidationError, SubjectError
 from ..core.events import event_from, validate_event_subject
 from ..core.jose import build_set_claims
 from ..core.scim import check_emit as check_scim_emit
+from ..core.setlog import log_set
 from ..core.subjects import subject_key, validate_subject
 from ..signals import set_emitted
 from . import fanout, outbox
@@ -48,6 +50,8 @@ from .inputs import NUL, find_nul
 from .models import OutboundSET, Stream, SubjectOptState
 
 logger = logging.getLogger("django_ssf.transmitter")
+# One record per SET written to the outbox (after the commit), for following it.
+emit_logger = logging.getLogger("django_ssf.transmitter.emit")
 
 __all__ = [
     "emit",
@@ -291,6 +295,9 @@ def emit(
         outbox.on_commit_enqueue(s.pk for s in enabled if s.is_push)
         outbox.on_commit_wake_pollers(s.pk for s in enabled if s.is_poll)
         jtis = [r.jti for r in rows]
+        transaction.on_commit(
+            lambda: _observe_emitted(targets, rows, txn, event_type), robust=True
+        )
         if set_emitted.has_listeners():
             transaction.on_commit(
                 lambda: set_emitted.send(
@@ -299,6 +306,24 @@ def emit(
                 robust=True,
             )
     return jtis
+
+
+def _observe_emitted(
+    streams: list[Stream], rows: list[OutboundSET], txn: str, event_type: str
+) -> None:
+    """Count and log the SETs of a committed emit (a rolled-back one emitted nothing)."""
+    for stream, row in zip(streams, rows, strict=True):
+        metrics.TRANSMITTER_EMITTED.labels(stream.stream_id).inc()
+        log_set(
+            emit_logger,
+            logging.INFO,
+            "",
+            jti=row.jti,
+            stream=stream.stream_id,
+            outcome="emitted" if row.status == OutboundSET.STATUS_PENDING else row.status,
+            txn=txn,
+            event_type=event_type,
+        )
 
 
 def _send_control(
@@ -335,6 +360,9 @@ def _send_control(
             outbox.on_commit_enqueue([stream.pk])
         elif stream.is_poll and status == OutboundSET.STATUS_PENDING:
             outbox.on_commit_wake_pollers([stream.pk])
+        transaction.on_commit(
+            lambda: _observe_emitted([stream], [row], txn, event_type), robust=True
+        )
     return row
 
 

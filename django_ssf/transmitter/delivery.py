@@ -57,8 +57,10 @@ from django.utils import timezone
 from ..conf import ssf_settings
 from ..core import backoff as core_backoff
 from ..core import constants as c
+from ..core import metrics
 from ..core.errors import OutboundRequestError, SSFKeyError
 from ..core.http import read_limited
+from ..core.setlog import log_set
 from ..signals import set_delivered, set_delivery_failed
 from . import outbox, scheduling
 from .encryption import outgoing_token
@@ -369,6 +371,8 @@ class _Batch:
     rows: list[OutboundSET] = field(default_factory=list)
     attempts: list[DeliveryAttempt] = field(default_factory=list)
     retry_at: datetime | None = None
+    # The stream's SSF stream_id: the label of its metrics and log records.
+    stream_id: str = ""
 
     def record(self, row: OutboundSET, outcome: Outcome, latency_ms: float) -> str:
         """Apply ``outcome`` to ``row`` in memory; returns the resulting attempt outcome."""
@@ -474,6 +478,7 @@ class _Batch:
         except IntegrityError:
             logger.info("stream pk=%s vanished during delivery; results discarded", self.stream_pk)
             return False
+        self._observe(now)
         for r in self.rows:
             if r.status == OutboundSET.STATUS_DELIVERED:
                 if set_delivered.has_listeners():
@@ -485,6 +490,39 @@ class _Batch:
                     error={"err": r.last_error_code, "description": r.last_error_description},
                 )
         return True
+
+
+    def _observe(self, now: datetime) -> None:
+        """Count and log the outcomes just written (never before they are committed)."""
+        for row, attempt in zip(self.rows, self.attempts, strict=True):
+            metrics.PUSH_ATTEMPTS.labels(attempt.outcome).inc()
+            if attempt.latency_ms:  # 0: no request went out (no encryption key)
+                metrics.PUSH_DURATION.observe(attempt.latency_ms / 1000.0)
+            if row.status == OutboundSET.STATUS_DELIVERED:
+                metrics.TRANSMITTER_DELIVERED.labels(self.stream_id, "push").inc()
+                metrics.TRANSMITTER_DELIVERY_DELAY.labels("push").observe(
+                    max(0.0, (now - row.created_at).total_seconds())
+                )
+                outcome, level = "delivered", logging.INFO
+            elif row.status == OutboundSET.STATUS_FAILED:
+                metrics.TRANSMITTER_FAILED.labels(self.stream_id, "push").inc()
+                outcome, level = "failed", logging.WARNING
+            elif row.status == OutboundSET.STATUS_DEAD:
+                metrics.TRANSMITTER_DEAD_LETTERED.labels(self.stream_id).inc()
+                outcome, level = "dead_lettered", logging.ERROR
+            else:
+                outcome, level = "retry", logging.INFO
+            log_set(
+                logger,
+                level,
+                f"push attempt {row.attempts}, HTTP {row.last_http_status}",
+                jti=row.jti,
+                stream=self.stream_id,
+                outcome=outcome,
+                txn=row.txn,
+                event_type=row.event_type,
+                error=row.last_error_code,
+            )
 
 
 def _load_stream(stream_pk: int) -> Stream | None:
@@ -522,7 +560,7 @@ def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResu
         rows = list(qs.order_by("id")[:batch_size])
         if not rows:
             return _EMPTY
-        batch = _Batch(stream_pk)
+        batch = _Batch(stream_pk, stream_id=stream.stream_id)
         try:
             stop = _push_rows(session, stream, rows, batch, result, clock)
         finally:

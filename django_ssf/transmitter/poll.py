@@ -40,7 +40,9 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core import metrics
 from ..core.errors import SSFKeyError
+from ..core.setlog import log_set
 from ..signals import set_delivered, set_delivery_failed
 from .encryption import outgoing_token
 from .models import DeliveryAttempt, OutboundSET, Stream
@@ -141,16 +143,37 @@ def acknowledge(stream: Stream, jtis: list[str]) -> int:
     qs = OutboundSET.objects.filter(
         stream_id=stream.pk, jti__in=jtis, status__in=OutboundSET.UNDELIVERED_STATUSES
     )
-    rows = (
-        list(qs.only("id", "jti", "stream_id", "event_type"))
-        if (set_delivered.has_listeners())
-        else None
-    )
+    # Read before the update: the metrics and log records name each SET acknowledged.
+    rows = list(qs.only("id", "jti", "txn", "stream_id", "event_type", "created_at"))
     count = qs.update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
-    for row in rows or ():
+    for row in rows:
         row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
-        set_delivered.send(sender=OutboundSET, outbound=row)
+        _observe(stream, row, "delivered")
+        metrics.TRANSMITTER_DELIVERY_DELAY.labels("poll").observe(
+            max(0.0, (now - row.created_at).total_seconds())
+        )
+        if set_delivered.has_listeners():
+            set_delivered.send(sender=OutboundSET, outbound=row)
     return count
+
+
+def _observe(stream: Stream, row: OutboundSET, outcome: str, error: str = "") -> None:
+    """Count and log one poll SET's final outcome: delivered (acknowledged) or failed."""
+    if outcome == "delivered":
+        metrics.TRANSMITTER_DELIVERED.labels(stream.stream_id, "poll").inc()
+    else:
+        metrics.TRANSMITTER_FAILED.labels(stream.stream_id, "poll").inc()
+    log_set(
+        logger,
+        logging.INFO if outcome == "delivered" else logging.WARNING,
+        "acknowledged by poll" if outcome == "delivered" else "reported by poll",
+        jti=row.jti,
+        stream=stream.stream_id,
+        outcome=outcome,
+        txn=row.txn,
+        event_type=row.event_type,
+        error=error,
+    )
 
 
 def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> int:
@@ -195,6 +218,7 @@ def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> in
                 err["err"],
                 err["description"],
             )
+        _observe(stream, row, "failed", row.last_error_code)
         set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(err))
     DeliveryAttempt.objects.bulk_create(attempts)
     return len(rows)
@@ -218,7 +242,7 @@ def fail_exhausted(stream: Stream) -> int:
     rows = list(
         _available(stream.pk, stream.status)
         .filter(served_at__isnull=False, attempts__gte=cap)
-        .only("id", "jti", "stream_id", "event_type", "attempts")
+        .only("id", "jti", "txn", "stream_id", "event_type", "attempts")
     )
     if not rows:
         return 0
@@ -255,6 +279,7 @@ def fail_exhausted(stream: Stream) -> int:
     for row in rows:
         row.status = OutboundSET.STATUS_FAILED
         row.last_error_code, row.last_error_description = REDELIVERY_LIMIT_ERROR, description
+        _observe(stream, row, "failed", REDELIVERY_LIMIT_ERROR)
         set_delivery_failed.send(sender=OutboundSET, outbound=row, error=dict(error))
     return changed
 
@@ -326,6 +351,8 @@ def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
                     for pk in pks
                 ]
             )
+    if rows:
+        metrics.TRANSMITTER_SERVED.labels(stream.stream_id).inc(len(rows))
     return {r.jti: r.token for r in rows}, more
 
 
@@ -348,29 +375,53 @@ def poll(
     two outbox checks (tests); by default the wait ends early when
     :func:`.outbox.notify_poll_waiters` is called for the stream.
     """
+    metrics.POLL_REQUESTS.labels(stream.stream_id).inc()
     acked = acknowledge(stream, request.ack)
     errors = record_set_errors(stream, request.set_errs)
     cap = int(ssf_settings.TRANSMITTER_POLL_MAX_EVENTS_CAP)
     limit = cap if request.max_events is None else min(request.max_events, cap)
     wait = float(ssf_settings.TRANSMITTER_POLL_LONG_POLL_TIMEOUT if timeout is None else timeout)
     deadline = clock() + max(0.0, wait)
+    with poll_waiter(stream.pk) as wake:
+        sets, more = fetch_sets(stream, limit)
+        if sets or (limit == 0 and more) or request.return_immediately:
+            return PollResult(sets, more, acked, errors)
+        # Nothing to hand out: the request is held (a long poll) until SETs or the deadline.
+        metrics.LONG_POLLS_HELD.inc()
+        try:
+            return _hold(stream, limit, more, deadline, wake, sleep, clock, acked, errors)
+        finally:
+            metrics.LONG_POLLS_HELD.dec()
+
+
+def _hold(
+    stream: Stream,
+    limit: int,
+    more: bool,
+    deadline: float,
+    wake: Any,
+    sleep: Callable[[float], None] | None,
+    clock: Callable[[], float],
+    acked: int,
+    errors: int,
+) -> PollResult:
+    """Wait for SETs (woken early by :func:`.outbox.notify_poll_waiters`) until ``deadline``."""
     interval = 0.05
     max_interval = max(0.01, float(ssf_settings.TRANSMITTER_POLL_CHECK_INTERVAL))
-    with poll_waiter(stream.pk) as wake:
-        while True:
-            sets, more = fetch_sets(stream, limit)
-            if sets or (limit == 0 and more) or request.return_immediately:
-                return PollResult(sets, more, acked, errors)
-            remaining = deadline - clock()
-            if remaining <= 0:
-                return PollResult({}, more, acked, errors)
-            if sleep is None:
-                wake.wait(min(interval, remaining))
-                wake.clear()
-            else:
-                sleep(min(interval, remaining))
-            interval = min(interval * 2, max_interval)
-            status = _current_status(stream)
-            if status is None:  # deleted while waiting
-                return PollResult({}, False, acked, errors)
-            stream.status = status
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return PollResult({}, more, acked, errors)
+        if sleep is None:
+            wake.wait(min(interval, remaining))
+            wake.clear()
+        else:
+            sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
+        status = _current_status(stream)
+        if status is None:  # deleted while waiting
+            return PollResult({}, False, acked, errors)
+        stream.status = status
+        sets, more = fetch_sets(stream, limit)
+        if sets or (limit == 0 and more):
+            return PollResult(sets, more, acked, errors)
