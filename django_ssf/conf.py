@@ -171,6 +171,18 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_POLL_MAX_DELIVERIES": None,
     # Sweeper: re-enqueue pending rows older than this many seconds.
     "TRANSMITTER_SWEEPER_GRACE_SECONDS": 60,
+    # ---- retention (django_ssf.transmitter.retention, ssf_purge_outbox) -------------
+    # How long finished outbound SETs are kept, counted from their creation: seconds, a
+    # timedelta, or None = forever. Pending and held SETs are never purged.
+    # Delivered (push 2xx, poll acknowledged), with their delivery attempts: 30 days.
+    "TRANSMITTER_RETAIN_DELIVERED": 30 * 24 * 3600,
+    # Failed, dead-lettered and dropped: 90 days, long enough to investigate and redeliver.
+    "TRANSMITTER_RETAIN_FAILED": 90 * 24 * 3600,
+    # Delivery attempts of finished SETs that are still kept (None = as long as the SET).
+    "TRANSMITTER_RETAIN_ATTEMPTS": 30 * 24 * 3600,
+    # Blank the token and subject key of finished SETs this long after creation, keeping
+    # jti, event type, status and timestamps; None = never.
+    "TRANSMITTER_REDACT_AFTER": None,
     # ==== receiver (django_ssf.receiver) ===============================================
     # ---- validating what arrives ----------------------------------------------------
     # Algorithms accepted on incoming SETs. Never "none", never HMAC.
@@ -219,6 +231,20 @@ DEFAULTS: dict[str, Any] = {
     "RECEIVER_POLL_BACKOFF_MAX": 60.0,
     # How long ``ssf_verify`` / ``client.verify`` wait for the verification event.
     "RECEIVER_VERIFY_TIMEOUT": 30.0,
+    # ---- retention (django_ssf.receiver.retention, ssf_purge_inbox) -----------------
+    # How long received SETs are kept, counted from their arrival: seconds, a timedelta,
+    # or None = forever. Accepted and processing SETs are never purged.
+    # Processed and discarded (with their duplicates and action records): 30 days.
+    "RECEIVER_RETAIN_PROCESSED": 30 * 24 * 3600,
+    # Rejected and duplicate rows: 30 days.
+    "RECEIVER_RETAIN_REJECTED": 30 * 24 * 3600,
+    # Processing failed: 90 days, time to fix the cause and reprocess.
+    "RECEIVER_RETAIN_FAILED": 90 * 24 * 3600,
+    # Action records of finished SETs; None = as long as their SET.
+    "RECEIVER_RETAIN_ACTIONS": None,
+    # Blank token, claims, subject and action details of finished SETs this long after
+    # arrival, keeping jti, event type, outcome and timestamps; None = never.
+    "RECEIVER_REDACT_AFTER": None,
 }
 
 # Settings whose values are import strings, resolved on first access.

@@ -155,6 +155,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "django_ssf.receiver.process_pending_sets",
         "schedule": 120.0,
     },
+    # Retention: redact and delete finished SETs past their retention, in short batches.
+    "ssf-purge-outbox": {"task": "django_ssf.transmitter.purge", "schedule": 3600.0},
+    "ssf-receiver-purge": {"task": "django_ssf.receiver.purge", "schedule": 3600.0},
 }
 
 LOGGING = {

@@ -169,9 +169,10 @@ def reprocess(inbound: InboundSET) -> IngestResult:
 
     Rejected and discarded SETs are validated again (keys, legacy switches or subject
     members may have changed since) and, once valid, processed; accepted, failed and
-    processed ones are processed again. Duplicates are left alone.
+    processed ones are processed again. Duplicates are left alone, and so are redacted
+    SETs (retention blanked their token and claims: nothing is left to process).
     """
-    if inbound.status == InboundSET.STATUS_DUPLICATE:
+    if inbound.status == InboundSET.STATUS_DUPLICATE or inbound.redacted_at is not None:
         return IngestResult(inbound.status, inbound)
     if inbound.status in (InboundSET.STATUS_REJECTED, InboundSET.STATUS_DISCARDED):
         stream = inbound.stream

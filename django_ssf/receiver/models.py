@@ -351,9 +351,16 @@ class InboundSET(models.Model):
     # When a worker claimed the row for processing; lets the sweeper hand back rows whose
     # worker died mid-processing (see receiver.tasks.process_pending_sets).
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When retention blanked token, claims and subject (RECEIVER_REDACT_AFTER): the row
+    # stays as a record (jti, type, outcome, times) but can no longer be reprocessed.
+    redacted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        indexes = [
+            # Retention: the oldest rows of one status, in arrival order.
+            models.Index(fields=["status", "received_at"], name="ssf_inbound_age_idx"),
+        ]
         verbose_name = "received SET"
         verbose_name_plural = "received SETs"
         constraints = [

@@ -13,6 +13,7 @@ __all__ = [
     "KEEP_STREAMS_ALIVE",
     "POLL_STREAMS",
     "PROCESS_PENDING_SETS",
+    "PURGE",
     "eager",
     "enqueue",
 ]
@@ -22,3 +23,4 @@ DRAIN_STREAM = "django_ssf.receiver.drain_stream"
 PROCESS_PENDING_SETS = "django_ssf.receiver.process_pending_sets"
 POLL_STREAMS = "django_ssf.receiver.poll_streams"
 KEEP_STREAMS_ALIVE = "django_ssf.receiver.keep_streams_alive"
+PURGE = "django_ssf.receiver.purge"

@@ -7,6 +7,8 @@
   at enqueue time, worker killed); schedule it with Celery beat.
 * ``poll_streams()``: one short poll of every enabled poll stream, then the keep-alive;
   schedule it with beat.
+* ``purge()``: redact and delete received SETs past their retention (``RECEIVER_RETAIN_*``,
+  ``RECEIVER_REDACT_AFTER``); schedule it with beat, hourly is plenty.
 * ``keep_streams_alive()``: a ``GET status`` for every stream whose transmitter set an
   ``inactivity_timeout`` and that saw no management call for a quarter of it (SSF §8.1.1);
   schedule it with beat at an interval of at most a quarter of the shortest timeout::
@@ -18,6 +20,7 @@
                                "schedule": 300.0},
         "ssf-receiver-keepalive": {"task": "django_ssf.receiver.keep_streams_alive",
                                    "schedule": 300.0},
+        "ssf-receiver-purge": {"task": "django_ssf.receiver.purge", "schedule": 3600.0},
     }
 """
 
@@ -32,6 +35,7 @@ __all__ = [
     "keep_streams_alive",
     "poll_streams",
     "process_pending_sets",
+    "purge",
 ]
 
 
@@ -65,3 +69,11 @@ def keep_streams_alive() -> dict[str, int]:
     from .keepalive import keep_alive_counts
 
     return keep_alive_counts()
+
+
+@shared_task(name=scheduling.PURGE, ignore_result=True)
+def purge() -> dict[str, int]:
+    """Redact and delete received SETs past their retention (settings); returns counts."""
+    from .retention import purge as run
+
+    return run()

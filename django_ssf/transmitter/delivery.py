@@ -736,13 +736,14 @@ def redeliver(queryset: Any) -> int:
     """Queue the given outbound SETs again (admin action); returns how many.
 
     Each goes back to ``pending`` (``held`` if its stream is paused) with a fresh retry
-    horizon. SETs of disabled streams are left alone: a disabled stream transmits nothing.
+    horizon. SETs of disabled streams are left alone: a disabled stream transmits nothing,
+    and so are redacted SETs (retention blanked their token: there is nothing to send).
     """
     now = timezone.now()
     count = 0
     push_pks: set[int] = set()
     with transaction.atomic():
-        for row in queryset.select_related("stream"):
+        for row in queryset.filter(redacted_at__isnull=True).select_related("stream"):
             stream = row.stream
             if stream.status == c.STATUS_DISABLED:
                 continue

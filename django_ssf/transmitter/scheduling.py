@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from ..core.scheduling import eager, enqueue
 
-__all__ = ["CHECK_INACTIVITY", "DELIVER_STREAM", "SWEEP_OUTBOX", "eager", "enqueue"]
+__all__ = [
+    "CHECK_INACTIVITY",
+    "DELIVER_STREAM",
+    "PURGE",
+    "SWEEP_OUTBOX",
+    "eager",
+    "enqueue",
+]
 
 # Task names: the contract between the services, tasks.py and a host's beat schedule.
 DELIVER_STREAM = "django_ssf.transmitter.deliver_stream"
 SWEEP_OUTBOX = "django_ssf.transmitter.sweep_outbox"
 CHECK_INACTIVITY = "django_ssf.transmitter.check_inactivity"
+PURGE = "django_ssf.transmitter.purge"

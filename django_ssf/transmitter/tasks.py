@@ -10,6 +10,7 @@ Schedule the periodic ones with Celery beat (see ``docs/delivery.md``)::
     CELERY_BEAT_SCHEDULE = {
         "ssf-sweep-outbox": {"task": "django_ssf.transmitter.sweep_outbox", "schedule": 60.0},
         "ssf-inactivity": {"task": "django_ssf.transmitter.check_inactivity", "schedule": 300.0},
+        "ssf-purge-outbox": {"task": "django_ssf.transmitter.purge", "schedule": 3600.0},
     }
 """
 
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import delivery, status
-from .scheduling import CHECK_INACTIVITY, DELIVER_STREAM, SWEEP_OUTBOX
+from . import delivery, retention, status
+from .scheduling import CHECK_INACTIVITY, DELIVER_STREAM, PURGE, SWEEP_OUTBOX
 
-__all__ = ["check_inactivity", "deliver_stream", "sweep_outbox"]
+__all__ = ["check_inactivity", "deliver_stream", "purge", "sweep_outbox"]
 
 
 @shared_task(name=DELIVER_STREAM, ignore_result=True)
@@ -39,3 +40,9 @@ def sweep_outbox() -> dict[str, int]:
 def check_inactivity() -> list[str]:
     """Apply SSF §8.1.1 ``inactivity_timeout``; returns the ``stream_id`` values changed."""
     return [stream.stream_id for stream in status.check_inactivity()]
+
+
+@shared_task(name=PURGE, ignore_result=True)
+def purge() -> dict[str, int]:
+    """Redact and delete finished outbound SETs past their retention (settings)."""
+    return retention.purge()

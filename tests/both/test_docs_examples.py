@@ -414,10 +414,12 @@ DJANGO_SSF_TASKS = {
     "django_ssf.transmitter.deliver_stream",
     "django_ssf.transmitter.sweep_outbox",
     "django_ssf.transmitter.check_inactivity",
+    "django_ssf.transmitter.purge",
     "django_ssf.receiver.drain_stream",
     "django_ssf.receiver.process_pending_sets",
     "django_ssf.receiver.poll_streams",
     "django_ssf.receiver.keep_streams_alive",
+    "django_ssf.receiver.purge",
 }
 
 

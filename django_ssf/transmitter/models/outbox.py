@@ -109,6 +109,9 @@ class OutboundSET(models.Model):
     acked_at = models.DateTimeField(null=True, blank=True)
     # Poll: when it was last returned in a poll response.
     served_at = models.DateTimeField(null=True, blank=True)
+    # When retention blanked ``token`` and ``subject_key`` (TRANSMITTER_REDACT_AFTER): the
+    # row stays as a record (jti, type, status, times) but can no longer be redelivered.
+    redacted_at = models.DateTimeField(null=True, blank=True)
 
     objects = OutboundSETQuerySet.as_manager()
 
@@ -128,6 +131,8 @@ class OutboundSET(models.Model):
             models.Index(fields=["signing_kid", "status"], name="ssf_outbox_kid_idx"),
             models.Index(fields=["event_type"], name="ssf_outbox_type_idx"),
             models.Index(fields=["txn"], name="ssf_outbox_txn_idx"),
+            # Retention: the oldest finished SETs of one status, in age order.
+            models.Index(fields=["status", "created_at"], name="ssf_outbox_age_idx"),
         ]
 
     def __str__(self) -> str:
@@ -165,7 +170,11 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["outbound", "at"], name="ssf_attempt_outbound_idx")]
+        indexes = [
+            models.Index(fields=["outbound", "at"], name="ssf_attempt_outbound_idx"),
+            # Retention: the oldest attempts first.
+            models.Index(fields=["at"], name="ssf_attempt_age_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.outbound_id} @ {self.at:%Y-%m-%d %H:%M:%S}: {self.outcome}"
