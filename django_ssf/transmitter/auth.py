@@ -4,9 +4,11 @@ Bearer tokens are django-oauth-toolkit access tokens, validated through the host
 configuration (``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]`` and friends), so a project
 that already runs DOT reuses its own token store and introspection setup.
 
-* Tokens are accepted only in the ``Authorization`` header (RFC 6750 §2.1). A token in
-  the query string or a form body is refused with ``400 invalid_request`` (RFC 6750 §2.3,
-  §2.2; CAEP interoperability profile §2.7.3).
+* Tokens are accepted only in the ``Authorization`` header (RFC 6750 §2.1; CAEP
+  interoperability profile §2.7.3). A token in the query string or a form body is an
+  unsupported authentication method, which RFC 6750 §3.1 treats as no authentication at
+  all: ``401`` with a ``WWW-Authenticate: Bearer`` challenge and no error code, even
+  when a valid header token comes along (the URI token is never looked at).
 * ``401`` carries ``WWW-Authenticate: Bearer`` with no error code when no token was sent
   (RFC 6750 §3.1) and ``error="invalid_token"`` for an unknown, expired or revoked one.
 * ``403`` carries ``error="insufficient_scope"`` and the ``scope`` needed.
@@ -179,11 +181,13 @@ class SSFTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         if _token_outside_header(request):
+            # RFC 6750 §3.1: a request using an unsupported authentication method is
+            # answered like one without authentication, with no error code.
             raise BearerError(
                 "Access tokens are accepted only in the Authorization header "
                 "(RFC 6750 §2.1), never in the URI or the body.",
-                error=ERROR_INVALID_REQUEST,
-                status=http_status.HTTP_400_BAD_REQUEST,
+                error=None,
+                status=http_status.HTTP_401_UNAUTHORIZED,
             )
         header = request._request.META.get("HTTP_AUTHORIZATION", "")
         if not header.strip():

@@ -57,9 +57,11 @@ from .serializers import (
 )
 
 _AUTH_ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Malformed request or token in the URI."),
+    400: OpenApiResponse(ErrorSerializer, description="Malformed request."),
     401: OpenApiResponse(
-        ErrorSerializer, description="Missing, unknown, expired or revoked token."
+        ErrorSerializer,
+        description="Missing (or sent outside the Authorization header), unknown, expired "
+        "or revoked token.",
     ),
     403: OpenApiResponse(ErrorSerializer, description="The token lacks the required scope."),
 }
