@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from django.urls import reverse
@@ -292,6 +293,12 @@ class SSFAPIView(APIView):
     content_negotiation_class = _JSONOnlyNegotiation
     throttle_classes: list = []
     required_scope = "manage"
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Remote receivers authenticate with bearer tokens, never a Django session: a site
+        # running LoginRequiredMiddleware must not redirect them to its login page.
+        return login_not_required(super().as_view(**initkwargs))
 
     # DRF reads ``view.required_scope`` through the permission; methods can differ.
     def get_required_scope(self, method: str) -> str:
