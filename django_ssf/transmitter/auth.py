@@ -61,6 +61,7 @@ __all__ = [
     "SSFTokenAuthentication",
     "bearer_challenge",
     "effective_scopes",
+    "ssf_scopes",
     "get_stream_or_404",
     "load_json_body",
     "resource_metadata_url",
@@ -218,19 +219,28 @@ class SSFTokenAuthentication(BaseAuthentication):
         return bearer_challenge()
 
 
+def ssf_scopes() -> frozenset[str]:
+    """The scopes that guard the control plane: read and manage."""
+    return frozenset(
+        {ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE}
+    )
+
+
 def effective_scopes(token: Any) -> set[str]:
     """The SSF scopes a token really carries: its scopes, within its client's allowance.
 
-    A :class:`~django_ssf.models.ReceiverClient` row narrows what the client may ever do,
-    even with a token issued by a token endpoint that did not apply the restriction.
+    Only a registered receiver (an application with a
+    :class:`~django_ssf.transmitter.models.ReceiverClient` row) holds SSF scopes at all,
+    and only those it was registered with. An OAuth application the host created for
+    something else gets none, even with a token naming ``ssf.manage`` minted by a token
+    endpoint that knows nothing of receivers (the host's own DOT endpoint, say): it could
+    otherwise create a stream and, with ``DEFAULT_SUBJECTS=ALL``, hear about every user.
     """
     scopes = set((getattr(token, "scope", "") or "").split())
-    application = getattr(token, "application", None)
-    if application is not None:
-        receiver = ReceiverClient.objects.filter(application=application).first()
-        if receiver is not None:
-            scopes &= receiver.scope_set
-    return scopes
+    receiver = _receiver_for(getattr(token, "application", None))
+    if receiver is None:
+        return scopes - ssf_scopes()
+    return scopes & receiver.scope_set
 
 
 class RequireScope(BasePermission):
@@ -473,13 +483,15 @@ def _receiver_for(application: Any) -> ReceiverClient | None:
 
 
 class SSFScopes(SettingsScopes):
-    """DOT scopes backend that confines registered receivers to their allowed scopes.
+    """DOT scopes backend that keeps SSF scopes for registered receivers.
 
     A receiver (an application with a :class:`ReceiverClient` row) may be granted only
     its ``allowed_scopes``, whatever ``OAUTH2_PROVIDER["SCOPES"]`` lists; without a
     ``scope`` parameter it gets all of them. Other applications keep DOT's settings-based
-    behaviour. The built-in token endpoint applies this automatically; a host serving
-    its own token endpoint sets ``OAUTH2_PROVIDER["SCOPES_BACKEND_CLASS"]`` to this class.
+    behaviour minus the SSF scopes, which they never get. The built-in token endpoint
+    applies this automatically; a host serving its own token endpoint sets
+    ``OAUTH2_PROVIDER["SCOPES_BACKEND_CLASS"]`` to this class (the control plane refuses
+    SSF scopes to non-receivers whichever endpoint minted the token).
     """
 
     def get_all_scopes(self) -> dict[str, str]:
@@ -494,7 +506,8 @@ class SSFScopes(SettingsScopes):
         receiver = _receiver_for(application)
         if receiver is not None:
             return sorted(receiver.scope_set)
-        return super().get_available_scopes(application, request, *args, **kwargs)
+        scopes = super().get_available_scopes(application, request, *args, **kwargs)
+        return [scope for scope in scopes if scope not in ssf_scopes()]
 
     def get_default_scopes(
         self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
@@ -502,7 +515,8 @@ class SSFScopes(SettingsScopes):
         receiver = _receiver_for(application)
         if receiver is not None:
             return sorted(receiver.scope_set)
-        return super().get_default_scopes(application, request, *args, **kwargs)
+        scopes = super().get_default_scopes(application, request, *args, **kwargs)
+        return [scope for scope in scopes if scope not in ssf_scopes()]
 
 
 _validator_classes: dict[type, type] = {}
@@ -526,6 +540,8 @@ def ssf_validator_class() -> type:
                 if _receiver_for(client) is not None:
                     available = SSFScopes().get_available_scopes(client, request)
                     return set(scopes).issubset(available)
+                if set(scopes) & ssf_scopes():
+                    return False  # SSF scopes are for registered receivers only
                 return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
             def get_default_scopes(
@@ -534,7 +550,8 @@ def ssf_validator_class() -> type:
                 client = getattr(request, "client", None)
                 if _receiver_for(client) is not None:
                     return SSFScopes().get_default_scopes(client, request)
-                return super().get_default_scopes(client_id, request, *args, **kwargs)
+                scopes = super().get_default_scopes(client_id, request, *args, **kwargs)
+                return [scope for scope in scopes if scope not in ssf_scopes()]
 
         SSFOAuth2Validator.__qualname__ = f"SSF{base.__name__}"
         _validator_classes[base] = SSFOAuth2Validator
