@@ -118,6 +118,12 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_JWE_ENCRYPTION": "A256GCM",
     # ---- control plane --------------------------------------------------------------
     "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": True,
+    # Most streams one OAuth client may own (a create beyond it is a 409); None = no limit.
+    "TRANSMITTER_MAX_STREAMS_PER_CLIENT": 5,
+    # Largest subject (compact JSON, bytes) accepted in add/remove-subject; larger is a 400.
+    "TRANSMITTER_SUBJECT_MAX_BYTES": 4096,
+    # Largest control-plane or poll request body, bytes; larger is a 413 JSON error.
+    "TRANSMITTER_CONTROL_MAX_BODY_BYTES": 1024 * 1024,
     "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 30,
     # Seconds without eligible receiver activity before TRANSMITTER_INACTIVITY_ACTION;
     # None = never.

@@ -28,8 +28,10 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.urls import reverse
 from oauth2_provider.oauth2_backends import get_oauthlib_core
@@ -61,10 +63,10 @@ __all__ = [
     "SSFTokenAuthentication",
     "bearer_challenge",
     "effective_scopes",
-    "ssf_scopes",
     "get_stream_or_404",
     "load_json_body",
     "resource_metadata_url",
+    "ssf_scopes",
     "ssf_validator_class",
 ]
 
@@ -77,6 +79,7 @@ ERROR_NOT_FOUND = "not_found"
 ERROR_CONFLICT = "conflict"
 ERROR_TOO_MANY_REQUESTS = "too_many_requests"
 ERROR_METHOD_NOT_ALLOWED = "method_not_allowed"
+ERROR_CONTENT_TOO_LARGE = "content_too_large"
 
 
 class ControlPlaneError(drf_exceptions.APIException):
@@ -316,6 +319,7 @@ class SSFAPIView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.required_scope = self.get_required_scope(request.method or "GET")
+        check_body_size(request._request)
         super().initial(request, *args, **kwargs)
 
     def json_body(self, request: Request) -> dict[str, Any]:
@@ -357,6 +361,33 @@ class SSFAPIView(APIView):
         return response
 
 
+def _body_too_large(limit: Any) -> ControlPlaneError:
+    return ControlPlaneError(
+        f"The request body is larger than this endpoint accepts ({limit} bytes at most).",
+        error=ERROR_CONTENT_TOO_LARGE,
+        status=http_status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+def check_body_size(request: Any) -> None:
+    """A 413 JSON :class:`ControlPlaneError` when the declared body exceeds the limit.
+
+    ``TRANSMITTER_CONTROL_MAX_BODY_BYTES`` is checked on ``Content-Length`` before
+    anything reads the body (token lookup included); Django's own
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``RequestDataTooBig``) is mapped to the same answer
+    in :func:`_error_response`, so neither ever yields Django's HTML error page.
+    """
+    limit = ssf_settings.TRANSMITTER_CONTROL_MAX_BODY_BYTES
+    if limit is None:
+        return
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ControlPlaneError("The Content-Length header is not a number.") from None
+    if length > limit:
+        raise _body_too_large(limit)
+
+
 def load_json_body(raw: bytes, what: str = "The request body") -> Any:
     """Parse a control-plane or poll request body, or raise a 400 :class:`ControlPlaneError`."""
     try:
@@ -367,6 +398,8 @@ def load_json_body(raw: bytes, what: str = "The request body") -> Any:
 
 def _error_response(exc: Exception) -> Response | None:
     """Map an exception to the control plane's JSON error response, or None to re-raise."""
+    if isinstance(exc, RequestDataTooBig):
+        return _error_response(_body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
     if isinstance(exc, BearerError):
         response = Response(exc.body(), status=exc.status_code)
         response["WWW-Authenticate"] = bearer_challenge(
