@@ -87,6 +87,8 @@ DEFAULTS: dict[str, Any] = {
     # Minimum seconds between two JWKS refetches caused by unknown ``kid`` values.
     "JWKS_REFETCH_INTERVAL": 60,
     "JWKS_CACHE_SECONDS": 3600,
+    # Shortest time a fetched receiver JWKS is kept, whatever its Cache-Control says.
+    "JWKS_CACHE_MIN_SECONDS": 60,
     # After a failed JWKS fetch, seconds during which the same URL is not asked again
     # (the failure is reported from memory): an outage costs one request per interval,
     # not one per SET. 0 = ask every time.

@@ -76,6 +76,9 @@ def _changes(data: Mapping[str, Any], members: tuple[str, ...] | list[str]) -> d
         changes["description"] = data.get("description") or ""
     if "encryption" in members:
         changes.update(_encryption_fields(data.get("encryption")))
+        # Written (even to the same jwks_uri): the receiver may have rotated the keys
+        # behind it, so no process may keep encrypting with its cached copy.
+        changes["encryption_keys_stale_at"] = timezone.now()
     return changes
 
 
