@@ -87,6 +87,8 @@ DEFAULTS: dict[str, Any] = {
     # Minimum seconds between two JWKS refetches caused by unknown ``kid`` values.
     "JWKS_REFETCH_INTERVAL": 60,
     "JWKS_CACHE_SECONDS": 3600,
+    # Shortest time a fetched receiver JWKS is kept, whatever its Cache-Control says.
+    "JWKS_CACHE_MIN_SECONDS": 60,
     # After a failed JWKS fetch, seconds during which the same URL is not asked again
     # (the failure is reported from memory): an outage costs one request per interval,
     # not one per SET. 0 = ask every time.
@@ -122,6 +124,12 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_JWE_ENCRYPTION": "A256GCM",
     # ---- control plane --------------------------------------------------------------
     "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": True,
+    # Most streams one OAuth client may own (a create beyond it is a 409); None = no limit.
+    "TRANSMITTER_MAX_STREAMS_PER_CLIENT": 5,
+    # Largest subject (compact JSON, bytes) accepted in add/remove-subject; larger is a 400.
+    "TRANSMITTER_SUBJECT_MAX_BYTES": 4096,
+    # Largest control-plane or poll request body, bytes; larger is a 413 JSON error.
+    "TRANSMITTER_CONTROL_MAX_BODY_BYTES": 1024 * 1024,
     "TRANSMITTER_MIN_VERIFICATION_INTERVAL": 30,
     # Seconds without eligible receiver activity before TRANSMITTER_INACTIVITY_ACTION;
     # None = never.

@@ -15,9 +15,14 @@ module, with one behaviour and the shared ``JWKS_*`` settings:
   within that time :func:`fetch_jwks` raises the remembered error again instead of
   asking the remote party, so an outage of a key server costs one request per interval,
   not one per SET. The negative cache is per process and bounded in size.
-* :class:`JWKSCache` keeps fetched key sets per process for ``JWKS_CACHE_SECONDS``
-  (the transmitter's cache of receivers' keys; the receiver stores its transmitters'
-  key sets in the database instead, so every process shares them).
+* :class:`JWKSCache` keeps fetched key sets per process (the transmitter's cache of
+  receivers' keys; the receiver stores its transmitters' key sets in the database
+  instead, so every process shares them) for as long as the response's
+  ``Cache-Control: max-age`` says, kept within ``JWKS_CACHE_MIN_SECONDS`` and
+  ``JWKS_CACHE_SECONDS`` (:func:`cache_lifetime`). A caller that knows the key set may
+  have changed since a moment (the stream's key was rewritten, the receiver reported a
+  decryption failure) passes ``fetched_after``: an entry fetched before it is fetched
+  again, in every process.
 * :func:`recent_refetches` and :func:`refetch_allowed` are the rule for refetching before
   the cache expires because a token names an unknown ``kid``: one refetch per ``kid``
   and ``JWKS_REFETCH_INTERVAL``, at most :data:`MAX_REFETCHES_PER_INTERVAL` in all.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -47,8 +53,10 @@ __all__ = [
     "TRANSIENT_STATUSES",
     "JWKSCache",
     "JWKSFetchError",
+    "cache_lifetime",
     "clear_failures",
     "fetch_jwks",
+    "fetch_jwks_entry",
     "recent_refetches",
     "refetch_allowed",
     "validate_jwks",
@@ -136,7 +144,33 @@ def clear_failures(uri: str | None = None) -> None:
 # ---- fetching -----------------------------------------------------------------------------
 
 
-def _fetch(uri: str, session: requests.Session, timeout: Timeout) -> dict[str, Any]:
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:[,=]|$)", re.IGNORECASE)
+
+
+def cache_lifetime(headers: Mapping[str, str] | None) -> float:
+    """Seconds to keep a fetched key set, from its response's ``Cache-Control``.
+
+    ``max-age`` is honoured within ``[JWKS_CACHE_MIN_SECONDS, JWKS_CACHE_SECONDS]``
+    (a receiver cannot make us refetch on every SET, nor keep a key for a day);
+    ``no-cache`` / ``no-store`` mean the minimum; no usable header means
+    ``JWKS_CACHE_SECONDS``.
+    """
+    settings = _settings()
+    ceiling = max(0.0, float(settings.JWKS_CACHE_SECONDS))
+    floor = min(ceiling, max(0.0, float(settings.JWKS_CACHE_MIN_SECONDS)))
+    value = (headers or {}).get("Cache-Control") or ""
+    if _NO_CACHE.search(value):
+        return floor
+    match = _MAX_AGE.search(value)
+    if match is None:
+        return ceiling
+    return min(ceiling, max(floor, float(match.group(1))))
+
+
+def _fetch(
+    uri: str, session: requests.Session, timeout: Timeout
+) -> tuple[dict[str, Any], float]:
     try:
         check_endpoint_url(uri)
     except ValueError as exc:
@@ -163,7 +197,7 @@ def _fetch(uri: str, session: requests.Session, timeout: Timeout) -> dict[str, A
         document = parse_json_response(response.content)
     except ValueError as exc:
         raise JWKSFetchError(f"the JWKS at {uri} is not JSON") from exc
-    return validate_jwks(document, uri)
+    return validate_jwks(document, uri), cache_lifetime(response.headers)
 
 
 def fetch_jwks(
@@ -173,6 +207,19 @@ def fetch_jwks(
     session: requests.Session | None = None,
 ) -> dict[str, Any]:
     """GET the key set at ``uri`` (bounded, SSRF-guarded, validated); not cached.
+
+    See :func:`fetch_jwks_entry`, which also says how long the key set may be kept.
+    """
+    return fetch_jwks_entry(uri, timeout=timeout, session=session)[0]
+
+
+def fetch_jwks_entry(
+    uri: str,
+    *,
+    timeout: Timeout,
+    session: requests.Session | None = None,
+) -> tuple[dict[str, Any], float]:
+    """GET the key set at ``uri``; returns it and its :func:`cache_lifetime` in seconds.
 
     A failure raises :class:`JWKSFetchError` and is remembered for
     ``JWKS_FAILURE_CACHE_SECONDS``: until then the same error is raised again without a
@@ -210,12 +257,18 @@ def _new_session() -> requests.Session:
 
 
 class JWKSCache:
-    """Key sets by URL, kept for ``JWKS_CACHE_SECONDS`` in this process."""
+    """Key sets by URL, kept in this process for their :func:`cache_lifetime`.
 
-    def __init__(self, fetch: Callable[..., dict[str, Any]] = fetch_jwks) -> None:
+    ``fetch`` returns ``(key set, seconds to keep it)``, like :func:`fetch_jwks_entry`.
+    """
+
+    def __init__(
+        self, fetch: Callable[..., tuple[dict[str, Any], float]] = fetch_jwks_entry
+    ) -> None:
         self._fetch = fetch
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+        # uri → (monotonic expiry, wall-clock time of the fetch, key set)
+        self._entries: dict[str, tuple[float, float, dict[str, Any]]] = {}
 
     def get(
         self,
@@ -224,22 +277,26 @@ class JWKSCache:
         timeout: Timeout,
         allow_fetch: bool = True,
         session: requests.Session | None = None,
+        fetched_after: dt.datetime | None = None,
     ) -> dict[str, Any] | None:
         """The key set at ``uri``: cached, or (when allowed) fetched and cached.
 
-        ``None`` when the cache is cold and fetching is not allowed. Raises
-        :class:`JWKSFetchError`.
+        A cached key set fetched before ``fetched_after`` (an aware datetime) is stale:
+        it is fetched again. ``None`` when no fresh key set is cached and fetching is not
+        allowed. Raises :class:`JWKSFetchError`.
         """
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(uri)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            if fetched_after is None or hit[1] >= fetched_after.timestamp():
+                return hit[2]
         if not allow_fetch:
             return None
-        jwks = self._fetch(uri, timeout=timeout, session=session)
+        fetched_at = time.time()
+        jwks, lifetime = self._fetch(uri, timeout=timeout, session=session)
         with self._lock:
-            self._entries[uri] = (now + float(_settings().JWKS_CACHE_SECONDS), jwks)
+            self._entries[uri] = (now + lifetime, fetched_at, jwks)
         return jwks
 
     def clear(self) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hmac
 import json
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -71,6 +72,7 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+@login_not_required
 @csrf_exempt
 def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
     """RFC 8935 push endpoint of one receiver stream."""
@@ -131,6 +133,7 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
     return error_response(error.code, error.description)
 
 
+@login_not_required
 @require_GET
 def encryption_jwks(request: HttpRequest) -> JsonResponse:
     """Our receiver's public encryption keys (JWK Set) for transmitters that encrypt SETs."""

@@ -4,9 +4,11 @@ Bearer tokens are django-oauth-toolkit access tokens, validated through the host
 configuration (``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]`` and friends), so a project
 that already runs DOT reuses its own token store and introspection setup.
 
-* Tokens are accepted only in the ``Authorization`` header (RFC 6750 §2.1). A token in
-  the query string or a form body is refused with ``400 invalid_request`` (RFC 6750 §2.3,
-  §2.2; CAEP interoperability profile §2.7.3).
+* Tokens are accepted only in the ``Authorization`` header (RFC 6750 §2.1; CAEP
+  interoperability profile §2.7.3). A token in the query string or a form body is an
+  unsupported authentication method, which RFC 6750 §3.1 treats as no authentication at
+  all: ``401`` with a ``WWW-Authenticate: Bearer`` challenge and no error code, even
+  when a valid header token comes along (the URI token is never looked at).
 * ``401`` carries ``WWW-Authenticate: Bearer`` with no error code when no token was sent
   (RFC 6750 §3.1) and ``error="invalid_token"`` for an unknown, expired or revoked one.
 * ``403`` carries ``error="insufficient_scope"`` and the ``scope`` needed.
@@ -26,7 +28,10 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.urls import reverse
 from oauth2_provider.oauth2_backends import get_oauthlib_core
@@ -61,6 +66,7 @@ __all__ = [
     "get_stream_or_404",
     "load_json_body",
     "resource_metadata_url",
+    "ssf_scopes",
     "ssf_validator_class",
 ]
 
@@ -73,6 +79,7 @@ ERROR_NOT_FOUND = "not_found"
 ERROR_CONFLICT = "conflict"
 ERROR_TOO_MANY_REQUESTS = "too_many_requests"
 ERROR_METHOD_NOT_ALLOWED = "method_not_allowed"
+ERROR_CONTENT_TOO_LARGE = "content_too_large"
 
 
 class ControlPlaneError(drf_exceptions.APIException):
@@ -179,11 +186,13 @@ class SSFTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         if _token_outside_header(request):
+            # RFC 6750 §3.1: a request using an unsupported authentication method is
+            # answered like one without authentication, with no error code.
             raise BearerError(
                 "Access tokens are accepted only in the Authorization header "
                 "(RFC 6750 §2.1), never in the URI or the body.",
-                error=ERROR_INVALID_REQUEST,
-                status=http_status.HTTP_400_BAD_REQUEST,
+                error=None,
+                status=http_status.HTTP_401_UNAUTHORIZED,
             )
         header = request._request.META.get("HTTP_AUTHORIZATION", "")
         if not header.strip():
@@ -213,19 +222,28 @@ class SSFTokenAuthentication(BaseAuthentication):
         return bearer_challenge()
 
 
+def ssf_scopes() -> frozenset[str]:
+    """The scopes that guard the control plane: read and manage."""
+    return frozenset(
+        {ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE}
+    )
+
+
 def effective_scopes(token: Any) -> set[str]:
     """The SSF scopes a token really carries: its scopes, within its client's allowance.
 
-    A :class:`~django_ssf.models.ReceiverClient` row narrows what the client may ever do,
-    even with a token issued by a token endpoint that did not apply the restriction.
+    Only a registered receiver (an application with a
+    :class:`~django_ssf.transmitter.models.ReceiverClient` row) holds SSF scopes at all,
+    and only those it was registered with. An OAuth application the host created for
+    something else gets none, even with a token naming ``ssf.manage`` minted by a token
+    endpoint that knows nothing of receivers (the host's own DOT endpoint, say): it could
+    otherwise create a stream and, with ``DEFAULT_SUBJECTS=ALL``, hear about every user.
     """
     scopes = set((getattr(token, "scope", "") or "").split())
-    application = getattr(token, "application", None)
-    if application is not None:
-        receiver = ReceiverClient.objects.filter(application=application).first()
-        if receiver is not None:
-            scopes &= receiver.scope_set
-    return scopes
+    receiver = _receiver_for(getattr(token, "application", None))
+    if receiver is None:
+        return scopes - ssf_scopes()
+    return scopes & receiver.scope_set
 
 
 class RequireScope(BasePermission):
@@ -289,12 +307,19 @@ class SSFAPIView(APIView):
     throttle_classes: list = []
     required_scope = "manage"
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Remote receivers authenticate with bearer tokens, never a Django session: a site
+        # running LoginRequiredMiddleware must not redirect them to its login page.
+        return login_not_required(super().as_view(**initkwargs))
+
     # DRF reads ``view.required_scope`` through the permission; methods can differ.
     def get_required_scope(self, method: str) -> str:
         return self.required_scope
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.required_scope = self.get_required_scope(request.method or "GET")
+        check_body_size(request._request)
         super().initial(request, *args, **kwargs)
 
     def json_body(self, request: Request) -> dict[str, Any]:
@@ -336,6 +361,33 @@ class SSFAPIView(APIView):
         return response
 
 
+def _body_too_large(limit: Any) -> ControlPlaneError:
+    return ControlPlaneError(
+        f"The request body is larger than this endpoint accepts ({limit} bytes at most).",
+        error=ERROR_CONTENT_TOO_LARGE,
+        status=http_status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+def check_body_size(request: Any) -> None:
+    """A 413 JSON :class:`ControlPlaneError` when the declared body exceeds the limit.
+
+    ``TRANSMITTER_CONTROL_MAX_BODY_BYTES`` is checked on ``Content-Length`` before
+    anything reads the body (token lookup included); Django's own
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``RequestDataTooBig``) is mapped to the same answer
+    in :func:`_error_response`, so neither ever yields Django's HTML error page.
+    """
+    limit = ssf_settings.TRANSMITTER_CONTROL_MAX_BODY_BYTES
+    if limit is None:
+        return
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ControlPlaneError("The Content-Length header is not a number.") from None
+    if length > limit:
+        raise _body_too_large(limit)
+
+
 def load_json_body(raw: bytes, what: str = "The request body") -> Any:
     """Parse a control-plane or poll request body, or raise a 400 :class:`ControlPlaneError`."""
     try:
@@ -346,6 +398,8 @@ def load_json_body(raw: bytes, what: str = "The request body") -> Any:
 
 def _error_response(exc: Exception) -> Response | None:
     """Map an exception to the control plane's JSON error response, or None to re-raise."""
+    if isinstance(exc, RequestDataTooBig):
+        return _error_response(_body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
     if isinstance(exc, BearerError):
         response = Response(exc.body(), status=exc.status_code)
         response["WWW-Authenticate"] = bearer_challenge(
@@ -462,13 +516,15 @@ def _receiver_for(application: Any) -> ReceiverClient | None:
 
 
 class SSFScopes(SettingsScopes):
-    """DOT scopes backend that confines registered receivers to their allowed scopes.
+    """DOT scopes backend that keeps SSF scopes for registered receivers.
 
     A receiver (an application with a :class:`ReceiverClient` row) may be granted only
     its ``allowed_scopes``, whatever ``OAUTH2_PROVIDER["SCOPES"]`` lists; without a
     ``scope`` parameter it gets all of them. Other applications keep DOT's settings-based
-    behaviour. The built-in token endpoint applies this automatically; a host serving
-    its own token endpoint sets ``OAUTH2_PROVIDER["SCOPES_BACKEND_CLASS"]`` to this class.
+    behaviour minus the SSF scopes, which they never get. The built-in token endpoint
+    applies this automatically; a host serving its own token endpoint sets
+    ``OAUTH2_PROVIDER["SCOPES_BACKEND_CLASS"]`` to this class (the control plane refuses
+    SSF scopes to non-receivers whichever endpoint minted the token).
     """
 
     def get_all_scopes(self) -> dict[str, str]:
@@ -483,7 +539,8 @@ class SSFScopes(SettingsScopes):
         receiver = _receiver_for(application)
         if receiver is not None:
             return sorted(receiver.scope_set)
-        return super().get_available_scopes(application, request, *args, **kwargs)
+        scopes = super().get_available_scopes(application, request, *args, **kwargs)
+        return [scope for scope in scopes if scope not in ssf_scopes()]
 
     def get_default_scopes(
         self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
@@ -491,7 +548,8 @@ class SSFScopes(SettingsScopes):
         receiver = _receiver_for(application)
         if receiver is not None:
             return sorted(receiver.scope_set)
-        return super().get_default_scopes(application, request, *args, **kwargs)
+        scopes = super().get_default_scopes(application, request, *args, **kwargs)
+        return [scope for scope in scopes if scope not in ssf_scopes()]
 
 
 _validator_classes: dict[type, type] = {}
@@ -515,6 +573,8 @@ def ssf_validator_class() -> type:
                 if _receiver_for(client) is not None:
                     available = SSFScopes().get_available_scopes(client, request)
                     return set(scopes).issubset(available)
+                if set(scopes) & ssf_scopes():
+                    return False  # SSF scopes are for registered receivers only
                 return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
             def get_default_scopes(
@@ -523,7 +583,8 @@ def ssf_validator_class() -> type:
                 client = getattr(request, "client", None)
                 if _receiver_for(client) is not None:
                     return SSFScopes().get_default_scopes(client, request)
-                return super().get_default_scopes(client_id, request, *args, **kwargs)
+                scopes = super().get_default_scopes(client_id, request, *args, **kwargs)
+                return [scope for scope in scopes if scope not in ssf_scopes()]
 
         SSFOAuth2Validator.__qualname__ = f"SSF{base.__name__}"
         _validator_classes[base] = SSFOAuth2Validator

@@ -63,7 +63,7 @@ from ..core.http import read_limited
 from ..core.setlog import log_set
 from ..signals import set_delivered, set_delivery_failed
 from . import outbox, scheduling
-from .encryption import outgoing_token
+from .encryption import outgoing_token, request_key_refetch
 from .fanout import STREAM_FIELDS
 from .models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
 
@@ -604,6 +604,10 @@ def _push_rows(
             if current.first() != stream.status:
                 return None  # status changed (or stream deleted): reload before going on
         outcome, latency = _push(session, stream, row)
+        if outcome.error_code == c.ERR_INVALID_KEY and row.encrypted:
+            # The receiver could not decrypt: it may have rotated the key behind its
+            # jwks_uri. The retry (invalid_key is retried) encrypts for a fresh copy.
+            request_key_refetch(stream)
         kind = batch.record(row, outcome, latency)
         result.attempts += 1
         if kind == DeliveryAttempt.OUTCOME_DELIVERED:

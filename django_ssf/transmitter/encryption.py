@@ -3,10 +3,16 @@
 A stream may carry the receiver's public encryption key, either inline
 (``Stream.encryption_jwk``) or as a ``jwks_uri`` (``Stream.encryption_jwks_uri``) that the
 transmitter fetches and caches with the shared remote-JWKS rules of
-:mod:`django_ssf.core.jwks` (SSRF guard, bounded read, ``JWKS_CACHE_SECONDS``, a failure
-remembered for ``JWKS_FAILURE_CACHE_SECONDS``). Every SET of such a stream is signed first and then
-encrypted (RFC 7519 §11.2, outer header ``cty: "JWT"``) with the stream's
-``encryption_alg``/``encryption_enc`` or the
+:mod:`django_ssf.core.jwks` (SSRF guard, bounded read, the response's ``max-age`` kept
+within ``JWKS_CACHE_MIN_SECONDS`` and ``JWKS_CACHE_SECONDS``, a failure remembered for
+``JWKS_FAILURE_CACHE_SECONDS``). The cached copy is dropped, in every process, when the
+stream's ``encryption`` member is written (even naming the same ``jwks_uri``: the
+receiver may have rotated the keys behind it) and, once per ``JWKS_REFETCH_INTERVAL``,
+when the receiver reports a decryption failure (:func:`request_key_refetch`: an
+RFC 8935 ``invalid_key`` answer to a push, or in a poll's ``setErrs``).
+
+Every SET of such a stream is signed first and then encrypted (RFC 7519 §11.2, outer
+header ``cty: "JWT"``) with the stream's ``encryption_alg``/``encryption_enc`` or the
 ``TRANSMITTER_JWE_ALGORITHM``/``TRANSMITTER_JWE_ENCRYPTION`` defaults,
 for push and poll alike (checklist §11.5, §12.6).
 
@@ -25,7 +31,10 @@ Only the algorithms :mod:`django_ssf.core.jose` can encrypt with are accepted:
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
+
+from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core.errors import SSFKeyError
@@ -48,6 +57,7 @@ __all__ = [
     "encrypt_for_stream",
     "fetch_jwks",
     "outgoing_token",
+    "request_key_refetch",
     "select_encryption_jwk",
     "stream_encryption_params",
     "stream_jwk",
@@ -119,18 +129,23 @@ def select_encryption_jwk(jwks: dict, alg: str) -> dict:
     raise SSFKeyError(f"the receiver's key set has no valid public key usable with {alg}")
 
 
-def fetch_jwks(uri: str, *, allow_fetch: bool = True) -> dict | None:
+def fetch_jwks(
+    uri: str, *, allow_fetch: bool = True, fetched_after: datetime | None = None
+) -> dict | None:
     """The key set at ``uri``, from the cache or (when allowed) fetched and cached.
 
-    Returns ``None`` when the cache is cold and fetching is not allowed. Fetch failures
-    raise :class:`SSFKeyError` (including SSRF refusals, whose message is kept).
+    A cached copy fetched before ``fetched_after`` is not used. Returns ``None`` when no
+    fresh copy is cached and fetching is not allowed. Fetch failures raise
+    :class:`SSFKeyError` (including SSRF refusals, whose message is kept).
     """
     timeout = (
         float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT),
         float(ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT),
     )
     try:
-        return _cache.get(uri, timeout=timeout, allow_fetch=allow_fetch)
+        return _cache.get(
+            uri, timeout=timeout, allow_fetch=allow_fetch, fetched_after=fetched_after
+        )
     except JWKSFetchError as exc:
         raise SSFKeyError(f"the receiver's key set: {exc}") from exc
 
@@ -145,11 +160,47 @@ def stream_jwk(stream: Any, *, allow_fetch: bool = True) -> dict | None:
     if stream.encryption_jwk:
         return stream.encryption_jwk
     if stream.encryption_jwks_uri:
-        jwks = fetch_jwks(stream.encryption_jwks_uri, allow_fetch=allow_fetch)
+        jwks = fetch_jwks(
+            stream.encryption_jwks_uri,
+            allow_fetch=allow_fetch,
+            fetched_after=getattr(stream, "encryption_keys_stale_at", None),
+        )
         if jwks is None:
             return None
         return select_encryption_jwk(jwks, alg)
     raise ValueError(f"stream {stream.stream_id} has no encryption key")
+
+
+def request_key_refetch(stream: Any, *, now: datetime | None = None) -> bool:
+    """The receiver reported it could not decrypt: refetch its ``jwks_uri`` key set once.
+
+    Marks every process's cached copy stale (``Stream.encryption_keys_stale_at``), at
+    most once per ``JWKS_REFETCH_INTERVAL`` per stream (counted in ``RATE_LIMIT_CACHE``,
+    shared by every process when that cache is), so a receiver that keeps failing (or
+    reports failures on purpose) cannot make us fetch its keys for every SET. Returns
+    whether a refetch was requested now; ``False`` for a stream without a ``jwks_uri``
+    (an inline key is the receiver's to replace through the control plane).
+    """
+    if not getattr(stream, "encryption_jwks_uri", ""):
+        return False
+    from django.core.cache import caches
+
+    from .models import Stream
+
+    interval = max(1, int(float(ssf_settings.JWKS_REFETCH_INTERVAL)))
+    cache = caches[ssf_settings.RATE_LIMIT_CACHE]
+    if not cache.add(f"ssf:tx:encryption-refetch:{stream.stream_id}", 1, timeout=interval):
+        return False
+    now = now or timezone.now()
+    Stream.objects.filter(pk=stream.pk).update(encryption_keys_stale_at=now)
+    stream.encryption_keys_stale_at = now
+    logger.info(
+        "stream %s: the receiver reported a decryption failure; its key set at %s will be "
+        "fetched again",
+        stream.stream_id,
+        stream.encryption_jwks_uri,
+    )
+    return True
 
 
 def encrypt_for_stream(stream: Any, token: str, *, allow_fetch: bool = True) -> str | None:

@@ -52,6 +52,7 @@ STREAM_FIELDS = (
     "status",
     "default_subjects",
     "encryption_jwk",
+    "encryption_keys_stale_at",
     "encryption_jwks_uri",
     "encryption_alg",
     "encryption_enc",

@@ -12,7 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["NUL", "BodyError", "find_nul", "parse_json_body", "reject_nul"]
+__all__ = [
+    "NUL",
+    "BodyError",
+    "find_nul",
+    "parse_json_body",
+    "reject_nul",
+    "subject_size_error",
+]
 
 NUL = "\x00"
 
@@ -84,3 +91,23 @@ def parse_json_body(raw: bytes, what: str = "The request body") -> Any:
             field=where or None,
         )
     return data
+
+
+def subject_size_error(subject: Any) -> str | None:
+    """Why ``subject`` is too large to keep (``TRANSMITTER_SUBJECT_MAX_BYTES``), else ``None``.
+
+    Measured as compact UTF-8 JSON, the way it is stored: a receiver must not park
+    megabytes in the subject table behind one opaque id.
+    """
+    from ..conf import ssf_settings
+
+    limit = ssf_settings.TRANSMITTER_SUBJECT_MAX_BYTES
+    if limit is None:
+        return None
+    try:
+        size = len(json.dumps(subject, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        return None  # not JSON at all: the subject validation says so
+    if size > limit:
+        return f"subject is {size} bytes of JSON; at most {limit} are accepted."
+    return None

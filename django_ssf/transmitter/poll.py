@@ -5,7 +5,10 @@ The view (:mod:`django_ssf.transmitter.poll_views`) parses the request with
 
 1. processes ``ack`` (only ``jti`` values of *this* stream; unknown ones are ignored)
    and ``setErrs`` (recorded on the row, which becomes ``failed``; an ``invalid_state``
-   on a verification SET is logged as a failed verification) — RFC 8936 §2.4;
+   on a verification SET is logged as a failed verification) — RFC 8936 §2.4. An
+   ``invalid_key`` on a stream encrypted for a ``jwks_uri`` is a decryption failure:
+   the key set is fetched again (once per ``JWKS_REFETCH_INTERVAL``) and the SETs it
+   names are served again, encrypted for the fresh keys, instead of failing;
 2. returns up to ``min(maxEvents, TRANSMITTER_POLL_MAX_EVENTS_CAP)`` unacknowledged SETs, oldest
    first: SETs never served, and SETs served more than ``TRANSMITTER_POLL_REDELIVERY_DELAY``
    seconds ago without an acknowledgement (redelivery, RFC 8936 §2.4);
@@ -44,7 +47,7 @@ from ..core import metrics
 from ..core.errors import SSFKeyError
 from ..core.setlog import log_set
 from ..signals import set_delivered, set_delivery_failed
-from .encryption import outgoing_token
+from .encryption import outgoing_token, request_key_refetch
 from .models import DeliveryAttempt, OutboundSET, Stream
 from .outbox import poll_waiter, reconcile_with_status
 
@@ -189,8 +192,26 @@ def record_set_errors(stream: Stream, set_errs: dict[str, dict[str, str]]) -> in
         )
     )
     attempts = []
+    refetching = any(
+        set_errs[row.jti]["err"] == c.ERR_INVALID_KEY for row in rows
+    ) and request_key_refetch(stream, now=now)
     for row in rows:
         err = set_errs[row.jti]
+        if refetching and err["err"] == c.ERR_INVALID_KEY and row.status != row.STATUS_FAILED:
+            # Served again at the next poll, encrypted for the key set fetched anew.
+            row.served_at = None
+            row.last_error_code = err["err"][:64]
+            row.last_error_description = err["description"]
+            row.save(update_fields=["served_at", "last_error_code", "last_error_description"])
+            attempts.append(
+                DeliveryAttempt(
+                    outbound_id=row.pk,
+                    at=now,
+                    error=f"{err['err']}: {err['description']}".strip(": "),
+                    outcome=DeliveryAttempt.OUTCOME_RETRY,
+                )
+            )
+            continue
         row.status = OutboundSET.STATUS_FAILED
         row.last_error_code = err["err"][:64]
         row.last_error_description = err["description"]

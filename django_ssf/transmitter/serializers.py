@@ -30,7 +30,7 @@ from ..core import constants as c
 from ..core.errors import SSFKeyError, SubjectError
 from .configuration import TRANSMITTER_SUPPLIED_FIELDS, poll_endpoint_url, stream_configuration
 from .encryption import CONTENT_ENCRYPTIONS, KEY_MANAGEMENT_ALGORITHMS
-from .inputs import NUL, find_nul
+from .inputs import NUL, find_nul, subject_size_error
 from .models import Stream
 
 # Most entries an ``events_requested`` array may have: far more than any transmitter
@@ -200,6 +200,9 @@ class SubjectField(JSONObjectField):
         from ..core.subjects import canonicalize, validate_subject
 
         value = super().to_internal_value(data)
+        too_large = subject_size_error(value)
+        if too_large is not None:
+            raise serializers.ValidationError(too_large)
         try:
             return canonicalize(validate_subject(value))
         except (SubjectError, ValueError) as exc:

@@ -76,6 +76,9 @@ def _changes(data: Mapping[str, Any], members: tuple[str, ...] | list[str]) -> d
         changes["description"] = data.get("description") or ""
     if "encryption" in members:
         changes.update(_encryption_fields(data.get("encryption")))
+        # Written (even to the same jwks_uri): the receiver may have rotated the keys
+        # behind it, so no process may keep encrypting with its cached copy.
+        changes["encryption_keys_stale_at"] = timezone.now()
     return changes
 
 
@@ -85,13 +88,22 @@ def create_stream(client: Any, data: Mapping[str, Any]) -> Stream:
     ``data`` is a validated create request (:class:`.serializers.StreamCreateSerializer`).
     ``aud`` is the client's ``client_id``. No ``delivery`` means poll, with an endpoint
     assigned by this transmitter. 409 :class:`StreamConflict` when the receiver already
-    has a stream and ``TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER`` is off.
+    has a stream and ``TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER`` is off, or already
+    owns ``TRANSMITTER_MAX_STREAMS_PER_CLIENT`` streams.
     """
+    limit = ssf_settings.TRANSMITTER_MAX_STREAMS_PER_CLIENT
+    if not ssf_settings.TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER:
+        limit = 1
     with transaction.atomic():
-        if not ssf_settings.TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER:
+        if limit is not None:
             _lock_client(client)
-            if Stream.objects.for_client(client).exists():
-                raise StreamConflict("A stream already exists for this receiver.")
+            if Stream.objects.for_client(client).count() >= limit:
+                if limit == 1:
+                    raise StreamConflict("A stream already exists for this receiver.")
+                raise StreamConflict(
+                    f"This receiver already owns {limit} streams, the most allowed; "
+                    "delete one first."
+                )
         stream = Stream(
             client=client,
             aud=getattr(client, "client_id", None) or str(client),

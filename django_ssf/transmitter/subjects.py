@@ -9,7 +9,7 @@ from django.utils import timezone
 from ..core import constants as c
 from ..core.errors import SubjectError
 from .errors import StreamValidationError, SubjectRequestsTooFrequent
-from .inputs import reject_nul
+from .inputs import reject_nul, subject_size_error
 from .models import Stream, StreamSubject
 
 __all__ = ["add_subject", "canonical_subject", "check_subject_rate_limit", "remove_subject"]
@@ -39,6 +39,9 @@ def canonical_subject(subject: Any) -> tuple[dict[str, Any], str]:
             "subject must be a Subject Identifier object (RFC 9493).", field="subject"
         )
     reject_nul(subject, "subject")
+    too_large = subject_size_error(subject)
+    if too_large is not None:
+        raise StreamValidationError(too_large, field="subject")
     try:
         validated = validate_subject(subject)
         canonical = canonicalize(validated)

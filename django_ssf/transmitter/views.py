@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -57,9 +58,11 @@ from .serializers import (
 )
 
 _AUTH_ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Malformed request or token in the URI."),
+    400: OpenApiResponse(ErrorSerializer, description="Malformed request."),
     401: OpenApiResponse(
-        ErrorSerializer, description="Missing, unknown, expired or revoked token."
+        ErrorSerializer,
+        description="Missing (or sent outside the Authorization header), unknown, expired "
+        "or revoked token.",
     ),
     403: OpenApiResponse(ErrorSerializer, description="The token lacks the required scope."),
 }
@@ -113,12 +116,20 @@ class SSFTokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
 # ---- public metadata ------------------------------------------------------------------
 class _PublicJSONView(APIView):
-    """Unauthenticated JSON document (discovery, keys, metadata)."""
+    """Unauthenticated JSON document (discovery, keys, metadata).
+
+    Public even in a site running Django's ``LoginRequiredMiddleware``: remote parties
+    read these documents without a Django session.
+    """
 
     authentication_classes: list = []
     permission_classes: list = []
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _JSONOnlyNegotiation
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        return login_not_required(super().as_view(**initkwargs))
 
     def check_issuer_path(self, issuer_path: str | None) -> None:
         """404 unless the path-inserted suffix names this issuer (SSF §7.2.1)."""
@@ -198,7 +209,15 @@ class JWKSView(_PublicJSONView):
 
 
 class SSFTokenView(TokenView):
-    """DOT's token endpoint with receivers confined to their allowed scopes."""
+    """DOT's token endpoint with receivers confined to their allowed scopes.
+
+    Receivers authenticate with client credentials, never a Django session, so the view
+    stays reachable under ``LoginRequiredMiddleware``.
+    """
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        return login_not_required(super().as_view(**initkwargs))
 
     @classmethod
     def get_validator_class(cls) -> type:

@@ -125,7 +125,16 @@ def test_create_locks_the_client_before_the_409_check(
     create_stream(api, {})
     assert (type(receiver), True) in locked
     assert api.post("ssf-streams", {}).status_code == 409
-    settings.SSF = {**settings.SSF, "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": True}
+    # The per-client stream limit is checked under the same lock.
+    settings.SSF = {
+        **settings.SSF,
+        "TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER": True,
+        "TRANSMITTER_MAX_STREAMS_PER_CLIENT": 3,
+    }
+    locked.clear()
+    create_stream(api, {})
+    assert (type(receiver), True) in locked
+    settings.SSF = {**settings.SSF, "TRANSMITTER_MAX_STREAMS_PER_CLIENT": None}
     locked.clear()
     create_stream(api, {})
     assert type(receiver) not in [model for model, _ in locked]  # no lock when not needed

@@ -86,31 +86,6 @@ def test_revoked_token_is_401_invalid_token():
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
 
 
-def test_token_in_query_string_is_rejected(receiver):
-    token = make_token(receiver)
-    client = BearerClient(None)
-    response = client.request("GET", "ssf-streams", query={"access_token": token})
-    assert response.status_code == 400
-    assert 'error="invalid_request"' in response["WWW-Authenticate"]
-    assert _error(response)["error"] == "invalid_request"
-    # Even alongside a valid header, a URI token is refused (RFC 6750 §2.3 / IOP §2.7.3).
-    client.token = token
-    response = client.request("GET", "ssf-streams", query={"access_token": token})
-    assert response.status_code == 400
-
-
-def test_token_in_form_body_is_rejected(receiver):
-    token = make_token(receiver)
-    response = BearerClient(None).request(
-        "POST",
-        "ssf-streams",
-        raw=f"access_token={token}",
-        content_type="application/x-www-form-urlencoded",
-    )
-    assert response.status_code == 400
-    assert 'error="invalid_request"' in response["WWW-Authenticate"]
-
-
 def test_other_authorization_scheme_counts_as_missing():
     response = BearerClient(None).request(
         "GET", "ssf-streams", headers={"Authorization": "Basic dXNlcjpwYXNz"}

@@ -96,6 +96,10 @@ class Stream(models.Model):
     encryption_jwks_uri = models.URLField(max_length=2048, blank=True)
     encryption_alg = models.CharField(max_length=32, blank=True)
     encryption_enc = models.CharField(max_length=32, blank=True)
+    # A copy of the receiver's jwks_uri key set fetched before this moment is stale in
+    # every process: set when the encryption member is written and (at most once per
+    # JWKS_REFETCH_INTERVAL) when the receiver reports a decryption failure.
+    encryption_keys_stale_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_verification_requested_at = models.DateTimeField(null=True, blank=True)
     # Eligible receiver activity (SSF §8.1.1 inactivity_timeout).
     last_activity_at = models.DateTimeField(default=timezone.now)
