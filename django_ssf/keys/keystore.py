@@ -46,6 +46,7 @@ __all__ = [
     "jwks",
     "public_encryption_jwks",
     "reencrypt",
+    "reencrypt_secrets",
     "retire",
     "retire_drained",
     "rotate",
@@ -513,3 +514,15 @@ def generate_encryption_key(alg: str = "RSA-OAEP-256") -> Any:
 def reencrypt() -> int:
     """Re-encrypt stored private keys under the newest at-rest secret; return the count."""
     return get_key_provider().reencrypt()
+
+
+def reencrypt_secrets() -> int:
+    """Re-encrypt the stored secrets of every installed role under the newest at-rest secret.
+
+    Every model field that is an :class:`~django_ssf.keys.secrets.EncryptedTextField` (the
+    receiver's client secrets, bearer and access tokens; the transmitter's push
+    ``authorization_header``); returns how many values were rewritten.
+    """
+    from .secrets import reencrypt_stored_secrets
+
+    return reencrypt_stored_secrets()
