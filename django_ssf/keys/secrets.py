@@ -131,6 +131,10 @@ def hash_secret(value: str) -> str:
     """The stored digest of a compare-only secret (empty stays empty; idempotent)."""
     if not value or is_hashed(value):
         return value
+    return _digest(value)
+
+
+def _digest(value: str) -> str:
     return HASH_PREFIX + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
@@ -138,11 +142,12 @@ def secret_matches(stored_hash: str, presented: str | None) -> bool:
     """Whether ``presented`` is the secret behind ``stored_hash``, in constant time.
 
     An empty stored hash matches nothing: a stream without a secret refuses every push.
+    The presented value is always hashed (never taken as a digest), so the stored digest
+    itself, read from a dump, is no password.
     """
     if not stored_hash or not presented:
         return False
-    return hmac.compare_digest(hash_secret(presented).encode("utf-8"),
-                               stored_hash.encode("utf-8"))
+    return hmac.compare_digest(_digest(presented).encode("utf-8"), stored_hash.encode("utf-8"))
 
 
 class EncryptedTextField(models.TextField):
