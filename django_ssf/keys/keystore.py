@@ -44,6 +44,7 @@ __all__ = [
     "generate_signing_key",
     "get_key_provider",
     "jwks",
+    "provider_stores_keys",
     "public_encryption_jwks",
     "reencrypt",
     "reencrypt_secrets",
@@ -514,6 +515,11 @@ def generate_encryption_key(alg: str = "RSA-OAEP-256") -> Any:
 def reencrypt() -> int:
     """Re-encrypt stored private keys under the newest at-rest secret; return the count."""
     return get_key_provider().reencrypt()
+
+
+def provider_stores_keys() -> bool:
+    """Whether the configured key provider keeps private keys that ``reencrypt`` rewrites."""
+    return type(get_key_provider()).reencrypt is not KeyProvider.reencrypt
 
 
 def reencrypt_secrets() -> int:

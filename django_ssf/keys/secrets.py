@@ -180,6 +180,8 @@ def encrypted_fields() -> list[tuple[type[models.Model], str]]:
 
     found = []
     for model in apps.get_models():
+        if model._meta.proxy or not model._meta.managed:
+            continue  # a proxy shares its concrete model's table: rewrite each value once
         for field in model._meta.concrete_fields:
             if isinstance(field, EncryptedTextField):
                 found.append((model, field.name))

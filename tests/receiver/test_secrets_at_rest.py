@@ -123,7 +123,7 @@ def test_a_credential_under_a_lost_secret_is_a_clear_error(fake, settings):
     settings.SSF = {**settings.SSF, "KEYS_ENCRYPTION_SECRET": "first"}
     connect_with_client_credentials(fake)
     settings.SSF = {**settings.SSF, "KEYS_ENCRYPTION_SECRET": "unrelated"}
-    with pytest.raises(SSFKeyError, match="cannot decrypt ssf_receiver.Transmitter"):
+    with pytest.raises(SSFKeyError, match=r"cannot decrypt ssf_receiver\.Transmitter"):
         Transmitter.objects.get()
 
 

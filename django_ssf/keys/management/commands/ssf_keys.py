@@ -152,8 +152,10 @@ class Command(BaseCommand):
         return signing_key_dict(row)
 
     def _reencrypt(self, options: dict) -> dict:
-        count = keystore.reencrypt()
+        # The stored secrets are always this site's own; private keys only when the key
+        # provider keeps them in the database (an external provider's keys are not ours).
         secrets = keystore.reencrypt_secrets()
+        count = keystore.reencrypt() if keystore.provider_stores_keys() else 0
         self._say(options, self.style.SUCCESS(
             f"Re-encrypted {count} private key(s) and {secrets} stored secret(s)."))
         return {"reencrypted": count, "reencrypted_secrets": secrets}
