@@ -189,7 +189,7 @@ class ReceiverStream(models.Model):
     # send as ``Authorization``. Only ever compared, so only its SHA-256 digest is stored
     # (``sha256:<hex>``); the clear value exists only while it is handed to the transmitter.
     push_id = models.CharField(max_length=64, unique=True, default=generate_push_id)
-    authorization_header_hash = models.CharField(max_length=80, blank=True, editable=False)
+    authorization_header_hash = models.TextField(blank=True, editable=False)
     # Poll: the transmitter's ``endpoint_url``.
     poll_url = models.URLField(max_length=2048, blank=True)
     # Transmitter-supplied ``iss`` and ``aud`` of the stream configuration (SSF §8.1.1).

@@ -70,10 +70,11 @@ class Migration(migrations.Migration):
             old_name="authorization_header",
             new_name="authorization_header_hash",
         ),
-        migrations.RunPython(forwards, backwards),
         migrations.AlterField(
             model_name="receiverstream",
             name="authorization_header_hash",
-            field=models.CharField(blank=True, editable=False, max_length=80),
+            field=models.TextField(blank=True, editable=False),
         ),
+        # Last: on PostgreSQL no ALTER TABLE may follow the row updates in one transaction.
+        migrations.RunPython(forwards, backwards),
     ]
