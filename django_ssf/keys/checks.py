@@ -189,10 +189,11 @@ def check_shared_settings(
     if not settings.DEBUG and not ssf_settings.KEYS_ENCRYPTION_SECRET:
         messages.append(
             Warning(
-                "SSF['KEYS_ENCRYPTION_SECRET'] is not set: private keys are encrypted at rest "
-                "with a key derived from SECRET_KEY.",
+                "SSF['KEYS_ENCRYPTION_SECRET'] is not set: private keys and stored secrets "
+                "are encrypted at rest with a key derived from SECRET_KEY.",
                 hint="Set a separate secret so that a leaked SECRET_KEY does not expose the "
-                "signing keys (keep the old one in the list when you rotate it).",
+                "signing keys and stored credentials (keep the old one in the list when you "
+                "rotate it).",
                 id="django_ssf.W001",
             )
         )

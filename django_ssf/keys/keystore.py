@@ -44,8 +44,10 @@ __all__ = [
     "generate_signing_key",
     "get_key_provider",
     "jwks",
+    "provider_stores_keys",
     "public_encryption_jwks",
     "reencrypt",
+    "reencrypt_secrets",
     "retire",
     "retire_drained",
     "rotate",
@@ -513,3 +515,20 @@ def generate_encryption_key(alg: str = "RSA-OAEP-256") -> Any:
 def reencrypt() -> int:
     """Re-encrypt stored private keys under the newest at-rest secret; return the count."""
     return get_key_provider().reencrypt()
+
+
+def provider_stores_keys() -> bool:
+    """Whether the configured key provider keeps private keys that ``reencrypt`` rewrites."""
+    return type(get_key_provider()).reencrypt is not KeyProvider.reencrypt
+
+
+def reencrypt_secrets() -> int:
+    """Re-encrypt the stored secrets of every installed role under the newest at-rest secret.
+
+    Every model field that is an :class:`~django_ssf.keys.secrets.EncryptedTextField` (the
+    receiver's client secrets, bearer and access tokens; the transmitter's push
+    ``authorization_header``); returns how many values were rewritten.
+    """
+    from .secrets import reencrypt_stored_secrets
+
+    return reencrypt_stored_secrets()

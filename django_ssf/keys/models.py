@@ -14,44 +14,23 @@ its private key is erased).
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
+from cryptography.fernet import InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import serialization
 from django.db import models
 from django.db.models import Q
 
-from ..conf import ssf_settings
 from ..core.errors import SSFKeyError
+from .secrets import multi_fernet
 
 __all__ = ["EncryptionKey", "SigningKey"]
 
 _HKDF_INFO = b"django-ssf private key encryption v1"
 
 
-def _secrets() -> list[str | bytes]:
-    configured = ssf_settings.KEYS_ENCRYPTION_SECRET
-    if configured:
-        values = [configured] if isinstance(configured, str | bytes) else list(configured)
-    else:
-        values = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    values = [v for v in values if v]
-    if not values:
-        raise SSFKeyError("no secret to encrypt private keys with (set SECRET_KEY)")
-    return values
-
-
-def _fernet_for(secret: str | bytes) -> Fernet:
-    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(raw)
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
 def _multi_fernet() -> MultiFernet:
-    return MultiFernet([_fernet_for(s) for s in _secrets()])
+    return multi_fernet(_HKDF_INFO)
 
 
 def encrypt_private_key(key: Any) -> str:

@@ -36,14 +36,21 @@ from .discovery import (
     discover_authorization_server,
     http_session,
 )
-from .models import (
-    PendingVerification,
-    ReceiverStream,
-    Transmitter,
-    generate_authorization_header,
-)
+from .models import PendingVerification, ReceiverStream, Transmitter
 
 logger = logging.getLogger(__name__)
+
+
+def _without_push_secret(config: dict) -> dict:
+    """``config`` without the echoed ``delivery.authorization_header``.
+
+    The transmitter echoes our push secret back; only its digest may be stored.
+    """
+    delivery = config.get("delivery")
+    if not isinstance(delivery, dict) or "authorization_header" not in delivery:
+        return config
+    return {**config, "delivery": {k: v for k, v in delivery.items()
+                                   if k != "authorization_header"}}
 
 __all__ = [
     "ControlPlaneError",
@@ -301,12 +308,12 @@ class TransmitterClient:
         secret and our endpoint URL are PATCHed to the transmitter (SSF §8.1.1.3); until
         that succeeds its pushes get 401 and the error says how to recover.
         """
-        stream.authorization_header = generate_authorization_header()
-        stream.save(update_fields=["authorization_header", "updated_at"])
+        secret = stream.new_authorization_header()
+        stream.save(update_fields=["authorization_header_hash", "updated_at"])
         delivery = {
             "method": self._delivery_uri(c.DELIVERY_PUSH),
             "endpoint_url": stream.push_url(),
-            "authorization_header": stream.authorization_header,
+            "authorization_header": secret,
         }
         try:
             self.update_stream(stream, delivery=delivery)
@@ -353,23 +360,25 @@ class TransmitterClient:
         stream.events_delivered = config.get("events_delivered") or []
         if isinstance(config.get("description"), str):
             stream.description = config["description"]
-        stream.config = config
+        stream.config = _without_push_secret(config)
         stream.active = True
         stream.save()
-        return stream.is_push and not stream.authorization_header
+        return stream.is_push and not stream.has_authorization_header
 
     def _wanted(self, stream: ReceiverStream, *, include_delivery: bool = True) -> dict:
         body: dict[str, Any] = {}
         if include_delivery:
             if stream.is_push:
-                if not stream.authorization_header:
-                    stream.authorization_header = generate_authorization_header()
-                    if stream.pk is not None:
-                        stream.save(update_fields=["authorization_header", "updated_at"])
+                # Only the digest of the push secret is stored, so the clear value cannot
+                # be sent again: every body that carries the delivery carries a fresh one,
+                # and it replaces the old one here before it is sent.
+                secret = stream.new_authorization_header()
+                if stream.pk is not None:
+                    stream.save(update_fields=["authorization_header_hash", "updated_at"])
                 body["delivery"] = {
                     "method": self._delivery_uri(c.DELIVERY_PUSH),
                     "endpoint_url": stream.push_url(),
-                    "authorization_header": stream.authorization_header,
+                    "authorization_header": secret,
                 }
             else:
                 body["delivery"] = {"method": self._delivery_uri(c.DELIVERY_POLL)}
@@ -396,8 +405,6 @@ class TransmitterClient:
         stream = ReceiverStream.objects.create(
             transmitter=t,
             delivery_method=method,
-            authorization_header=generate_authorization_header() if method == c.DELIVERY_PUSH
-            else "",
             events_requested=list(events_requested),
             description=description or "",
         )
@@ -435,8 +442,6 @@ class TransmitterClient:
             existing.delivery_method = new.delivery_method
             existing.events_requested = new.events_requested
             existing.description = new.description or existing.description
-            if existing.is_push and not existing.authorization_header:
-                existing.authorization_header = generate_authorization_header()
             new.delete()
             stream = existing
         else:

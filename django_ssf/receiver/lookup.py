@@ -21,7 +21,7 @@ __all__ = ["load_push_stream"]
 
 # Only what the push path reads; every other field is deferred (loaded on first access).
 _STREAM_COLUMNS = ("id", "transmitter_id", "stream_id", "delivery_method", "push_id",
-                   "authorization_header", "iss", "aud", "status", "active", "last_event_at")
+                   "authorization_header_hash", "iss", "aud", "status", "active", "last_event_at")
 _TRANSMITTER_COLUMNS = ("id", "issuer", "metadata", "jwks_fetched_at", "jwks_refetched_at",
                         "jwks_refetch_fruitless", "jwks_refetch_kids", "legacy",
                         "legacy_subject_in_event", "legacy_subject_type", "legacy_sse_namespace",
@@ -89,7 +89,7 @@ def load_push_stream(push_id: str) -> ReceiverStream | None:
     """The push stream with this ``push_id``, its transmitter attached; ``None`` if unknown.
 
     The hot path of every push. It reads fresh rows on every call (nothing is cached
-    across requests, so a changed ``authorization_header`` or a deleted stream takes
+    across requests, so a changed push secret or a deleted stream takes
     effect at once) with ONE prepared SELECT joining stream and transmitter and reading
     only the columns the push path needs. Compiling the equivalent ``select_related``
     queryset on every request cost more than running it (~0.4 ms against ~0.1 ms per

@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..core import constants as c
+from ..keys.secrets import EncryptedTextField, hash_secret, secret_matches
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +101,16 @@ class Transmitter(models.Model):
 
     # ---- control-plane credentials ----------------------------------------------------
     auth_method = models.CharField(max_length=32, choices=AUTH_CHOICES, default=AUTH_NONE)
-    bearer_token = models.TextField(blank=True)
+    # Secrets we send again: encrypted at rest (django_ssf.keys.secrets), clear in Python.
+    bearer_token = EncryptedTextField(blank=True)
     client_id = models.CharField(max_length=255, blank=True)
-    client_secret = models.TextField(blank=True)
+    client_secret = EncryptedTextField(blank=True)
     # Empty: discovered through RFC 9728 / RFC 8414 metadata on first use.
     token_endpoint = models.URLField(max_length=2048, blank=True)
     # Space-separated scope to request; empty means the discovered or default SSF scopes.
     scope = models.CharField(max_length=512, blank=True)
     # Cached OAuth access token, shared by every process (refreshed before expiry).
-    access_token = models.TextField(blank=True)
+    access_token = EncryptedTextField(blank=True)
     access_token_expires_at = models.DateTimeField(null=True, blank=True)
 
     # ---- legacy compatibility (off unless turned on for this transmitter) ------------
@@ -184,9 +186,10 @@ class ReceiverStream(models.Model):
         max_length=64, choices=METHOD_CHOICES, default=c.DELIVERY_PUSH
     )
     # Push: random path segment of our endpoint URL, and the secret the transmitter must
-    # send as ``Authorization`` (compared in constant time).
+    # send as ``Authorization``. Only ever compared, so only its SHA-256 digest is stored
+    # (``sha256:<hex>``); the clear value exists only while it is handed to the transmitter.
     push_id = models.CharField(max_length=64, unique=True, default=generate_push_id)
-    authorization_header = models.TextField(blank=True)
+    authorization_header_hash = models.TextField(blank=True, editable=False)
     # Poll: the transmitter's ``endpoint_url``.
     poll_url = models.URLField(max_length=2048, blank=True)
     # Transmitter-supplied ``iss`` and ``aud`` of the stream configuration (SSF §8.1.1).
@@ -232,6 +235,27 @@ class ReceiverStream(models.Model):
     @property
     def is_poll(self) -> bool:
         return self.delivery_method == c.DELIVERY_POLL
+
+    @property
+    def has_authorization_header(self) -> bool:
+        """Whether a push secret is set (its clear value is not kept)."""
+        return bool(self.authorization_header_hash)
+
+    def set_authorization_header(self, value: str) -> str:
+        """Keep only the digest of ``value`` (not saved); return ``value`` to hand over."""
+        self.authorization_header_hash = hash_secret(value) if value else ""
+        return value
+
+    def new_authorization_header(self) -> str:
+        """Mint a fresh push secret, keep its digest (not saved) and return the clear value.
+
+        The clear value must be sent to the transmitter now: it cannot be read back later.
+        """
+        return self.set_authorization_header(generate_authorization_header())
+
+    def authorization_matches(self, presented: str | None) -> bool:
+        """Whether ``presented`` is this stream's push secret (constant time)."""
+        return secret_matches(self.authorization_header_hash, presented)
 
     @property
     def inactivity_timeout(self) -> float | None:

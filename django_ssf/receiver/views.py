@@ -26,7 +26,6 @@ SET *before* we answer:
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from django.contrib.auth.decorators import login_not_required
@@ -51,13 +50,6 @@ def error_response(code: str, description: str, status: int = 400) -> HttpRespon
     response = HttpResponse(body, status=status, content_type=c.JSON_MEDIA_TYPE)
     response[c.HEADER_CONTENT_LANGUAGE] = CONTENT_LANGUAGE
     return response
-
-
-def _authorized(expected: str, given: str | None) -> bool:
-    """Constant-time comparison with the stream's secret; no secret means no access."""
-    if not expected or given is None:
-        return False
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
 
 def _read_body(request: HttpRequest, limit: int) -> bytes | None:
@@ -87,14 +79,15 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         return error_response(
             c.ERR_INVALID_REQUEST, "no receiver stream has this push URL", status=404
         )
-    if not _authorized(stream.authorization_header, request.META.get("HTTP_AUTHORIZATION")):
+    # Only the secret's SHA-256 digest is stored; the comparison is constant time.
+    if not stream.authorization_matches(request.META.get("HTTP_AUTHORIZATION")):
         response = error_response(
             c.ERR_AUTHENTICATION_FAILED,
             "the Authorization header is missing or wrong for this stream",
             status=401,
         )
-        scheme = stream.authorization_header.split(" ", 1)[0] or "Bearer"
-        response["WWW-Authenticate"] = f'{scheme} realm="ssf-receiver"'
+        # The secrets we mint are Bearer values (generate_authorization_header).
+        response["WWW-Authenticate"] = 'Bearer realm="ssf-receiver"'
         return response
     retry_after = rate_limited(stream)
     if retry_after is not None:

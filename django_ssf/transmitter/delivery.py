@@ -287,9 +287,14 @@ def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[
         token, row.encrypted = outgoing_token(stream, row.token)
     except SSFKeyError as exc:
         return Outcome(KIND_RETRY, None, "encryption_key_unavailable", str(exc)), 0.0
+    try:
+        authorization = stream.authorization_header
+    except SSFKeyError as exc:
+        # Stored encrypted; unreadable after an at-rest secret change without fallback.
+        return Outcome(KIND_RETRY, None, "authorization_header_unreadable", str(exc)), 0.0
     headers = {"Content-Type": c.SET_MEDIA_TYPE, "Accept": c.JSON_MEDIA_TYPE}
-    if stream.authorization_header:
-        headers["Authorization"] = stream.authorization_header
+    if authorization:
+        headers["Authorization"] = authorization
     timeout = (
         float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT),
         float(ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT),
@@ -526,11 +531,13 @@ class _Batch:
 
 
 def _load_stream(stream_pk: int) -> Stream | None:
-    return (
-        Stream.objects.filter(pk=stream_pk)
-        .only(*STREAM_FIELDS, "endpoint_url", "authorization_header")
-        .first()
-    )
+    qs = Stream.objects.filter(pk=stream_pk)
+    try:
+        return qs.only(*STREAM_FIELDS, "endpoint_url", "authorization_header").first()
+    except SSFKeyError:
+        # The encrypted authorization_header cannot be decrypted: load the stream without
+        # it, so each SET's attempt records the error (and backs off) in _push.
+        return qs.only(*STREAM_FIELDS, "endpoint_url").first()
 
 
 @dataclass

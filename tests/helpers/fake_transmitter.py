@@ -494,7 +494,12 @@ class Reply(Exception):
 
 def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = False,
                 authorization_header: str = "Bearer push-secret", **transmitter_fields: Any):
-    """A Transmitter + ReceiverStream wired to ``fake`` without the control plane."""
+    """A Transmitter + ReceiverStream wired to ``fake`` without the control plane.
+
+    Only the push secret's digest is stored; its clear value is kept on the instance as
+    ``push_secret`` for :func:`post_set`.
+    """
+    from django_ssf.keys.secrets import hash_secret
     from django_ssf.receiver.models import ReceiverStream, Transmitter
 
     transmitter = Transmitter.objects.create(
@@ -504,7 +509,7 @@ def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = F
     )
     stream = ReceiverStream.objects.create(
         transmitter=transmitter, delivery_method=delivery,
-        authorization_header=authorization_header if delivery == PUSH else "",
+        authorization_header_hash=hash_secret(authorization_header) if delivery == PUSH else "",
         iss=fake.issuer, aud=fake.aud,
     )
     body = {"delivery": {"method": delivery}}
@@ -520,6 +525,7 @@ def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = F
         stream.poll_url = config["delivery"]["endpoint_url"]
     stream.events_delivered = config["events_delivered"]
     stream.save()
+    stream.push_secret = authorization_header if delivery == PUSH else ""
     return stream
 
 
@@ -530,8 +536,8 @@ def post_set(client, stream, token: str | bytes, *, authorization: str | bool | 
 
     headers = {}
     if authorization is True:
-        if stream.authorization_header:
-            headers["HTTP_AUTHORIZATION"] = stream.authorization_header
+        if getattr(stream, "push_secret", ""):
+            headers["HTTP_AUTHORIZATION"] = stream.push_secret
     elif isinstance(authorization, str):
         headers["HTTP_AUTHORIZATION"] = authorization
     return client.post(

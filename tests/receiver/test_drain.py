@@ -14,6 +14,7 @@ import time
 import pytest
 from django.utils import timezone
 
+from django_ssf.keys.secrets import hash_secret
 from django_ssf.receiver import drain as drain_module
 from django_ssf.receiver.drain import drain_stream, request_drain
 from django_ssf.receiver.handlers import on_event
@@ -80,7 +81,8 @@ def test_each_stream_has_its_own_drain(client, fake, broker):
     first = make_stream(fake)
     second = ReceiverStream.objects.create(
         transmitter=first.transmitter, stream_id="second", iss=fake.issuer, aud=fake.aud,
-        authorization_header="Bearer other-secret")
+        authorization_header_hash=hash_secret("Bearer other-secret"))
+    second.push_secret = "Bearer other-secret"
     for stream in (first, second, first, second):
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert sorted(call["args"][0] for call in broker.calls) == sorted([first.pk, second.pk])

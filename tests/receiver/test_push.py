@@ -229,7 +229,7 @@ def test_unknown_event_type_is_accepted(client, fake, inline_processing):
 def test_missing_or_wrong_authorization_is_401(client, fake):
     stream = make_stream(fake)
     token = fake.make_set(SESSION_REVOKED)
-    for auth in (None, "Bearer wrong", stream.authorization_header + "x"):
+    for auth in (None, "Bearer wrong", stream.push_secret + "x"):
         response = post_set(client, stream, token, authorization=auth)
         assert response.status_code == 401
         assert json.loads(response.content)["err"] == "authentication_failed"

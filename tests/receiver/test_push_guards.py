@@ -48,10 +48,12 @@ def test_stream_switched_to_push_gets_a_secret_and_refuses_anonymous_pushes(clie
                                                   "endpoint_url": "https://elsewhere.example/"}
     TransmitterClient(stream.transmitter).read_stream(stream)
     stream.refresh_from_db()
-    assert stream.is_push and stream.authorization_header.startswith("Bearer ")
-    # The new secret and our endpoint were handed to the transmitter.
+    assert stream.is_push and stream.has_authorization_header
+    # The new secret and our endpoint were handed to the transmitter; only its digest is kept.
     delivery = fake.streams[stream.stream_id]["delivery"]
-    assert delivery["authorization_header"] == stream.authorization_header
+    assert delivery["authorization_header"].startswith("Bearer ")
+    assert stream.authorization_matches(delivery["authorization_header"])
+    stream.push_secret = delivery["authorization_header"]
     assert delivery["endpoint_url"] == stream.push_url()
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED),
                     authorization=None).status_code == 401

@@ -10,6 +10,7 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from django_ssf.core.ratelimit import parse_rate
+from django_ssf.keys.secrets import hash_secret
 from django_ssf.receiver.keepalive import due_streams, keep_alive
 from django_ssf.receiver.models import InboundSET, ReceiverStream
 from django_ssf.receiver.ratelimit import rate_limited
@@ -62,7 +63,8 @@ def test_limit_is_per_stream(client, fake, limited):
     first = make_stream(fake)
     second = ReceiverStream.objects.create(
         transmitter=first.transmitter, stream_id="second", iss=fake.issuer, aud=fake.aud,
-        authorization_header="Bearer other")
+        authorization_header_hash=hash_secret("Bearer other"))
+    second.push_secret = "Bearer other"
     for _ in range(2):
         assert post_set(client, first, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert post_set(client, first, fake.make_set(SESSION_REVOKED)).status_code == 429

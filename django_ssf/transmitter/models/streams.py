@@ -10,6 +10,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from ...core import constants as c
+from ...keys.secrets import EncryptedTextField
 
 __all__ = ["ReceiverClient", "Stream", "StreamSubject"]
 
@@ -82,8 +83,9 @@ class Stream(models.Model):
     )
     # Push: the receiver's endpoint. Poll: empty (the URL is derived from stream_id).
     endpoint_url = models.URLField(max_length=2048, blank=True)
-    # Push: sent verbatim as the Authorization header. A secret: never shown in full.
-    authorization_header = models.TextField(blank=True)
+    # Push: sent verbatim as the Authorization header. A secret: never shown in full,
+    # encrypted at rest (django_ssf.keys.secrets), clear in Python.
+    authorization_header = EncryptedTextField(blank=True)
     description = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=c.STATUS_ENABLED)
     reason = models.TextField(blank=True)

@@ -81,7 +81,8 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser(
-            "reencrypt", help="Re-encrypt stored private keys under the newest at-rest secret."
+            "reencrypt",
+            help="Re-encrypt stored private keys and secrets under the newest at-rest secret.",
         )
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
@@ -151,9 +152,13 @@ class Command(BaseCommand):
         return signing_key_dict(row)
 
     def _reencrypt(self, options: dict) -> dict:
-        count = keystore.reencrypt()
-        self._say(options, self.style.SUCCESS(f"Re-encrypted {count} private key(s)."))
-        return {"reencrypted": count}
+        # The stored secrets are always this site's own; private keys only when the key
+        # provider keeps them in the database (an external provider's keys are not ours).
+        secrets = keystore.reencrypt_secrets()
+        count = keystore.reencrypt() if keystore.provider_stores_keys() else 0
+        self._say(options, self.style.SUCCESS(
+            f"Re-encrypted {count} private key(s) and {secrets} stored secret(s)."))
+        return {"reencrypted": count, "reencrypted_secrets": secrets}
 
     def _generate(self, options: dict) -> dict:
         if options["encryption"]:
