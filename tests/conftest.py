@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.celery_app import app as celery_app  # noqa: F401  (makes it the current app)
+from tests.celery_app import app as celery_app
 from tests.helpers.fake_transmitter import FakeTransmitter
 
 
@@ -252,3 +252,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             missing = [app for app in marker.args if not apps.is_installed(app)]
             if missing:
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
+
+
+@pytest.fixture(autouse=True)
+def tests_celery_app_is_current() -> None:
+    """Every test starts with the tests' Celery app as the current one.
+
+    Importing the example project (docs and metrics tests) or executing the quickstart's
+    Celery snippet creates other apps and makes them current; django-ssf sends tasks
+    through the current app, so a test must not inherit whichever app was made last.
+    """
+    celery_app.set_current()
