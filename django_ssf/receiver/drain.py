@@ -25,7 +25,15 @@ from .processing import process_claimed, process_inbound
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DRAIN_BATCH", "drain_stream", "request_drain", "sweep_pending"]
+__all__ = [
+    "DRAIN_BATCH",
+    "claim_next_batch",
+    "drain_stream",
+    "forget_scheduled_drains",
+    "request_drain",
+    "scheduled_drains",
+    "sweep_pending",
+]
 
 
 # ---- the per-stream drain -------------------------------------------------------------
@@ -54,6 +62,26 @@ _drain_lock = threading.Lock()
 _drain_guard: dict[int, float] = {}
 # Clock-skew allowance between this process and the worker (the ETA is wall-clock time).
 DRAIN_GUARD_MARGIN = 0.1
+
+
+def scheduled_drains() -> dict[int, float]:
+    """Streams of this process whose drain is already on its way, and until when.
+
+    Values are ``time.monotonic()`` instants: until then, a new SET of that stream sends no
+    task, because the drain already sent will see it.
+    """
+    with _drain_lock:
+        return dict(_drain_guard)
+
+
+def forget_scheduled_drains() -> None:
+    """Forget the debounce guards of this process: the next SET of each stream sends a drain.
+
+    For a process that knows its messages were lost (and for tests); the sweeper makes up
+    for a lost drain anyway.
+    """
+    with _drain_lock:
+        _drain_guard.clear()
 
 
 def request_drain(stream_pk: int) -> bool:
@@ -90,7 +118,7 @@ def request_drain(stream_pk: int) -> bool:
     return True
 
 
-def _claim_next_batch(stream_pk: int, size: int) -> list[int]:
+def claim_next_batch(stream_pk: int, size: int) -> list[int]:
     """Atomically claim (``accepted`` → ``processing``) up to ``size`` oldest rows.
 
     PostgreSQL (and any backend with ``SKIP LOCKED``): rows another drain holds locked are
@@ -136,7 +164,7 @@ def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> int:
     deadline = time.monotonic() + budget
     done = 0
     while True:
-        ids = _claim_next_batch(stream_pk, DRAIN_BATCH)
+        ids = claim_next_batch(stream_pk, DRAIN_BATCH)
         if not ids:
             return done
         for index, pk in enumerate(ids):

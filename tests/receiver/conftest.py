@@ -33,7 +33,7 @@ def broker(monkeypatch, settings) -> Iterator[Sent]:
                     "RECEIVER_DRAIN_DELAY": 0.5}
     sent = Sent()
     monkeypatch.setattr(drain_task, "apply_async", sent)
-    drain_module._drain_guard.clear()
+    drain_module.forget_scheduled_drains()
     with not_eager():
         yield sent
-    drain_module._drain_guard.clear()
+    drain_module.forget_scheduled_drains()

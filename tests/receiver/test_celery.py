@@ -48,7 +48,7 @@ def test_a_pushed_burst_is_drained_by_few_tasks_and_processed_once(
 
     settings.SSF = {**settings.SSF, "BASE_URL": live_server.url,
                     "RECEIVER_PROCESS_INLINE": False, "RECEIVER_DRAIN_DELAY": 0.3}
-    drain_module._drain_guard.clear()
+    drain_module.forget_scheduled_drains()
     published: list[str] = []
     seen: list[str] = []
 

@@ -58,7 +58,7 @@ def test_rows_committed_under_the_guard_are_seen_by_the_guarded_task(
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert len(broker.calls) == 1
     # The guard expires before the task's earliest start (ETA = send time + countdown).
-    (guard_until,) = drain_module._drain_guard.values()
+    (guard_until,) = drain_module.scheduled_drains().values()
     assert guard_until <= time.monotonic() + 0.5
     # The task, whenever it runs, processes both rows (the second one sent no message).
     assert drain_task.run(*broker.calls[0]["args"]) == 2
@@ -124,7 +124,7 @@ def test_claim_batch_uses_skip_locked_where_available(fake, monkeypatch):
     stream = make_stream(fake)
     ingest(stream, fake.make_set(SESSION_REVOKED), process=False)
     with CaptureQueriesContext(connection) as queries:
-        ids = drain_module._claim_next_batch(stream.pk, 10)
+        ids = drain_module.claim_next_batch(stream.pk, 10)
     assert len(ids) == 1
     assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSING
     sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
@@ -154,12 +154,12 @@ def test_lost_enqueue_is_logged_and_the_sweeper_processes_the_row(
 
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False}
     monkeypatch.setattr(drain_task, "apply_async", Sent(fail=True))
-    drain_module._drain_guard.clear()
+    drain_module.forget_scheduled_drains()
     stream = make_stream(fake)
     with not_eager():
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert "could not enqueue the drain" in caplog.text
-    assert not drain_module._drain_guard  # the failed send leaves no guard behind
+    assert not drain_module.scheduled_drains()  # the failed send leaves no guard behind
     row = InboundSET.objects.get()
     assert row.status == InboundSET.STATUS_ACCEPTED
     InboundSET.objects.filter(pk=row.pk).update(
@@ -170,12 +170,12 @@ def test_lost_enqueue_is_logged_and_the_sweeper_processes_the_row(
 
 def test_eager_celery_processes_at_once_without_a_guard(client, fake, settings):
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False}
-    drain_module._drain_guard.clear()
+    drain_module.forget_scheduled_drains()
     stream = make_stream(fake)
     for _ in range(2):
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert set(InboundSET.objects.values_list("status", flat=True)) == {"processed"}
-    assert not drain_module._drain_guard
+    assert not drain_module.scheduled_drains()
 
 
 def test_inline_processing_still_processes_in_the_request(client, fake, inline_processing):
