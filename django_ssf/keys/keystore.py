@@ -181,7 +181,7 @@ def undelivered_count(kid: str) -> int:
 
 
 class DatabaseKeyProvider(KeyProvider):
-    """Keys in the database (:class:`~django_ssf.models.SigningKey`, ``EncryptionKey``).
+    """Keys in the database (:class:`~django_ssf.keys.models.SigningKey`, ``EncryptionKey``).
 
     A fresh install needs no setup: the first ``signing_key()`` or ``published_jwks()``
     creates an active key and a ``next`` key, and logs it.

@@ -20,7 +20,7 @@ Fetching, the bounded read, the negative cache after a failure
 
 Parsed keys are kept per process, keyed by the transmitter and the fetch time of the
 stored JWKS (its version), so the hot path of a push does no JWK parsing and does not even
-read the JWKS JSON from the database (:func:`~django_ssf.receiver.ingest.load_push_stream`
+read the JWKS JSON from the database (:func:`~django_ssf.receiver.lookup.load_push_stream`
 defers it).
 """
 

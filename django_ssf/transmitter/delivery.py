@@ -3,7 +3,7 @@
 One Celery task per stream (:func:`django_ssf.transmitter.tasks.deliver_stream`) calls
 :func:`drain_stream`, which:
 
-1. takes the stream's *lease* (:class:`~django_ssf.models.StreamDeliveryState`): one
+1. takes the stream's *lease* (:class:`~django_ssf.transmitter.models.StreamDeliveryState`): one
    worker drains a stream at a time, so SETs leave in creation order (every subject's
    order is kept, SSF §8.1.2.1) and none is sent twice, while several workers share the
    streams between them. The lease row is claimed with ``SELECT … FOR UPDATE SKIP
@@ -14,7 +14,7 @@ One Celery task per stream (:func:`django_ssf.transmitter.tasks.deliver_stream`)
    application/json`` and the stream's ``authorization_header`` verbatim, through a
    keep-alive session per worker thread with the SSRF guard checked at connect time;
 3. classifies each answer (:func:`classify_response`), records one
-   :class:`~django_ssf.models.DeliveryAttempt` per POST and writes the batch's results
+   :class:`~django_ssf.transmitter.models.DeliveryAttempt` per POST and writes the batch's results
    in one transaction;
 4. on a recoverable failure backs the whole stream off (the failed SET stays at the
    head of the queue) and schedules itself with ``apply_async(countdown=…)``.
