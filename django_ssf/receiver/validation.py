@@ -11,7 +11,9 @@ error code:
    transmitter's cached JWKS (``invalid_key``), ``iss`` (``invalid_issuer``), ``aud`` = the
    stream's ``aud`` (``invalid_audience``), ``iat``, ``jti``, no ``sub``/``exp``, one
    event, ``txn`` (``invalid_request``); ``jti``, ``txn`` and the event URI must fit
-   their columns (``invalid_request``). A JWKS that cannot be fetched *for now* raises a
+   their columns (``invalid_request``). A signature that fails with a key we hold makes
+   us refetch the JWKS once (rate limited; a key replaced under the same ``kid``) and
+   verify again. A JWKS that cannot be fetched *for now* raises a
    ``transient`` error: the caller defers the SET (push 503, poll unacknowledged);
 5. the event URI (draft ``sse`` URIs only for transmitters allowed them);
 6. the subject: ``sub_id``, or for legacy transmitters the subject inside the event;
@@ -140,7 +142,7 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
     from ..core import jose
     from ..core.events import normalize_event_uri, validate_event_payload, validate_event_subject
     from ..core.subjects import unprocessable_critical_members
-    from .jwks import key_resolver
+    from .jwks import key_resolver, refetch_after_bad_signature
 
     transmitter = stream.transmitter
     if not stream.active:
@@ -156,16 +158,26 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         raise _reject(
             c.ERR_INVALID_AUDIENCE, "the transmitter returned no aud for this stream"
         )
-    claims = jose.verify_set(
-        token,
-        key_resolver=key_resolver(transmitter),
-        issuer=transmitter.issuer,
-        audience=stream.aud,
-        allowed_algs=list(ssf_settings.RECEIVER_ACCEPTED_ALGORITHMS),
-        leeway=int(ssf_settings.RECEIVER_IAT_LEEWAY),
-        require_sub_id=not transmitter.allows_subject_in_event,
-        allow_numeric_txn=transmitter.allows_numeric_txn,
-    )
+    def verify() -> dict[str, Any]:
+        return jose.verify_set(
+            token,
+            key_resolver=key_resolver(transmitter),
+            issuer=transmitter.issuer,
+            audience=stream.aud,
+            allowed_algs=list(ssf_settings.RECEIVER_ACCEPTED_ALGORITHMS),
+            leeway=int(ssf_settings.RECEIVER_IAT_LEEWAY),
+            require_sub_id=not transmitter.allows_subject_in_event,
+            allow_numeric_txn=transmitter.allows_numeric_txn,
+        )
+
+    try:
+        claims = verify()
+    except jose.InvalidSignature as bad:
+        # The key under this kid may have been replaced at the transmitter: refetch once
+        # (rate limited) and verify again; otherwise the verdict stands.
+        if not refetch_after_bad_signature(transmitter, bad.kid):
+            raise
+        claims = verify()
     _check_lengths(claims)
     ((raw_type, payload),) = claims["events"].items()
     if raw_type.startswith(c.LEGACY_SSE_EVENT_BASE) and not transmitter.allows_sse_namespace:
