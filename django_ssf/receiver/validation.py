@@ -23,7 +23,10 @@ error code:
    name is not in ``RECEIVER_PROCESSABLE_SUBJECT_MEMBERS``, or its format is unknown) is
    *discarded*: acknowledged, stored, never processed (SSF §3.6); a non-critical member
    we cannot process is ignored;
-7. the event payload against its type (``invalid_request``);
+7. the event payload against its type (``invalid_request``) - leniently: an unexpected
+   value of an *optional* claim, a member the specification does not define, an event
+   type we do not know or a top-level claim we do not know is accepted, stored as sent
+   and *flagged* (``ValidatedSET.flags``); the policy table is in docs/conformance.md;
 8. verification (:func:`check_state`, which reads the database): ``state`` must match a
    verification we requested (``invalid_state``); the subject of verification /
    stream-updated must be this stream (``invalid_request``).
@@ -31,7 +34,7 @@ error code:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..conf import ssf_settings
@@ -47,6 +50,8 @@ MAX_JTI_LENGTH = 255
 MAX_EVENT_TYPE_LENGTH = 512
 MAX_TXN_LENGTH = 255
 MAX_ISS_LENGTH = 512
+# The top-level claims a SET may carry (RFC 8417 §2.2, SSF §4.1); any other is flagged.
+KNOWN_SET_CLAIMS = frozenset({"iss", "aud", "iat", "jti", "txn", "toe", "sub_id", "events"})
 
 
 @dataclass
@@ -59,6 +64,8 @@ class ValidatedSET:
     subject: dict[str, Any] | None
     txn: str
     discard_reason: str = ""
+    # Accepted but unexpected: see the policy table in docs/conformance.md.
+    flags: list[str] = field(default_factory=list)
 
 
 
@@ -172,10 +179,10 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
 
     try:
         claims = verify()
-    except jose.InvalidSignature as bad:
+    except jose.InvalidSignature as mismatch:
         # The key under this kid may have been replaced at the transmitter: refetch once
         # (rate limited) and verify again; otherwise the verdict stands.
-        if not refetch_after_bad_signature(transmitter, bad.kid):
+        if not refetch_after_bad_signature(transmitter, mismatch.kid):
             raise
         claims = verify()
     _check_lengths(claims)
@@ -187,8 +194,9 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         )
     event_type = normalize_event_uri(raw_type, legacy=transmitter.allows_sse_namespace)
     subject = _subject_of(stream, claims, event_type, payload)
+    flags = [f"set: unknown claim {name!r}" for name in claims if name not in KNOWN_SET_CLAIMS]
     try:
-        validate_event_payload(event_type, payload, unknown_ok=True)
+        validate_event_payload(event_type, payload, unknown_ok=True, flags=flags)
         if subject is not None and claims.get("sub_id") is not None:
             validate_event_subject(event_type, subject)
     except (EventValidationError, SubjectError) as exc:
@@ -214,6 +222,7 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         subject=subject,
         txn=str(txn) if txn is not None else "",
         discard_reason=discard,
+        flags=flags,
     )
 
 
