@@ -177,12 +177,16 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
             allow_numeric_txn=transmitter.allows_numeric_txn,
         )
 
+    keys_version = transmitter.jwks_fetched_at
     try:
         claims = verify()
     except jose.InvalidSignature as mismatch:
         # The key under this kid may have been replaced at the transmitter: refetch once
-        # (rate limited) and verify again; otherwise the verdict stands.
-        if not refetch_after_bad_signature(transmitter, mismatch.kid):
+        # (rate limited) and verify again - unless the keys were fetched just now, while
+        # verifying this SET. Otherwise the verdict stands.
+        if transmitter.jwks_fetched_at != keys_version or not refetch_after_bad_signature(
+            transmitter, mismatch.kid
+        ):
             raise
         claims = verify()
     _check_lengths(claims)

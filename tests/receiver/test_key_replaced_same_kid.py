@@ -57,3 +57,13 @@ def test_a_forged_signature_under_a_known_kid_refetches_once_per_interval(client
         assert response.json()["err"] == "invalid_key"
     # One refetch for that kid, then the rate limit holds (JWKS_REFETCH_INTERVAL).
     assert fake.jwks_fetches == fetches + 1
+
+
+def test_no_second_fetch_when_the_keys_were_fetched_for_this_very_set(client, fake):
+    """A first SET (nothing cached yet) fetches the JWKS once; a bad signature then is
+    final, without a second fetch of the key set just read."""
+    stream = make_stream(fake)
+    forged = fake.sign(fake.make_claims(SESSION_REVOKED), key=pooled_key(4))
+    response = post_set(client, stream, forged)
+    assert response.status_code == 400 and response.json()["err"] == "invalid_key"
+    assert fake.jwks_fetches == 1
