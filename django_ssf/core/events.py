@@ -19,6 +19,7 @@ names the claim, the rule and the spec section.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import datetime as dt
 import difflib
@@ -346,6 +347,43 @@ def _fail(claim: str, rule: str, section: str) -> NoReturn:
     raise EventValidationError(f"claim {claim!r} {rule} ({section})")
 
 
+@dataclass
+class _Leniency:
+    """Collects what a lenient validation (a receiver's) accepts but flags.
+
+    ``prefix`` names the profile in the flags (``caep``); ``seen`` are the claim names the
+    type's rules looked at, so that the members nobody looked at can be flagged unknown.
+    """
+
+    prefix: str
+    flags: list[str]
+    seen: set[str] = field(default_factory=set)
+
+
+_leniency: contextvars.ContextVar[_Leniency | None] = contextvars.ContextVar(
+    "ssf_event_leniency", default=None
+)
+
+
+def _note(claim: str) -> None:
+    lenient = _leniency.get()
+    if lenient is not None:
+        lenient.seen.add(claim)
+
+
+def _optional_fail(claim: str, rule: str, section: str) -> None:
+    """An *optional* claim breaks its rule: raise, or, when validating leniently, flag it.
+
+    An unexpected value of an optional claim does not make the event unusable: a receiver
+    stores it as sent and tells the handlers (issue 11: a CAEP ``initiating_entity`` of
+    ``"Duo policy"`` must not stop a session revocation).
+    """
+    lenient = _leniency.get()
+    if lenient is None:
+        _fail(claim, rule, section)
+    lenient.flags.append(f"{lenient.prefix}.{claim}: {rule}")
+
+
 def _type_name(value: object) -> str:
     return {
         dict: "an object",
@@ -367,13 +405,18 @@ def _short(value: object) -> str:
 def _string(
     payload: Mapping[str, Any], claim: str, section: str, *, required: bool = False
 ) -> None:
+    _note(claim)
     value = payload.get(claim, _MISSING)
     if value is _MISSING:
         if required:
             _fail(claim, "is required", section)
         return
     if not isinstance(value, str):
-        _fail(claim, f"must be a string, got {_type_name(value)}", section)
+        rule = f"must be a string, got {_type_name(value)}"
+        if required:
+            _fail(claim, rule, section)
+        _optional_fail(claim, rule, section)
+        return
     if required and not value:
         _fail(claim, "must be a non-empty string", section)
 
@@ -386,69 +429,94 @@ def _enum(
     *,
     required: bool = False,
 ) -> None:
+    _note(claim)
     value = payload.get(claim, _MISSING)
     if value is _MISSING:
         if required:
             _fail(claim, f"is required (one of {', '.join(allowed)})", section)
         return
     if not isinstance(value, str) or value not in allowed:
-        _fail(claim, f"must be one of {', '.join(allowed)}, got {_short(value)}", section)
+        if required:
+            _fail(claim, f"must be one of {', '.join(allowed)}, got {_short(value)}", section)
+        if isinstance(value, str):
+            _optional_fail(claim, f"unknown value {_short(value)}", section)
+        else:
+            _optional_fail(claim, f"must be one of {', '.join(allowed)}, got "
+                                  f"{_type_name(value)}", section)
 
 
 def _number(payload: Mapping[str, Any], claim: str, section: str) -> None:
+    _note(claim)
     value = payload.get(claim, _MISSING)
     if value is _MISSING:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(claim, f"must be a JSON number, got {_type_name(value)}", section)
-    if isinstance(value, float) and not math.isfinite(value):
-        _fail(claim, "must be a finite number", section)
+        _optional_fail(claim, f"must be a JSON number, got {_type_name(value)}", section)
+    elif isinstance(value, float) and not math.isfinite(value):
+        _optional_fail(claim, "must be a finite number", section)
 
 
 def _object(
     payload: Mapping[str, Any], claim: str, section: str, *, required: bool = False
 ) -> None:
+    _note(claim)
     value = payload.get(claim, _MISSING)
     if value is _MISSING:
         if required:
             _fail(claim, "is required (a non-empty object)", section)
         return
+    rule = ""
     if not isinstance(value, dict):
-        _fail(claim, f"must be an object, got {_type_name(value)}", section)
-    if not value:
-        _fail(claim, "must hold at least one member", section)
+        rule = f"must be an object, got {_type_name(value)}"
+    elif not value:
+        rule = "must hold at least one member"
+    if rule:
+        if required:
+            _fail(claim, rule, section)
+        _optional_fail(claim, rule, section)
 
 
 def _string_array(payload: Mapping[str, Any], claim: str, section: str) -> None:
+    _note(claim)
     value = payload.get(claim, _MISSING)
     if value is _MISSING:
         return
     if not isinstance(value, list):
-        _fail(claim, f"must be an array of strings, got {_type_name(value)}", section)
+        _optional_fail(claim, f"must be an array of strings, got {_type_name(value)}", section)
+        return
     for i, item in enumerate(value):
         if not isinstance(item, str):
-            _fail(claim, f"must be an array of strings; item {i} is {_type_name(item)}", section)
+            _optional_fail(
+                claim, f"must be an array of strings; item {i} is {_type_name(item)}", section
+            )
+            return
 
 
 def _language_map(payload: Mapping[str, Any], claim: str, section: str) -> None:
     """``reason_admin`` / ``reason_user``: {BCP 47 tag: non-empty text}, ≥1 entries."""
+    _note(claim)
     value = payload.get(claim, _MISSING)
     if value is _MISSING:
         return
     if not isinstance(value, dict):
-        _fail(
+        _optional_fail(
             claim,
             f"must be an object mapping language tags to text, e.g. "
             f'{{"en": "..."}}, got {_type_name(value)}',
             section,
         )
+        return
     if not value:
-        _fail(claim, "must hold at least one language-tagged message", section)
+        _optional_fail(claim, "must hold at least one language-tagged message", section)
+        return
     for tag, text in value.items():
         if not isinstance(tag, str) or not LANGUAGE_TAG_RE.fullmatch(tag):
-            _fail(claim, f"has {_short(tag)}, which is not a BCP 47 language tag", section)
+            _optional_fail(claim, f"has {_short(tag)}, which is not a BCP 47 language tag",
+                           section)
+            return
         if not isinstance(text, str) or not text:
-            _fail(claim, f"entry {_short(tag)} must be a non-empty string", section)
+            _optional_fail(claim, f"entry {_short(tag)} must be a non-empty string", section)
+            return
 
 
 def validate_caep_common(payload: dict[str, Any], section: str = "CAEP 1.0 §2") -> None:
@@ -568,13 +636,22 @@ def _check_json(payload: dict[str, Any]) -> None:
             )
 
 
-def validate_event_payload(uri: str, payload: object, *, unknown_ok: bool = True) -> None:
+def validate_event_payload(
+    uri: str, payload: object, *, unknown_ok: bool = True, flags: list[str] | None = None
+) -> None:
     """Check ``payload`` against the rules of event type ``uri``.
 
     The payload must be a JSON object (RFC 8417 §2.2). Unknown event types pass when
     ``unknown_ok`` (receivers ignore what they do not understand) and fail otherwise.
     Extra members inside a known event are always accepted (SSF 1.0 §4.2.3). The draft
     ``sse`` control-event URIs are checked under the SSF 1.0 rules.
+
+    ``flags`` (a list, filled in place) makes the check lenient the way a receiver must
+    be: an *optional* claim with an unexpected value or type does not fail, it adds a
+    flag such as ``"caep.initiating_entity: unknown value 'Duo policy'"``; so do members
+    of a built-in SSF/CAEP/RISC event type that the specification does not define
+    (``"caep.session-revoked: unknown member 'x'"``) and an event type not in the
+    registry. Required claims and the payload's shape still fail.
     """
     if not isinstance(payload, dict):
         raise EventValidationError(
@@ -584,9 +661,25 @@ def validate_event_payload(uri: str, payload: object, *, unknown_ok: bool = True
     event_type = registry.lookup(uri) if isinstance(uri, str) else None
     if event_type is None and not unknown_ok:
         event_type = registry.resolve(uri)  # raises, naming the closest known types
+    if flags is not None and event_type is None:
+        flags.append(f"event type {_short(uri)}: not a registered event type")
     if event_type is not None:
         # The type's rules first: their messages name the claim and the section.
-        event_type.validate(payload)
+        if flags is None:
+            event_type.validate(payload)
+        else:
+            lenient = _Leniency(prefix=event_type.profile.lower(), flags=flags)
+            token = _leniency.set(lenient)
+            try:
+                event_type.validate(payload)
+            finally:
+                _leniency.reset(token)
+            if event_type.uri in _BUILTIN_URIS:
+                flags.extend(
+                    f"{event_type.name}: unknown member {_short(name)}"
+                    for name in payload
+                    if name not in lenient.seen and name not in _ALWAYS_KNOWN_MEMBERS
+                )
     _check_json(payload)
 
 
@@ -797,6 +890,12 @@ def _builtin_types() -> list[EventType]:
         ),
     ]
 
+
+# The built-in types whose rules name every member their specification defines, so a
+# member the rules never looked at is one the specification does not define.
+_BUILTIN_URIS = frozenset(t.uri for t in _builtin_types())
+# The subject inside the event, as SSF draft (legacy) transmitters send it.
+_ALWAYS_KNOWN_MEMBERS = frozenset({"subject"})
 
 for _event_type in _builtin_types():
     registry.register(_event_type)

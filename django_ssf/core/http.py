@@ -29,6 +29,7 @@ policy" from a network failure by catching it first) that is also a
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import socket
@@ -290,11 +291,80 @@ class _GuardedConnectionMixin:
         ) from last_error
 
 
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+class _HeaderDeadlineSocket:
+    """A socket stand-in that bounds the *whole* header phase of a response in time.
+
+    A socket read timeout bounds each ``recv`` only: a peer sending one header byte every
+    second never trips a 10 s read timeout and holds the caller forever. While the status
+    line and headers are read, every ``recv_into`` gets at most what is left of the
+    deadline; once they are parsed (:meth:`headers_done`) reads pass straight through and
+    the body is bounded by :func:`read_limited`. Only what ``http.client`` and urllib3 use
+    while reading a response is provided; the rest is delegated to the real socket.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._ssf_sock = sock
+        self._ssf_deadline: float | None = deadline
+        self._ssf_timeout = sock.gettimeout()
+
+    def headers_done(self) -> None:
+        self._ssf_deadline = None
+        self._ssf_sock.settimeout(self._ssf_timeout)
+
+    def settimeout(self, value: float | None) -> None:
+        self._ssf_timeout = value
+        self._ssf_sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._ssf_timeout
+
+    def recv_into(self, buffer: Any, *args: Any) -> int:
+        deadline = self._ssf_deadline
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the response headers did not arrive in time")
+            limit = left if self._ssf_timeout is None else min(left, self._ssf_timeout)
+            self._ssf_sock.settimeout(limit)
+        return self._ssf_sock.recv_into(buffer, *args)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> Any:
+        if mode != "rb":  # pragma: no cover - http.client only reads responses in "rb"
+            return self._ssf_sock.makefile(mode, buffering, **kwargs)  # type: ignore[call-overload]
+        # What socket.makefile("rb") does, reading through this object's recv_into.
+        self._ssf_sock._io_refs += 1  # type: ignore[attr-defined]
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ssf_sock, name)
+
+
+class _HeaderDeadlineMixin:
+    """Bounds the status line and headers of every response by the read timeout in total."""
+
+    sock: Any
+    timeout: Any
+
+    def getresponse(self) -> Any:
+        real, timeout = self.sock, self.timeout
+        if real is None or not isinstance(timeout, int | float) or timeout <= 0:
+            return super().getresponse()  # type: ignore[misc]
+        guarded = _HeaderDeadlineSocket(real, time.monotonic() + float(timeout))
+        self.sock = guarded
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            guarded.headers_done()
+            if self.sock is guarded:
+                self.sock = real
+
+
+class _GuardedHTTPConnection(_HeaderDeadlineMixin, _GuardedConnectionMixin, HTTPConnection):
     pass
 
 
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+class _GuardedHTTPSConnection(_HeaderDeadlineMixin, _GuardedConnectionMixin, HTTPSConnection):
     pass
 
 

@@ -49,7 +49,9 @@ __all__ = [
     "MIN_RSA_KEY_SIZE",
     "PRIVATE_JWK_MEMBERS",
     "SIGNING_ALGORITHMS",
+    "InvalidSignature",
     "KeyResolver",
+    "KeyResolverFailure",
     "build_set_claims",
     "decrypt_set",
     "encrypt_set",
@@ -91,6 +93,29 @@ PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 #: public key object or a :class:`jwt.PyJWK`. It raises
 #: ``SETValidationError("invalid_key", ...)`` itself for an unknown ``kid``.
 KeyResolver = Callable[[dict], Any]
+
+
+class InvalidSignature(SETValidationError):
+    """``invalid_key``: the key named by the header did not verify the signature.
+
+    Distinct from "no such key" so that a receiver can refetch the signer's JWKS when a
+    transmitter replaced the key under the same ``kid`` and verify again. ``kid`` is the
+    header's (``None`` when it has none).
+    """
+
+    def __init__(self, description: str, kid: str | None) -> None:
+        super().__init__(c.ERR_INVALID_KEY, description)
+        self.kid = kid
+
+
+class KeyResolverFailure(Exception):
+    """Internal: carries an unexpected exception of the caller's ``key_resolver`` out of
+    :func:`verify_set`, which re-raises the original. A database or key-provider failure
+    is not a verdict on the SET, so it must not become an RFC 8935 error code."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 
@@ -536,9 +561,7 @@ def _resolve_key(key_resolver: KeyResolver, header: dict, alg: str) -> Any:
     except SETValidationError:
         raise
     except Exception as exc:
-        raise SETValidationError(
-            c.ERR_INVALID_KEY, f"no key to verify the SET signature: {exc}"
-        ) from exc
+        raise KeyResolverFailure(exc) from exc
     if isinstance(key, jwt.PyJWK):
         # Only a JWK that names its alg restricts it: without one, PyJWT guesses from kty.
         declared = getattr(key, "_jwk_data", {}).get("alg")
@@ -638,6 +661,9 @@ def verify_set(
         )
     except SETValidationError:
         raise
+    except KeyResolverFailure as failure:
+        # Not about the SET: the caller's key lookup broke (database, key provider).
+        raise failure.original from None
     except Exception as exc:  # last line of defence: nothing else may escape
         raise SETValidationError(
             c.ERR_INVALID_REQUEST, f"the SET could not be processed: {exc}"
@@ -702,7 +728,7 @@ def _verify_set(
     try:
         decoded = jwt.PyJWS().decode_complete(token, key=key, algorithms=[alg])
     except jwt.exceptions.InvalidSignatureError:
-        raise SETValidationError(c.ERR_INVALID_KEY, "the SET signature is invalid") from None
+        raise InvalidSignature("the SET signature is invalid", kid) from None
     except jwt.exceptions.DecodeError as exc:
         raise _invalid(f"the SET could not be decoded: {exc}") from None
     except Exception as exc:

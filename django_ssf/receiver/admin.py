@@ -23,7 +23,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from ..conf import ssf_settings
 from ..core import constants as c
@@ -353,8 +354,8 @@ class InboundSETAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     readonly_fields = ("transmitter", "stream", "jti", "via", "iss", "event_type",
                        "subject_display", "txn", "status", "error_code", "error_description",
-                       "duplicate_of", "received_at", "processed_at", "header_display",
-                       "claims_display", "token")
+                       "flags_display", "duplicate_of", "received_at", "processed_at",
+                       "header_display", "claims_display", "token")
     fields = readonly_fields
     inlines = (ActionRecordInline,)
     actions = ("reprocess",)
@@ -393,6 +394,13 @@ class InboundSETAdmin(admin.ModelAdmin):
                 return "-"
             text = "; ".join(f"{r.detail or r.action} ({r.outcome})" for r in records)
         return format_html('<span title="{}">{}</span>', text, _clip(text, 50))
+
+    @admin.display(description="flags")  # accepted, but unexpected (docs/conformance.md)
+    def flags_display(self, obj: InboundSET) -> str:
+        flags = [f for f in (obj.flags or []) if isinstance(f, str)]
+        if not flags:
+            return "-"
+        return format_html_join(mark_safe("<br>"), "{}", ((f,) for f in flags))
 
     @admin.display(description="header")
     def header_display(self, obj: InboundSET) -> str:

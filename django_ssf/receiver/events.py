@@ -41,6 +41,10 @@ class ReceivedEvent:
     stream: ReceiverStream | None = None
     transmitter: Transmitter | None = None
     inbound: InboundSET | None = None
+    # What validation accepted but flagged as unexpected, e.g.
+    # "caep.initiating_entity: unknown value 'Duo policy'" (docs/conformance.md). The
+    # claims are as the transmitter sent them: a flagged claim may have any JSON value.
+    flags: tuple[str, ...] = ()
 
     @property
     def short_name(self) -> str:
@@ -84,4 +88,5 @@ class ReceivedEvent:
             stream=inbound.stream,
             transmitter=inbound.transmitter,
             inbound=inbound,
+            flags=tuple(str(f) for f in (inbound.flags or ()) if isinstance(f, str)),
         )

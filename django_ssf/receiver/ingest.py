@@ -195,6 +195,7 @@ def reprocess(inbound: InboundSET) -> IngestResult:
         inbound.event_type = validated.event_type
         inbound.subject = validated.subject
         inbound.txn = validated.txn
+        inbound.flags = validated.flags
         inbound.error_code = ""
         inbound.error_description = validated.discard_reason
         inbound.status = (

@@ -50,8 +50,13 @@ __all__ = [
     "KeysUnavailable",
     "fetch_jwks",
     "key_resolver",
+    "refetch_after_bad_signature",
     "refresh_jwks",
 ]
+
+# Prefix of the refetch-log entries of signature failures under a known kid: they are
+# rate limited like unknown kids, but apart from them (a kid may be both in one interval).
+SIGNATURE_REFETCH_PREFIX = "sig:"
 
 # Retry-After (seconds) suggested when the JWKS could not be fetched for the moment.
 KEYS_UNAVAILABLE_RETRY_AFTER = 30
@@ -168,6 +173,32 @@ def _lookup(transmitter: Any, kid: str | None) -> Any | None:
     if kid is None:
         return all_keys[0] if len(all_keys) == 1 else None
     return by_kid.get(kid)
+
+
+def refetch_after_bad_signature(transmitter: Any, kid: str | None) -> bool:
+    """After a signature failure with a key we hold: refetch the JWKS once; True if worth
+    verifying again (the key set changed).
+
+    Some transmitters replace the key material under the same ``kid``; without this, every
+    SET would be refused ``invalid_key`` until the cache expires (``JWKS_CACHE_SECONDS``).
+    The refetch is rate limited exactly like the unknown-``kid`` path (one per ``kid`` and
+    ``JWKS_REFETCH_INTERVAL``, a few per interval in all), so forged signatures cannot make
+    us hammer the transmitter. A transient fetch failure raises :class:`KeysUnavailable`:
+    the SET may well be valid, it is tried again later.
+    """
+    now = timezone.now()
+    marker = SIGNATURE_REFETCH_PREFIX + (kid or "")
+    if not _refetch_allowed(transmitter, marker, now):
+        return False
+    try:
+        changed = refresh_jwks(transmitter, forced=True, kid=marker)
+    except JWKSFetchError as exc:
+        if exc.transient:
+            raise KeysUnavailable(f"the transmitter's JWKS is unreachable: {exc}") from exc
+        logger.warning("could not refetch the JWKS of %s after a bad signature: %s",
+                       transmitter.issuer, exc)
+        return False
+    return changed
 
 
 def key_resolver(transmitter: Any) -> Callable[[dict], Any]:

@@ -367,6 +367,10 @@ class InboundSET(models.Model):
     # RFC 8935 §2.4 code for a rejected SET; a description for rejections and failures.
     error_code = models.CharField(max_length=64, blank=True)
     error_description = models.TextField(blank=True)
+    # What validation accepted but found unexpected (an unknown value of an optional
+    # claim, a member the specification does not define, ...): short strings such as
+    # "caep.initiating_entity: unknown value 'Duo policy'" (docs/conformance.md).
+    flags = models.JSONField(default=list, blank=True)
     duplicate_of = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="redeliveries"
     )

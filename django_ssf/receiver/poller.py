@@ -4,8 +4,9 @@ Each request is ``POST {endpoint_url}`` with ``{"maxEvents", "returnImmediately"
 "setErrs"}`` (RFC 8936 §2.4). Every SET in the response goes through the same
 :func:`~django_ssf.receiver.ingest.ingest` as a pushed one (stored first); valid, duplicate
 and discarded SETs are acknowledged in the next request, and processing of the valid ones
-is scheduled only once that acknowledgement was sent (RFC 8936 §2.4: acknowledge before
-taking local action). Processing failures never reach ``setErrs``, which carries only
+is done only once that acknowledgement was sent (RFC 8936 §2.4: acknowledge before
+taking local action) - and then at once, by the poll task itself (:func:`process_now`),
+not by a later drain task. Processing failures never reach ``setErrs``, which carries only
 validation errors (RFC 8936 §2); invalid ones are reported in ``setErrs`` (and
 that request carries ``Content-Language: en``, RFC 8936 §2.6). After the last batch an
 acknowledge-only request (``maxEvents: 0``, ``returnImmediately: true``) is sent so nothing
@@ -37,6 +38,7 @@ from ..core import constants as c
 from ..core.backoff import backoff_delay
 from ..core.http import parse_json_response
 from .client import ControlPlaneError, TransmitterClient
+from .drain import drain_stream, request_drain
 from .ingest import ingest, schedule_processing
 from .keepalive import keep_alive
 from .models import InboundSET, ReceiverStream
@@ -161,9 +163,11 @@ def poll_stream(
     awaiting_ack: list[InboundSET] = []
 
     def acknowledged() -> None:
-        for inbound in awaiting_ack:
-            schedule_processing(inbound)
+        if not awaiting_ack:
+            return
+        rows = list(awaiting_ack)
         awaiting_ack.clear()
+        process_now(stream, rows)
 
     try:
         while not stopped():
@@ -230,6 +234,27 @@ def poll_stream(
         # (the transmitter will redeliver them; the redelivery is a duplicate).
         acknowledged()
     return result
+
+
+def process_now(stream: ReceiverStream, rows: list[InboundSET]) -> None:
+    """Hand just-stored (and acknowledged) polled rows to processing at once.
+
+    The poll task is already a worker: it runs the stream's drain itself (the same
+    claim-and-process entry point the drain task uses), so the handlers have run when the
+    poll cycle returns, instead of a drain delay or a poll interval later. Inline mode
+    (``RECEIVER_PROCESS_INLINE``) processes each row as a push would. If the drain fails,
+    a drain task is requested (and the sweeper remains the safety net).
+    """
+    if ssf_settings.RECEIVER_PROCESS_INLINE:
+        for inbound in rows:
+            schedule_processing(inbound)
+        return
+    try:
+        drain_stream(stream.pk)
+    except Exception:
+        logger.exception("processing the SETs just polled from stream %s failed; "
+                         "requesting a drain", stream.pk)
+        request_drain(stream.pk)
 
 
 def poll_all(

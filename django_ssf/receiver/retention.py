@@ -100,7 +100,8 @@ def _redact(now: dt.datetime, batch_size: int, dry_run: bool) -> int:
     before = cutoff(now, "RECEIVER_REDACT_AFTER", ssf_settings.RECEIVER_REDACT_AFTER)
     if before is None:
         return 0
-    values: dict[str, Any] = {"token": "", "claims": None, "subject": None, "redacted_at": now}
+    values: dict[str, Any] = {"token": "", "claims": None, "subject": None, "flags": [],
+                              "redacted_at": now}
 
     def blank_action_details(pks: list[Any]) -> None:
         # Action details name the local user ("ended 2 sessions of alice"): personal data.

@@ -140,6 +140,7 @@ def store_valid(
         txn=validated.txn,
         status=status,
         error_description=validated.discard_reason,
+        flags=validated.flags,
         received_at=now,
     )
     touch = stream.last_event_at is None or now - stream.last_event_at >= LAST_EVENT_RESOLUTION
@@ -189,6 +190,7 @@ def store_duplicate(stream: ReceiverStream, token: str | bytes, validated: Valid
         subject=validated.subject,
         txn=validated.txn,
         status=InboundSET.STATUS_DUPLICATE,
+        flags=validated.flags,
         duplicate_of=original,
     )
 

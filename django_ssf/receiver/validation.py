@@ -11,7 +11,9 @@ error code:
    transmitter's cached JWKS (``invalid_key``), ``iss`` (``invalid_issuer``), ``aud`` = the
    stream's ``aud`` (``invalid_audience``), ``iat``, ``jti``, no ``sub``/``exp``, one
    event, ``txn`` (``invalid_request``); ``jti``, ``txn`` and the event URI must fit
-   their columns (``invalid_request``). A JWKS that cannot be fetched *for now* raises a
+   their columns (``invalid_request``). A signature that fails with a key we hold makes
+   us refetch the JWKS once (rate limited; a key replaced under the same ``kid``) and
+   verify again. A JWKS that cannot be fetched *for now* raises a
    ``transient`` error: the caller defers the SET (push 503, poll unacknowledged);
 5. the event URI (draft ``sse`` URIs only for transmitters allowed them);
 6. the subject: ``sub_id``, or for legacy transmitters the subject inside the event;
@@ -21,7 +23,10 @@ error code:
    name is not in ``RECEIVER_PROCESSABLE_SUBJECT_MEMBERS``, or its format is unknown) is
    *discarded*: acknowledged, stored, never processed (SSF §3.6); a non-critical member
    we cannot process is ignored;
-7. the event payload against its type (``invalid_request``);
+7. the event payload against its type (``invalid_request``) - leniently: an unexpected
+   value of an *optional* claim, a member the specification does not define, an event
+   type we do not know or a top-level claim we do not know is accepted, stored as sent
+   and *flagged* (``ValidatedSET.flags``); the policy table is in docs/conformance.md;
 8. verification (:func:`check_state`, which reads the database): ``state`` must match a
    verification we requested (``invalid_state``); the subject of verification /
    stream-updated must be this stream (``invalid_request``).
@@ -29,7 +34,7 @@ error code:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..conf import ssf_settings
@@ -45,6 +50,8 @@ MAX_JTI_LENGTH = 255
 MAX_EVENT_TYPE_LENGTH = 512
 MAX_TXN_LENGTH = 255
 MAX_ISS_LENGTH = 512
+# The top-level claims a SET may carry (RFC 8417 §2.2, SSF §4.1); any other is flagged.
+KNOWN_SET_CLAIMS = frozenset({"iss", "aud", "iat", "jti", "txn", "toe", "sub_id", "events"})
 
 
 @dataclass
@@ -57,6 +64,8 @@ class ValidatedSET:
     subject: dict[str, Any] | None
     txn: str
     discard_reason: str = ""
+    # Accepted but unexpected: see the policy table in docs/conformance.md.
+    flags: list[str] = field(default_factory=list)
 
 
 
@@ -140,7 +149,7 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
     from ..core import jose
     from ..core.events import normalize_event_uri, validate_event_payload, validate_event_subject
     from ..core.subjects import unprocessable_critical_members
-    from .jwks import key_resolver
+    from .jwks import key_resolver, refetch_after_bad_signature
 
     transmitter = stream.transmitter
     if not stream.active:
@@ -156,16 +165,30 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         raise _reject(
             c.ERR_INVALID_AUDIENCE, "the transmitter returned no aud for this stream"
         )
-    claims = jose.verify_set(
-        token,
-        key_resolver=key_resolver(transmitter),
-        issuer=transmitter.issuer,
-        audience=stream.aud,
-        allowed_algs=list(ssf_settings.RECEIVER_ACCEPTED_ALGORITHMS),
-        leeway=int(ssf_settings.RECEIVER_IAT_LEEWAY),
-        require_sub_id=not transmitter.allows_subject_in_event,
-        allow_numeric_txn=transmitter.allows_numeric_txn,
-    )
+    def verify() -> dict[str, Any]:
+        return jose.verify_set(
+            token,
+            key_resolver=key_resolver(transmitter),
+            issuer=transmitter.issuer,
+            audience=stream.aud,
+            allowed_algs=list(ssf_settings.RECEIVER_ACCEPTED_ALGORITHMS),
+            leeway=int(ssf_settings.RECEIVER_IAT_LEEWAY),
+            require_sub_id=not transmitter.allows_subject_in_event,
+            allow_numeric_txn=transmitter.allows_numeric_txn,
+        )
+
+    keys_version = transmitter.jwks_fetched_at
+    try:
+        claims = verify()
+    except jose.InvalidSignature as mismatch:
+        # The key under this kid may have been replaced at the transmitter: refetch once
+        # (rate limited) and verify again - unless the keys were fetched just now, while
+        # verifying this SET. Otherwise the verdict stands.
+        if transmitter.jwks_fetched_at != keys_version or not refetch_after_bad_signature(
+            transmitter, mismatch.kid
+        ):
+            raise
+        claims = verify()
     _check_lengths(claims)
     ((raw_type, payload),) = claims["events"].items()
     if raw_type.startswith(c.LEGACY_SSE_EVENT_BASE) and not transmitter.allows_sse_namespace:
@@ -175,8 +198,9 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         )
     event_type = normalize_event_uri(raw_type, legacy=transmitter.allows_sse_namespace)
     subject = _subject_of(stream, claims, event_type, payload)
+    flags = [f"set: unknown claim {name!r}" for name in claims if name not in KNOWN_SET_CLAIMS]
     try:
-        validate_event_payload(event_type, payload, unknown_ok=True)
+        validate_event_payload(event_type, payload, unknown_ok=True, flags=flags)
         if subject is not None and claims.get("sub_id") is not None:
             validate_event_subject(event_type, subject)
     except (EventValidationError, SubjectError) as exc:
@@ -202,6 +226,7 @@ def validate_set(stream: ReceiverStream, token: str | bytes) -> ValidatedSET:
         subject=subject,
         txn=str(txn) if txn is not None else "",
         discard_reason=discard,
+        flags=flags,
     )
 
 

@@ -14,6 +14,8 @@ SET *before* we answer:
   *now* because the transmitter's JWKS could not be fetched (network error, 5xx): a
   ``400`` would make the transmitter drop a SET that may well be valid; nothing is stored
   and the transmitter sends it again (RFC 8935 §2.3, §4);
+* ``503`` with ``Retry-After`` too when handling the push failed *unexpectedly* (a
+  database error, a bug, a key-provider failure): that is no verdict on the SET either;
 * ``401`` when the ``Authorization`` header is missing or wrong - or when the stream has
   no stored secret at all (fail closed: a push stream never accepts anonymous SETs) -
   ``404`` (JSON ``{"err": "invalid_request", ...}``) for an unknown push URL, ``405`` for
@@ -27,6 +29,7 @@ SET *before* we answer:
 from __future__ import annotations
 
 import json
+import logging
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -42,6 +45,10 @@ from .ratelimit import rate_limited
 __all__ = ["encryption_jwks", "error_response", "push_endpoint"]
 
 CONTENT_LANGUAGE = c.ERROR_LANGUAGE
+# Retry-After (seconds) of the 503 answered when handling a push failed unexpectedly.
+UNEXPECTED_FAILURE_RETRY_AFTER = 30
+
+logger = logging.getLogger(__name__)
 
 
 def error_response(code: str, description: str, status: int = 400) -> HttpResponse:
@@ -64,6 +71,19 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+def _retry_later(description: str, retry_after: int) -> HttpResponse:
+    """``503`` + ``Retry-After``: not an RFC 8935 ``err`` (that would be a verdict on the
+    SET), a plain outage; the transmitter sends the SET again."""
+    response = HttpResponse(
+        json.dumps({"description": f"{description}; send the SET again later"}),
+        status=503,
+        content_type=c.JSON_MEDIA_TYPE,
+    )
+    response["Retry-After"] = str(retry_after)
+    response[c.HEADER_CONTENT_LANGUAGE] = CONTENT_LANGUAGE
+    return response
+
+
 @login_not_required
 @csrf_exempt
 def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
@@ -72,6 +92,18 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
         response = HttpResponse(status=405)
         response["Allow"] = "POST"
         return response
+    try:
+        return _push(request, push_id)
+    except Exception:
+        # A database error, a bug, a key-provider failure: no verdict on the SET. A 400
+        # would tell the transmitter to drop it (RFC 8935 §2.3); a 5xx makes it retry.
+        logger.exception("push to receiver stream %s failed unexpectedly; answering 503",
+                         push_id)
+        return _retry_later("the receiver failed unexpectedly",
+                            UNEXPECTED_FAILURE_RETRY_AFTER)
+
+
+def _push(request: HttpRequest, push_id: str) -> HttpResponse:
     stream = load_push_stream(push_id)
     if stream is None:
         # JSON like every other answer of this endpoint, also with DEBUG on (never the
@@ -111,16 +143,8 @@ def push_endpoint(request: HttpRequest, push_id: str) -> HttpResponse:
     if result.ok:
         return HttpResponse(status=202)
     if result.deferred:
-        # Not an RFC 8935 ``err`` (that would be a verdict on the SET): a plain outage.
         reason = result.error.description if result.error else "the SET cannot be checked now"
-        response = HttpResponse(
-            json.dumps({"description": f"{reason}; send the SET again later"}),
-            status=503,
-            content_type=c.JSON_MEDIA_TYPE,
-        )
-        response["Retry-After"] = str(result.retry_after or 30)
-        response[c.HEADER_CONTENT_LANGUAGE] = CONTENT_LANGUAGE
-        return response
+        return _retry_later(reason, result.retry_after or 30)
     error = result.error
     assert error is not None  # a rejected result always carries its error
     return error_response(error.code, error.description)

@@ -246,13 +246,20 @@ def test_unknown_kid_is_invalid_key(rsa_key, resolver):
     assert error_code(token, resolver) == c.ERR_INVALID_KEY
 
 
-def test_resolver_errors_become_invalid_key(rsa_key):
+def test_a_failing_resolver_is_not_a_verdict_on_the_set(rsa_key):
+    """A resolver that breaks (database, key provider) raises its own error, never an
+    RFC 8935 code: the caller must answer 5xx / not acknowledge, not reject (issue 11)."""
     token = sign(rsa_key, claims())
 
     def broken(header):
         raise LookupError("boom")
 
-    assert error_code(token, broken) == c.ERR_INVALID_KEY
+    with pytest.raises(LookupError, match="boom"):
+        verify(token, broken)
+
+
+def test_unusable_resolved_keys_are_invalid_key(rsa_key):
+    token = sign(rsa_key, claims())
     assert error_code(token, lambda h: None) == c.ERR_INVALID_KEY
     assert error_code(token, lambda h: b"secret") == c.ERR_INVALID_KEY
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)

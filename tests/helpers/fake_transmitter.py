@@ -80,6 +80,7 @@ class FakeTransmitter:
         self.verify_async = verify_async
         self.keys: list[tuple[str, rsa.RSAPrivateKey]] = [("key-1", pooled_key(0))]
         self.signing_kid = "key-1"
+        self.replaced: list[str] = []
         self.tokens: dict[str, float] = {}
         self.streams: dict[str, dict] = {}
         self.status: dict[str, dict] = {}
@@ -125,6 +126,17 @@ class FakeTransmitter:
         key = pooled_key(len(self.keys))
         self.keys = ([*self.keys] if keep_old else []) + [(kid, key)]
         self.signing_kid = kid
+        return kid
+
+    def replace_key(self) -> str:
+        """Put new key material under the *current* ``kid`` (some transmitters rotate so).
+
+        Returns that kid. SETs signed from now on only verify with the new public key.
+        """
+        kid = self.signing_kid
+        key = pooled_key(8 + len(self.replaced))  # never one rotate() hands out
+        self.replaced.append(kid)
+        self.keys = [(k, key if k == kid else old) for k, old in self.keys]
         return kid
 
     def jwks(self) -> dict:
