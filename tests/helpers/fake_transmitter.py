@@ -496,19 +496,23 @@ def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = F
                 authorization_header: str = "Bearer push-secret", **transmitter_fields: Any):
     """A Transmitter + ReceiverStream wired to ``fake`` without the control plane.
 
+    The stream authenticates with the fake's static bearer token. A second call for the
+    same fake adds another stream to the same transmitter.
+
     Only the push secret's digest is stored; its clear value is kept on the instance as
     ``push_secret`` for :func:`post_set`.
     """
     from django_ssf.keys.secrets import hash_secret
     from django_ssf.receiver.models import ReceiverStream, Transmitter
 
-    transmitter = Transmitter.objects.create(
-        issuer=fake.issuer, metadata=fake.metadata(), configuration_url=fake.issuer,
-        spec_version="1_0", auth_method=Transmitter.AUTH_BEARER,
-        bearer_token=fake.static_token or "", legacy=legacy, **transmitter_fields,
+    transmitter, _ = Transmitter.objects.get_or_create(
+        issuer=fake.issuer, defaults=dict(
+            metadata=fake.metadata(), configuration_url=fake.issuer, spec_version="1_0",
+            legacy=legacy, **transmitter_fields),
     )
     stream = ReceiverStream.objects.create(
         transmitter=transmitter, delivery_method=delivery,
+        auth_method=ReceiverStream.AUTH_BEARER, bearer_token=fake.static_token or "",
         authorization_header_hash=hash_secret(authorization_header) if delivery == PUSH else "",
         iss=fake.issuer, aud=fake.aud,
     )
