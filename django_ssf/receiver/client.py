@@ -85,6 +85,14 @@ def credentials_of(stream: ReceiverStream) -> dict[str, Any]:
     return {name: getattr(stream, name) for name in ReceiverStream.CREDENTIAL_FIELDS}
 
 
+def _forget(stream: ReceiverStream) -> None:
+    """Delete a stream row that never came to be, and whatever was held for it."""
+    from .models import InboundSET
+
+    InboundSET.objects.filter(stream=stream).delete()
+    stream.delete()
+
+
 def supported_event_types(*, include_deprecated: bool = False) -> list[str]:
     """Every event type this receiver understands (what a stream requests by default)."""
     from ..core.events import registry
@@ -459,12 +467,15 @@ class TransmitterClient:
         if credentials is None:
             credentials = (credentials_of(self.credentials) if self.credentials is not None
                            else {})
+        # Committed before the request, marked "creating": a transmitter may push to the
+        # new endpoint (verification) before it answers; that push is held, not refused.
         stream = ReceiverStream.objects.create(
             transmitter=t,
             delivery_method=method,
             events_requested=list(events_requested),
             description=description or "",
             poll_url=poll_url or "",
+            creating=True,
             **credentials,
         )
         url = t.endpoint("configuration_endpoint")
@@ -473,11 +484,17 @@ class TransmitterClient:
                                     expected=(200, 201, 409), stream=stream)
             if response.status_code == 409:
                 return self._adopt_existing(stream)
+            stream.creating = False
             return self._apply_config(stream, self._check_config(self._json(response)))
-        except Exception:
-            if stream.pk and not stream.stream_id:
-                stream.delete()
+        except BaseException:
+            if stream.pk and ReceiverStream.objects.filter(pk=stream.pk, creating=True).exists():
+                _forget(stream)
             raise
+        finally:
+            if stream.pk and not stream.creating:
+                from .ingest import release_held
+
+                release_held(stream)
 
     def _check_delivery_offered(self, method: str) -> None:
         """Refuse a delivery method the transmitter does not list (instead of its 4xx)."""
@@ -544,10 +561,11 @@ class TransmitterClient:
             for name, value in credentials_of(new).items():
                 setattr(existing, name, value)
             existing.poll_url = new.poll_url or existing.poll_url
-            new.delete()
+            _forget(new)
             stream = existing
         else:
             stream = new
+            stream.creating = False
         stream.stream_id = stream_id
         stream.save()
         body = {"stream_id": stream_id, **self._wanted(stream)}

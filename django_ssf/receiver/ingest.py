@@ -38,12 +38,19 @@ from .drain import request_drain
 from .events import ReceivedEvent
 from .models import InboundSET, ReceiverStream
 from .processing import process_inbound
-from .storage import apply_control_event, store_duplicate, store_rejected, store_valid
+from .storage import (
+    apply_control_event,
+    store_duplicate,
+    store_held,
+    store_rejected,
+    store_valid,
+)
 from .validation import check_state, validate_set
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATUS_DEFERRED", "IngestResult", "ingest", "reprocess", "schedule_processing"]
+__all__ = ["STATUS_DEFERRED", "IngestResult", "hold", "ingest", "release_held", "reprocess",
+           "schedule_processing"]
 
 # ``IngestResult.status`` of a SET that could not be judged now (our JWKS fetch failed
 # transiently): nothing is stored, the transmitter is told to try again (push 503,
@@ -143,6 +150,32 @@ def _ingest(
     if inbound.status == InboundSET.STATUS_ACCEPTED and process:
         schedule_processing(inbound)
     return IngestResult(inbound.status, inbound)
+
+
+def hold(stream: ReceiverStream, token: str | bytes, *,
+         via: str = InboundSET.VIA_PUSH) -> InboundSET:
+    """Store a SET that reached a stream still being created; validated by release_held."""
+    inbound = store_held(stream, token, via)
+    logger.info("SET held for stream %s until its creation completes", stream.pk)
+    return inbound
+
+
+def release_held(stream: ReceiverStream) -> list[IngestResult]:
+    """Validate (and schedule processing of) what was held while ``stream`` was created.
+
+    Each held row is replaced by the normal outcome of :func:`ingest`, in arrival order.
+    One that cannot be judged now (JWKS outage) stays held and is released by the next call.
+    """
+    results = []
+    for held in InboundSET.objects.filter(stream=stream, status=InboundSET.STATUS_HELD
+                                          ).order_by("received_at", "pk"):
+        with transaction.atomic():
+            held.delete()
+            result = ingest(stream, held.token, via=held.via)
+            if result.deferred:
+                transaction.set_rollback(True)
+        results.append(result)
+    return results
 
 
 def _send(signal: Signal, **kwargs: Any) -> None:

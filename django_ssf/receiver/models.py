@@ -208,6 +208,10 @@ class ReceiverStream(models.Model):
     config = models.JSONField(default=dict, blank=True)
     # False once deleted at the transmitter: SETs still arriving get ``access_denied``.
     active = models.BooleanField(default=True)
+    # True between our create request and the transmitter's answer: the row (push id,
+    # expected Authorization) exists so that a transmitter that confirms the endpoint
+    # before answering is heard; what it pushes meanwhile is held, not validated.
+    creating = models.BooleanField(default=False)
     last_verified_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
@@ -340,6 +344,9 @@ class InboundSET(models.Model):
     STATUS_REJECTED = "rejected"
     STATUS_DUPLICATE = "duplicate"
     STATUS_DISCARDED = "discarded"
+    # Pushed to a stream still being created (before the transmitter's create response
+    # told us its ``aud``): kept unvalidated, validated once the stream is created.
+    STATUS_HELD = "held"
     STATUS_CHOICES = [
         (STATUS_ACCEPTED, "accepted"),
         (STATUS_PROCESSING, "processing"),
@@ -348,6 +355,7 @@ class InboundSET(models.Model):
         (STATUS_REJECTED, "rejected"),
         (STATUS_DUPLICATE, "duplicate"),
         (STATUS_DISCARDED, "discarded (SSF §3.6)"),
+        (STATUS_HELD, "held (stream being created)"),
     ]
     # Statuses that hold the (transmitter, jti) slot: the one valid copy of a SET.
     ORIGINAL_STATUSES = (

@@ -107,6 +107,7 @@ class FakeTransmitter:
         # before answering it; the receiver's answers are kept here.
         self.push_on_create = False
         self.create_pushes: list[requests.Response] = []
+        self.after_create_push: Any = None  # called after that push, before the answer
         self.fail_create_with: int | None = None
         self.fail_config_writes: int | None = None  # every POST/PATCH/PUT of /streams
         self.delivery_methods: list[str] | None = None
@@ -456,9 +457,6 @@ def _make_handler(fake: FakeTransmitter):
                 if fake.delivery_methods is not None and wanted not in fake.delivery_methods:
                     raise Reply(400, {"error": "invalid_request",
                                       "error_description": "unsupported delivery method"})
-                if fake.fail_create_with:
-                    raise Reply(fake.fail_create_with, {"error": "server_error",
-                                                        "error_description": "create failed"})
                 if fake.conflict_on_create and fake.streams:
                     raise Reply(409, {"error": "stream exists"})
                 config = fake._new_config(body or {})
@@ -472,10 +470,15 @@ def _make_handler(fake: FakeTransmitter):
                     response = requests.post(config["delivery"]["endpoint_url"], data=token,
                                              headers=headers, timeout=30)
                     fake.create_pushes.append(response)
+                    if fake.after_create_push is not None:
+                        fake.after_create_push()
                     if response.status_code >= 400:
                         raise Reply(400, {"error": "invalid_request",
                                           "error_description": "the push endpoint refused "
-                                          f"verification: {response.status_code}"})
+                                          f"verification: {response.status_code} {response.text}"})
+                if fake.fail_create_with:
+                    raise Reply(fake.fail_create_with, {"error": "server_error",
+                                                        "error_description": "create failed"})
                 header = self.headers.get("Authorization") or ""
                 fake.owners[config["stream_id"]] = fake.principal(header[len("Bearer "):])
                 fake.streams[config["stream_id"]] = config

@@ -328,3 +328,52 @@ def test_draft_delivery_uris_only_when_they_are_all_it_lists(live_receiver):
             PUSH, "https://schemas.openid.net/secevent/risc/delivery-method/push"]
         stream = connect(modern.issuer, token="static-token", legacy=True)
         assert modern.streams[stream.stream_id]["delivery"]["method"] == PUSH
+
+
+# ---- 1. a transmitter may push before it answers the create request ------------------------
+
+
+def _statuses() -> list[str]:
+    return list(InboundSET.objects.order_by("pk").values_list("status", flat=True))
+
+
+def test_a_push_inside_the_create_request_is_held_then_validated(fake, live_receiver):
+    fake.push_on_create = True
+    during: list[Any] = []
+    # What the receiver's database holds while the transmitter has not answered yet.
+    fake.after_create_push = lambda: during.append(
+        (_statuses(), list(ReceiverStream.objects.values_list("creating", flat=True))))
+    stream = connect(fake.issuer, token="static-token")
+    assert [r.status_code for r in fake.create_pushes] == [202]
+    assert during == [(["held"], [True])]  # stored, not validated, not processed
+    assert stream.stream_id in fake.streams
+    inbound = InboundSET.objects.get()
+    assert inbound.status in (InboundSET.STATUS_ACCEPTED, InboundSET.STATUS_PROCESSED)
+    assert inbound.event_type.endswith("/verification") and inbound.stream_id == stream.pk
+    assert ReceiverStream.objects.get().creating is False
+    # Later pushes are validated on arrival as usual.
+    assert fake.push(stream.stream_id, fake.make_set(SESSION_REVOKED)).status_code == 202
+
+
+def test_a_held_push_that_is_invalid_is_rejected_once_the_stream_is_known(fake, live_receiver):
+    from tests.helpers.fake_transmitter import VERIFICATION
+
+    fake.push_on_create = True
+    # The SET pushed during the create names another audience than the stream will have.
+    fake.verification_set = lambda stream_id, state: fake.sign(fake.make_claims(  # type: ignore[method-assign]
+        VERIFICATION, {}, sub_id={"format": "opaque", "id": stream_id},
+        aud="https://someone-else.example"))
+    stream = connect(fake.issuer, token="static-token")
+    assert [r.status_code for r in fake.create_pushes] == [202]  # held, not judged yet
+    inbound = InboundSET.objects.get()
+    assert (inbound.status, inbound.error_code) == ("rejected", "invalid_audience")
+    assert inbound.stream_id == stream.pk and not inbound.actions.exists()
+
+
+def test_a_failed_create_removes_the_stream_and_what_it_held(fake, live_receiver):
+    fake.push_on_create = True
+    fake.fail_create_with = 500
+    with pytest.raises(ControlPlaneError, match="500"):
+        connect(fake.issuer, token="static-token")
+    assert [r.status_code for r in fake.create_pushes] == [202]
+    assert rows() == {"transmitters": [], "streams": [], "inbound": [], "verifications": []}

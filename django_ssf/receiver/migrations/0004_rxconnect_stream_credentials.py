@@ -6,6 +6,9 @@ Every existing stream gets a copy of its transmitter's credentials (and cached a
 token); the copies stay encrypted at rest (``EncryptedTextField``). A transmitter without
 streams keeps no credentials: ``ssf_connect`` asks for them again when a stream is created.
 Reversing copies the credentials of each transmitter's first stream back.
+
+Also: ``ReceiverStream.creating`` (a stream whose create request is under way) and the
+``held`` status of a SET pushed to such a stream before the transmitter answered.
 """
 
 from typing import Any
@@ -125,5 +128,21 @@ class Migration(migrations.Migration):
         migrations.RemoveField(
             model_name='transmitter',
             name='token_endpoint',
+        ),
+        migrations.AddField(
+            model_name='receiverstream',
+            name='creating',
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AlterField(
+            model_name='inboundset',
+            name='status',
+            field=models.CharField(
+                choices=[('accepted', 'accepted'), ('processing', 'processing'),
+                         ('processed', 'processed'), ('failed', 'processing failed'),
+                         ('rejected', 'rejected'), ('duplicate', 'duplicate'),
+                         ('discarded', 'discarded (SSF §3.6)'),
+                         ('held', 'held (stream being created)')],
+                db_index=True, max_length=16),
         ),
     ]
