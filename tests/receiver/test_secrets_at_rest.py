@@ -201,3 +201,23 @@ def test_migration_encrypts_credentials_and_hashes_push_secrets():
         assert ReceiverStream.objects.get(pk=s.pk).authorization_matches("Bearer plain-push")
     finally:
         MigrationExecutor(connection).migrate(after)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_moving_credentials_to_streams_reverses_to_the_transmitter():
+    executor = MigrationExecutor(connection)
+    after = [key for key in executor.loader.graph.leaf_nodes() if key[0] == "ssf_receiver"]
+    try:
+        t = Transmitter.objects.create(issuer="https://tx.example")
+        ReceiverStream.objects.create(transmitter=t, auth_method="bearer",
+                                      bearer_token="first-token", stream_id="a")
+        ReceiverStream.objects.create(transmitter=t, auth_method="bearer",
+                                      bearer_token="second-token", stream_id="b")
+        executor.migrate(ENCRYPTED)
+        old_apps = executor.loader.project_state(ENCRYPTED).apps
+        old = old_apps.get_model("ssf_receiver", "Transmitter").objects.get(pk=t.pk)
+        # The first stream's credentials go back, still encrypted at rest.
+        assert (old.auth_method, old.bearer_token) == ("bearer", "first-token")
+        assert raw(Transmitter, "bearer_token", t.pk).startswith(ENCRYPTED_PREFIX)
+    finally:
+        MigrationExecutor(connection).migrate(after)
