@@ -166,16 +166,21 @@ def release_held(stream: ReceiverStream) -> list[IngestResult]:
     Each held row is replaced by the normal outcome of :func:`ingest`, in arrival order.
     One that cannot be judged now (JWKS outage) stays held and is released by the next call.
     """
-    results = []
-    for held in InboundSET.objects.filter(stream=stream, status=InboundSET.STATUS_HELD
-                                          ).order_by("received_at", "pk"):
-        with transaction.atomic():
-            held.delete()
-            result = ingest(stream, held.token, via=held.via)
-            if result.deferred:
-                transaction.set_rollback(True)
-        results.append(result)
-    return results
+    return [_release(stream, held) for held in InboundSET.objects.filter(
+        stream=stream, status=InboundSET.STATUS_HELD).order_by("received_at", "pk")]
+
+
+def _release(stream: ReceiverStream, held: InboundSET) -> IngestResult:
+    with transaction.atomic():
+        held.delete()
+        result = ingest(stream, held.token, via=held.via)
+        if result.deferred:
+            transaction.set_rollback(True)
+    if result.deferred:
+        logger.warning("held SET %s of stream %s not judged yet: %s", held.pk, stream.pk,
+                       result.error.description if result.error else "")
+        return IngestResult(InboundSET.STATUS_HELD, held, result.error, result.retry_after)
+    return result
 
 
 def _send(signal: Signal, **kwargs: Any) -> None:
@@ -201,12 +206,20 @@ def reprocess(inbound: InboundSET) -> IngestResult:
     """Run a stored SET through the pipeline again (the admin action).
 
     Rejected and discarded SETs are validated again (keys, legacy switches or subject
-    members may have changed since) and, once valid, processed; accepted, failed and
+    members may have changed since) and, once valid, processed; a held one (pushed while
+    its stream was being created) is validated once that stream exists; accepted, failed and
     processed ones are processed again. Duplicates are left alone, and so are redacted
     SETs (retention blanked their token and claims: nothing is left to process).
     """
     if inbound.status == InboundSET.STATUS_DUPLICATE or inbound.redacted_at is not None:
         return IngestResult(inbound.status, inbound)
+    if inbound.status == InboundSET.STATUS_HELD:
+        # Never processed unvalidated: validated like a new arrival once its stream is
+        # created (while it still is, it stays held).
+        stream = inbound.stream
+        if stream is None or stream.creating:
+            return IngestResult(inbound.status, inbound)
+        return _release(stream, inbound)
     if inbound.status in (InboundSET.STATUS_REJECTED, InboundSET.STATUS_DISCARDED):
         stream = inbound.stream
         if stream is None:

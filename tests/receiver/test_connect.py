@@ -377,3 +377,21 @@ def test_a_failed_create_removes_the_stream_and_what_it_held(fake, live_receiver
         connect(fake.issuer, token="static-token")
     assert [r.status_code for r in fake.create_pushes] == [202]
     assert rows() == {"transmitters": [], "streams": [], "inbound": [], "verifications": []}
+
+
+def test_reprocessing_a_held_set_validates_it_first(fake, inline_processing):
+    from django_ssf.receiver.ingest import hold, reprocess
+    from tests.helpers.fake_transmitter import make_stream
+
+    stream = make_stream(fake)
+    ReceiverStream.objects.filter(pk=stream.pk).update(creating=True)
+    stream.refresh_from_db()
+    good = hold(stream, fake.make_set(SESSION_REVOKED))
+    bad = hold(stream, fake.make_set(SESSION_REVOKED, aud="https://elsewhere.example"))
+    # While the stream is being created, the admin's "reprocess" leaves them held.
+    assert reprocess(good).status == "held"
+    assert _statuses() == ["held", "held"]
+    ReceiverStream.objects.filter(pk=stream.pk).update(creating=False)
+    assert reprocess(InboundSET.objects.get(pk=bad.pk)).status == "rejected"
+    assert reprocess(InboundSET.objects.get(pk=good.pk)).ok
+    assert sorted(_statuses()) == ["processed", "rejected"]  # processed once validated
