@@ -103,9 +103,11 @@ class ReceiverStreamForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         # New credentials invalidate the cached access token of the old ones.
-        if self.instance.pk and any(name in self.changed_data for name in (
-                "auth_method", "bearer_token", "client_id", "client_secret", "token_endpoint",
-                "scope")):
+        # (Runs before the form's values are copied onto the instance.)
+        if self.instance.pk and any(
+                name in data and data[name] != getattr(self.instance, name)
+                for name in ("auth_method", "bearer_token", "client_id", "client_secret",
+                             "token_endpoint", "scope")):
             self.instance.access_token = ""
             self.instance.access_token_expires_at = None
         return data

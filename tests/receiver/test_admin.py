@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -58,6 +60,9 @@ def test_pages_render_and_secrets_are_masked(admin_client, fake, inline_processi
 
 def test_secret_kept_when_left_blank(admin_client, fake):
     stream = make_stream(fake)
+    expires = timezone.now() + dt.timedelta(hours=1)
+    ReceiverStream.objects.filter(pk=stream.pk).update(access_token="cached",
+                                                       access_token_expires_at=expires)
     url = reverse("admin:ssf_receiver_receiverstream_change", args=[stream.pk])
     data = {
         "description": "edited", "auth_method": "bearer",
@@ -71,6 +76,7 @@ def test_secret_kept_when_left_blank(admin_client, fake):
     stream.refresh_from_db()
     assert stream.description == "edited"
     assert stream.bearer_token == fake.static_token
+    assert stream.access_token == "cached"  # same credentials: the cached token stays
 
 
 def test_new_credentials_in_the_admin_replace_the_cached_token(admin_client, fake):
