@@ -296,6 +296,7 @@ def main(*, as_json: bool = False) -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from django_ssf.keys.secrets import hash_secret
     from django_ssf.receiver.models import InboundSET, ReceiverStream, Transmitter
 
     call_command("migrate", run_syncdb=True, verbosity=0)
@@ -316,7 +317,7 @@ def main(*, as_json: bool = False) -> int:
     )
     stream = ReceiverStream.objects.create(
         transmitter=transmitter, stream_id="bench-stream", iss=TRANSMITTER_ISSUER,
-        aud=AUDIENCE, authorization_header="Bearer bench-push-secret",
+        aud=AUDIENCE, authorization_header_hash=hash_secret("Bearer bench-push-secret"),
     )
     push_url = stream.push_url()
     connection.close()

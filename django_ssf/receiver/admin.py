@@ -58,7 +58,17 @@ def _client(transmitter: Transmitter) -> Any:
 
 
 class TransmitterForm(forms.ModelForm):
-    """Secrets are write-only: leave the field blank to keep the stored value."""
+    class Meta:
+        model = Transmitter
+        fields = (
+            "issuer", "description", "legacy", "legacy_subject_in_event",
+            "legacy_subject_type", "legacy_sse_namespace", "legacy_delivery_uris",
+            "legacy_numeric_txn",
+        )
+
+
+class ReceiverStreamForm(forms.ModelForm):
+    """The stream's control-plane credentials; secrets are write-only (blank keeps them)."""
 
     bearer_token = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
@@ -68,20 +78,20 @@ class TransmitterForm(forms.ModelForm):
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="OAuth client secret. Leave blank to keep the current one.",
     )
-
     token_endpoint = forms.URLField(
         required=False, assume_scheme="https", max_length=2048,
         help_text="OAuth token endpoint; empty: found through RFC 9728 / RFC 8414 metadata.",
     )
+    poll_url = forms.URLField(
+        required=False, assume_scheme="https", max_length=2048,
+        help_text="Legacy transmitters only: the poll URL to use when the transmitter's "
+                  "stream configuration carries none.",
+    )
 
     class Meta:
-        model = Transmitter
-        fields = (
-            "issuer", "description", "auth_method", "bearer_token", "client_id",
-            "client_secret", "token_endpoint", "scope", "legacy", "legacy_subject_in_event",
-            "legacy_subject_type", "legacy_sse_namespace", "legacy_delivery_uris",
-            "legacy_numeric_txn",
-        )
+        model = ReceiverStream
+        fields = ("description", "auth_method", "bearer_token", "client_id", "client_secret",
+                  "token_endpoint", "scope", "poll_url")
 
     def clean_bearer_token(self) -> str:
         return self.cleaned_data.get("bearer_token") or (
@@ -90,6 +100,18 @@ class TransmitterForm(forms.ModelForm):
     def clean_client_secret(self) -> str:
         return self.cleaned_data.get("client_secret") or (
             self.instance.client_secret if self.instance.pk else "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # New credentials invalidate the cached access token of the old ones.
+        # (Runs before the form's values are copied onto the instance.)
+        if self.instance.pk and any(
+                name in data and data[name] != getattr(self.instance, name)
+                for name in ("auth_method", "bearer_token", "client_id", "client_secret",
+                             "token_endpoint", "scope")):
+            self.instance.access_token = ""
+            self.instance.access_token_expires_at = None
+        return data
 
 
 class ReceiverStreamInline(admin.TabularInline):
@@ -108,19 +130,15 @@ class ReceiverStreamInline(admin.TabularInline):
 @admin.register(Transmitter)
 class TransmitterAdmin(admin.ModelAdmin):
     form = TransmitterForm
-    list_display = ("issuer", "spec_version", "auth_method", "legacy", "stream_count",
-                    "jwks_fetched_at")
-    list_filter = ("auth_method", "legacy")
+    list_display = ("issuer", "spec_version", "legacy", "stream_count", "jwks_fetched_at")
+    list_filter = ("legacy",)
     search_fields = ("issuer", "description")
     readonly_fields = ("configuration_url", "spec_version", "metadata_display",
-                       "jwks_display", "jwks_fetched_at", "access_token_display",
-                       "receiver_jwks_url", "created_at", "updated_at")
+                       "jwks_display", "jwks_fetched_at", "receiver_jwks_url", "created_at",
+                       "updated_at")
     fieldsets = (
         (None, {"fields": ("issuer", "description", "configuration_url", "spec_version",
                            "metadata_display")}),
-        ("Control-plane credentials", {"fields": ("auth_method", "bearer_token", "client_id",
-                                                  "client_secret", "token_endpoint", "scope",
-                                                  "access_token_display")}),
         ("Subjects this transmitter may name", {"fields": (
             "subject_issuers", "trust_own_issuer_subjects")}),
         ("Keys", {"fields": ("jwks_display", "jwks_fetched_at", "receiver_jwks_url")}),
@@ -143,12 +161,6 @@ class TransmitterAdmin(admin.ModelAdmin):
     @admin.display(description="cached JWKS")
     def jwks_display(self, obj: Transmitter) -> str:
         return _pretty(obj.jwks) if obj.jwks else "-"
-
-    @admin.display(description="cached access token")
-    def access_token_display(self, obj: Transmitter) -> str:
-        if not obj.access_token:
-            return "-"
-        return f"{mask_secret(obj.access_token)} (expires {obj.access_token_expires_at})"
 
     @admin.display(description="our encryption JWKS (give it to the transmitter)")
     def receiver_jwks_url(self, obj: Transmitter) -> str:
@@ -204,19 +216,26 @@ class PendingVerificationInline(admin.TabularInline):
 
 @admin.register(ReceiverStream)
 class ReceiverStreamAdmin(admin.ModelAdmin):
-    list_display = ("id", "stream_id", "transmitter", "delivery", "status", "active",
+    form = ReceiverStreamForm
+    list_display = ("id", "stream_id", "transmitter", "delivery", "auth_method", "status",
+                    "active",
                     "success_last_hour", "last_verified_at", "last_event_at")
     list_filter = ("delivery_method", "status", "active", "transmitter")
     search_fields = ("stream_id", "description", "transmitter__issuer")
     list_select_related = ("transmitter",)
     readonly_fields = ("health_display", "transmitter", "stream_id", "delivery_method",
                        "push_url_display",
-                       "authorization_header_display", "poll_url", "iss", "aud",
+                       "authorization_header_display", "iss", "aud",
                        "events_supported", "events_requested", "events_delivered", "status",
                        "reason", "config_display", "active", "last_verified_at",
                        "last_event_at", "last_polled_at", "last_management_at", "created_at",
-                       "updated_at")
-    fields = ("description", *readonly_fields)
+                       "updated_at", "access_token_display")
+    fieldsets = (
+        (None, {"fields": ("description", *readonly_fields[:-1], "poll_url")}),
+        ("Control-plane credentials (this stream's own)", {"fields": (
+            "auth_method", "bearer_token", "client_id", "client_secret", "token_endpoint",
+            "scope", "access_token_display")}),
+    )
     inlines = (PendingVerificationInline,)
     actions = ("verify", "pause", "resume", "disable", "resync", "reprocess_failed")
 
@@ -262,6 +281,12 @@ class ReceiverStreamAdmin(admin.ModelAdmin):
             ],
         )
         return format_html("{}<br>{}<br>{}", summary, windows, facts)
+
+    @admin.display(description="cached access token")
+    def access_token_display(self, obj: ReceiverStream) -> str:
+        if not obj.access_token:
+            return "-"
+        return f"{mask_secret(obj.access_token)} (expires {obj.access_token_expires_at})"
 
     @admin.display(description="push endpoint")
     def push_url_display(self, obj: ReceiverStream) -> str:

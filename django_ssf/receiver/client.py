@@ -1,11 +1,12 @@
 """The control-plane client: everything the receiver asks of a remote transmitter (SSF §8).
 
-* :func:`add_transmitter` discovers a transmitter (SSF §7.2) and stores it with its
-  credentials; :func:`connect` also creates a stream there - the service behind
-  ``ssf_connect``.
-* :class:`TransmitterClient` speaks to one transmitter: OAuth tokens (a static bearer
-  token, or client credentials with the token cached in the database and refreshed before
-  expiry and once after a 401), create / read / update / replace / delete a stream,
+* :func:`add_transmitter` discovers a transmitter (SSF §7.2) and stores it;
+  :func:`connect` - the service behind ``ssf_connect`` - also creates a stream there with
+  its credentials, or updates the one it has, all or nothing.
+* :class:`TransmitterClient` speaks to one transmitter with the credentials of the stream
+  a call is about: OAuth tokens (a static bearer token, or client credentials with the
+  token cached on the stream row and refreshed before expiry and once after a 401),
+  create / read / update / replace / delete a stream,
   status, subjects, verification. Every stream configuration returned is checked: its
   ``iss`` must be the transmitter's issuer (SSF §8.1.1.1 - §8.1.1.4).
 
@@ -58,6 +59,8 @@ __all__ = [
     "VerificationError",
     "add_transmitter",
     "connect",
+    "credentials_of",
+    "stream_credentials",
     "supported_event_types",
 ]
 
@@ -75,6 +78,19 @@ class ControlPlaneError(SSFError):
 
 class VerificationError(ControlPlaneError):
     """No matching verification event arrived in time, or one with a wrong ``state`` did."""
+
+
+def credentials_of(stream: ReceiverStream) -> dict[str, Any]:
+    """The control-plane credential fields of ``stream`` (to copy them to another)."""
+    return {name: getattr(stream, name) for name in ReceiverStream.CREDENTIAL_FIELDS}
+
+
+def _forget(stream: ReceiverStream) -> None:
+    """Delete a stream row that never came to be, and whatever was held for it."""
+    from .models import InboundSET
+
+    InboundSET.objects.filter(stream=stream).delete()
+    stream.delete()
 
 
 def supported_event_types(*, include_deprecated: bool = False) -> list[str]:
@@ -96,38 +112,60 @@ def _describe(response: requests.Response) -> Any:
 
 
 class TransmitterClient:
-    """Control-plane calls against one :class:`Transmitter`."""
+    """Control-plane calls against one :class:`Transmitter`.
 
-    def __init__(self, transmitter: Transmitter, *, session: requests.Session | None = None):
+    Credentials belong to a stream (issue 11): each call about a stream authenticates with
+    that stream's own bearer token or OAuth client and token cache. A call about no
+    particular stream (listing streams) uses ``credentials``, a stream whose credentials
+    stand in; without one it fails rather than borrow another stream's.
+    """
+
+    def __init__(self, transmitter: Transmitter, *, session: requests.Session | None = None,
+                 credentials: ReceiverStream | None = None):
         self.transmitter = transmitter
         self.session = session or http_session()
+        self.credentials = credentials
+
+    def _holder(self, stream: ReceiverStream | None) -> ReceiverStream:
+        holder = stream if stream is not None else self.credentials
+        if holder is None:
+            raise ControlPlaneError(
+                f"no credentials for this call to {self.transmitter.issuer}: control-plane "
+                "credentials belong to a stream; pass the stream whose credentials to use"
+            )
+        return holder
 
     # ---- tokens -------------------------------------------------------------------------
-    def _token_endpoint(self) -> tuple[str, str]:
-        t = self.transmitter
-        scope = t.scope
-        if not t.token_endpoint:
+    def _token_endpoint(self, holder: ReceiverStream) -> tuple[str, str]:
+        scope = holder.scope
+        if not holder.token_endpoint:
             try:
-                endpoint, scopes = discover_authorization_server(t.issuer, session=self.session)
+                endpoint, scopes = discover_authorization_server(
+                    self.transmitter.issuer, session=self.session)
             except DiscoveryError as exc:
                 raise ControlPlaneError(str(exc)) from exc
-            t.token_endpoint = endpoint
+            holder.token_endpoint = endpoint
             if not scope and scopes:
-                t.scope = " ".join(scopes)
-            Transmitter.objects.filter(pk=t.pk).update(
-                token_endpoint=t.token_endpoint, scope=t.scope
-            )
-        return t.token_endpoint, t.scope or f"{c.SCOPE_READ} {c.SCOPE_MANAGE}"
+                holder.scope = " ".join(scopes)
+            if holder.pk is not None:
+                ReceiverStream.objects.filter(pk=holder.pk).update(
+                    token_endpoint=holder.token_endpoint, scope=holder.scope
+                )
+        return holder.token_endpoint, holder.scope or f"{c.SCOPE_READ} {c.SCOPE_MANAGE}"
 
-    def fetch_token(self) -> str:
-        """Run the client-credentials grant (RFC 6749 §4.4) and cache the token in the DB."""
-        t = self.transmitter
-        endpoint, scope = self._token_endpoint()
+    def fetch_token(self, stream: ReceiverStream | None = None) -> str:
+        """Run the client-credentials grant (RFC 6749 §4.4); cache the token on the stream.
+
+        The one place tokens are acquired: another ``auth_method`` (a client assertion,
+        say) adds its grant here.
+        """
+        holder = self._holder(stream)
+        endpoint, scope = self._token_endpoint(holder)
         data = {"grant_type": "client_credentials"}
         if scope:
             data["scope"] = scope
         # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
-        auth = (quote(t.client_id, safe=""), quote(t.client_secret, safe=""))
+        auth = (quote(holder.client_id, safe=""), quote(holder.client_secret, safe=""))
         try:
             response = bounded_request(
                 self.session, "POST", endpoint, data=data, auth=auth, timeout=_timeout(),
@@ -139,12 +177,8 @@ class TransmitterClient:
             ) from exc
         if response.status_code != 200:
             body = _describe(response)
-            oauth_error = describe_error_body(body)
-            hint = " (check the client id and secret)" if response.status_code in (400, 401) \
-                and "invalid_client" in oauth_error else ""
             raise ControlPlaneError(
-                f"token endpoint {endpoint} answered {response.status_code}"
-                + (f": {oauth_error}" if oauth_error else "") + hint,
+                _token_error_message(endpoint, response.status_code, body, scope),
                 status=response.status_code, body=body,
             )
         try:
@@ -160,33 +194,35 @@ class TransmitterClient:
             expires_at = timezone.now() + dt.timedelta(seconds=float(expires_in))
         else:
             expires_at = timezone.now() + dt.timedelta(hours=1)
-        t.access_token, t.access_token_expires_at = token, expires_at
-        Transmitter.objects.filter(pk=t.pk).update(
-            access_token=token, access_token_expires_at=expires_at
-        )
+        holder.access_token, holder.access_token_expires_at = token, expires_at
+        if holder.pk is not None:
+            ReceiverStream.objects.filter(pk=holder.pk).update(
+                access_token=token, access_token_expires_at=expires_at
+            )
         return token
 
-    def access_token(self, *, force_refresh: bool = False) -> str | None:
-        """The bearer token for the control plane, or ``None`` when none is configured."""
-        t = self.transmitter
-        if t.auth_method == Transmitter.AUTH_BEARER:
-            return t.bearer_token or None
-        if t.auth_method != Transmitter.AUTH_CLIENT_CREDENTIALS:
+    def access_token(self, *, force_refresh: bool = False,
+                     stream: ReceiverStream | None = None) -> str | None:
+        """The bearer token for a call about ``stream``, or ``None`` when none is configured."""
+        holder = self._holder(stream)
+        if holder.auth_method == ReceiverStream.AUTH_BEARER:
+            return holder.bearer_token or None
+        if holder.auth_method != ReceiverStream.AUTH_CLIENT_CREDENTIALS:
             return None
         if not force_refresh:
             # Another process may have refreshed it: read the shared cache first.
-            fresh = Transmitter.objects.filter(pk=t.pk).values(
+            fresh = ReceiverStream.objects.filter(pk=holder.pk).values(
                 "access_token", "access_token_expires_at"
-            ).first()
+            ).first() if holder.pk is not None else None
             if fresh:
-                t.access_token = fresh["access_token"]
-                t.access_token_expires_at = fresh["access_token_expires_at"]
+                holder.access_token = fresh["access_token"]
+                holder.access_token_expires_at = fresh["access_token_expires_at"]
             margin = dt.timedelta(seconds=float(ssf_settings.RECEIVER_TOKEN_REFRESH_MARGIN))
-            if t.access_token and t.access_token_expires_at and (
-                t.access_token_expires_at - margin > timezone.now()
+            if holder.access_token and holder.access_token_expires_at and (
+                holder.access_token_expires_at - margin > timezone.now()
             ):
-                return t.access_token
-        return self.fetch_token()
+                return holder.access_token
+        return self.fetch_token(holder)
 
     # ---- HTTP -----------------------------------------------------------------------------
     def request(
@@ -200,29 +236,35 @@ class TransmitterClient:
         headers: dict | None = None,
         timeout: float | None = None,
         stream: ReceiverStream | None = None,
+        credentials: ReceiverStream | None = None,
     ) -> requests.Response:
         """One authenticated request; refreshes an OAuth token once after a 401.
 
-        ``stream``: the stream the call references; a successful call is recorded as its
+        ``stream``: the stream the call references; its credentials authenticate the call
+        (else the client's ``credentials``), and a successful call is recorded as its
         ``last_management_at`` (the activity that keeps it alive, SSF §8.1.1).
+        ``credentials``: the stream whose credentials to use when the call is about a stream
+        without being management of it (a poll request).
         """
         if not url:
             raise ControlPlaneError(f"the transmitter {self.transmitter.issuer} publishes no "
                                     f"endpoint for this operation")
         expected = tuple(expected)
+        holder = self._holder(credentials or stream)
         response = self._send(method, url, json=json, params=params, headers=headers,
-                              timeout=timeout, force_refresh=False)
+                              timeout=timeout, force_refresh=False, holder=holder)
         if (
             response.status_code == 401
-            and self.transmitter.auth_method == Transmitter.AUTH_CLIENT_CREDENTIALS
+            and holder.auth_method == ReceiverStream.AUTH_CLIENT_CREDENTIALS
         ):
             response = self._send(method, url, json=json, params=params, headers=headers,
-                                  timeout=timeout, force_refresh=True)
+                                  timeout=timeout, force_refresh=True, holder=holder)
         if response.status_code not in expected:
             body = _describe(response)
             detail = " ".join(str(describe_error_body(body) or body).split())[:500]
             raise ControlPlaneError(
-                f"{method} {url} answered {response.status_code}: {detail}",
+                f"{method} {url} answered {response.status_code}: {detail}"
+                + _scope_hint(response.status_code, body, holder),
                 status=response.status_code, body=body,
             )
         if stream is not None and stream.pk is not None:
@@ -241,9 +283,10 @@ class TransmitterClient:
         headers: Any,
         timeout: Any,
         force_refresh: bool,
+        holder: ReceiverStream,
     ) -> requests.Response:
         all_headers = {"Accept": c.JSON_MEDIA_TYPE}
-        token = self.access_token(force_refresh=force_refresh)
+        token = self.access_token(force_refresh=force_refresh, stream=holder)
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         all_headers.update(headers or {})
@@ -338,9 +381,18 @@ class TransmitterClient:
         stream.delivery_method = method
         if method == c.DELIVERY_POLL:
             url = delivery.get("endpoint_url")
+            if (not isinstance(url, str) or not url) and self.transmitter.legacy \
+                    and stream.poll_url:
+                # A legacy transmitter that does not say where to poll: the operator did.
+                url = stream.poll_url
             if not isinstance(url, str) or not url:
-                raise ControlPlaneError("a poll stream's configuration has no endpoint_url",
-                                        body=config)
+                raise ControlPlaneError(
+                    "a poll stream's configuration has no endpoint_url"
+                    + (" (for a legacy transmitter, give the poll URL yourself: ssf_connect "
+                       "--poll-url, or the stream's poll URL in the admin)"
+                       if self.transmitter.legacy else
+                       " (if this is a legacy transmitter, connect with --legacy --poll-url)"),
+                    body=config)
             try:
                 from ..core.http import check_endpoint_url
 
@@ -394,19 +446,37 @@ class TransmitterClient:
         delivery_method: str = c.DELIVERY_PUSH,
         events_requested: list[str] | None = None,
         description: str = "",
+        credentials: dict[str, Any] | None = None,
+        poll_url: str = "",
     ) -> ReceiverStream:
-        """Create a stream (SSF §8.1.1.1); on 409 adopt the existing one and reconfigure it."""
+        """Create a stream (SSF §8.1.1.1); on 409 adopt the existing one and reconfigure it.
+
+        ``credentials``: the new stream's control-plane credentials (``auth_method``,
+        ``bearer_token``, ``client_id``, ...); default: those of the client's
+        ``credentials`` stream. Only what the transmitter advertises is asked for: a
+        delivery method it does not list is refused here, and without ``events_requested``
+        the stream asks for the event types both sides support.
+        """
         t = self.transmitter
         method = DELIVERY_ALIASES.get(delivery_method, delivery_method)
         if method not in c.DELIVERY_METHODS:
             raise ControlPlaneError(f"unknown delivery method {delivery_method!r}")
+        self._check_delivery_offered(method)
         if events_requested is None:
-            events_requested = supported_event_types(include_deprecated=t.legacy)
+            events_requested = self._default_events()
+        if credentials is None:
+            credentials = (credentials_of(self.credentials) if self.credentials is not None
+                           else {})
+        # Committed before the request, marked "creating": a transmitter may push to the
+        # new endpoint (verification) before it answers; that push is held, not refused.
         stream = ReceiverStream.objects.create(
             transmitter=t,
             delivery_method=method,
             events_requested=list(events_requested),
             description=description or "",
+            poll_url=poll_url or "",
+            creating=True,
+            **credentials,
         )
         url = t.endpoint("configuration_endpoint")
         try:
@@ -414,15 +484,60 @@ class TransmitterClient:
                                     expected=(200, 201, 409), stream=stream)
             if response.status_code == 409:
                 return self._adopt_existing(stream)
+            stream.creating = False
             return self._apply_config(stream, self._check_config(self._json(response)))
-        except Exception:
-            if stream.pk and not stream.stream_id:
-                stream.delete()
+        except BaseException:
+            if stream.pk and ReceiverStream.objects.filter(pk=stream.pk, creating=True).exists():
+                _forget(stream)
             raise
+        finally:
+            if stream.pk and not stream.creating:
+                from .ingest import release_held
+
+                release_held(stream)
+
+    def _check_delivery_offered(self, method: str) -> None:
+        """Refuse a delivery method the transmitter does not list (instead of its 4xx)."""
+        t = self.transmitter
+        offered = (t.metadata or {}).get("delivery_methods_supported")
+        if not isinstance(offered, list) or not offered:
+            return  # nothing advertised: let the transmitter decide
+        names = {str(m) for m in offered}
+        if t.allows_legacy_delivery_uris:
+            names |= {c.LEGACY_DELIVERY_MAP.get(m, m) for m in list(names)}
+        if method in names:
+            return
+        short = {c.DELIVERY_PUSH: "push", c.DELIVERY_POLL: "poll"}
+        usable = [short[m] for m in c.DELIVERY_METHODS if m in names]
+        hint = (f"; use --delivery {usable[0]}" if usable else
+                "" if t.allows_legacy_delivery_uris else
+                "; if it is a draft (RISC / SSF ID1) transmitter, connect with --legacy")
+        raise ControlPlaneError(
+            f"the transmitter {t.issuer} does not offer {short.get(method, method)} delivery "
+            f"({method}): its delivery_methods_supported is {sorted(str(m) for m in offered)}"
+            + hint
+        )
+
+    def _default_events(self) -> list[str]:
+        """What we understand, narrowed to the transmitter's advertised ``events_supported``."""
+        t = self.transmitter
+        ours = supported_event_types(include_deprecated=t.legacy)
+        theirs = (t.metadata or {}).get("events_supported")
+        if not isinstance(theirs, list):
+            return ours
+        offered = {str(e) for e in theirs}
+        common = [e for e in ours if e in offered]
+        if not common:
+            raise ControlPlaneError(
+                f"the transmitter {t.issuer} supports none of the event types this receiver "
+                f"understands (it lists {sorted(offered)}); pass --events to request some "
+                "explicitly"
+            )
+        return common
 
     def _adopt_existing(self, new: ReceiverStream) -> ReceiverStream:
         """409 Conflict: find the existing stream, reuse it, bring it to ``new``'s config."""
-        configs = self.list_streams()
+        configs = self.list_streams(new)
         if not configs:
             raise ControlPlaneError("create answered 409 but the transmitter lists no stream",
                                     status=409)
@@ -442,22 +557,43 @@ class TransmitterClient:
             existing.delivery_method = new.delivery_method
             existing.events_requested = new.events_requested
             existing.description = new.description or existing.description
-            new.delete()
+            # The credentials just given replace the old ones of that stream.
+            for name, value in credentials_of(new).items():
+                setattr(existing, name, value)
+            existing.poll_url = new.poll_url or existing.poll_url
+            _forget(new)
             stream = existing
         else:
             stream = new
+            stream.creating = False
         stream.stream_id = stream_id
         stream.save()
         body = {"stream_id": stream_id, **self._wanted(stream)}
-        response = self.request("PATCH", self.transmitter.endpoint("configuration_endpoint"),
-                                json=body, expected=(200, 202), stream=stream)
+        response = self._patch(stream, body)
         if response.status_code == 202:
             return self.read_stream(stream)
         return self._apply_config(stream, self._check_config(self._json(response)))
 
-    def list_streams(self) -> list[dict]:
-        """GET the configuration endpoint without ``stream_id``: every stream of ours there."""
-        response = self.request("GET", self.transmitter.endpoint("configuration_endpoint"))
+    def _patch(self, stream: ReceiverStream, body: dict) -> requests.Response:
+        url = self.transmitter.endpoint("configuration_endpoint")
+        try:
+            return self.request("PATCH", url, json=body, expected=(200, 202), stream=stream)
+        except ControlPlaneError as exc:
+            if exc.status != 405 or not self.transmitter.legacy:
+                raise
+        return self.request("POST", url, json=body, expected=(200, 202), stream=stream)
+
+    def list_streams(self, credentials: ReceiverStream | None = None) -> list[dict]:
+        """GET the configuration endpoint without ``stream_id``: every stream of ours there.
+
+        ``credentials``: the stream whose credentials ask (default: the client's).
+        """
+        saved = self.credentials
+        self.credentials = credentials or saved
+        try:
+            response = self.request("GET", self.transmitter.endpoint("configuration_endpoint"))
+        finally:
+            self.credentials = saved
         data = self._json(response)
         if isinstance(data, dict):  # SSF ID1: a single object
             data = [data]
@@ -476,10 +612,13 @@ class TransmitterClient:
         return self._apply_config(stream, self._check_config(data))
 
     def update_stream(self, stream: ReceiverStream, **fields: Any) -> ReceiverStream:
-        """PATCH the given Receiver-supplied properties (SSF §8.1.1.3)."""
+        """PATCH the given Receiver-supplied properties (SSF §8.1.1.3).
+
+        A legacy transmitter (draft SSF / RISC, which updated with POST) that answers the
+        PATCH with 405 gets the same body by POST.
+        """
         body = {"stream_id": stream.stream_id, **fields}
-        response = self.request("PATCH", self.transmitter.endpoint("configuration_endpoint"),
-                                json=body, expected=(200, 202), stream=stream)
+        response = self._patch(stream, body)
         if response.status_code == 202:
             return stream
         return self._apply_config(stream, self._check_config(self._json(response)))
@@ -500,7 +639,8 @@ class TransmitterClient:
     def delete_stream(self, stream: ReceiverStream) -> None:
         """DELETE the stream (SSF §8.1.1.5); the local row stays, inactive, for history."""
         self.request("DELETE", self.transmitter.endpoint("configuration_endpoint"),
-                     params={"stream_id": stream.stream_id}, expected=(200, 202, 204))
+                     params={"stream_id": stream.stream_id}, expected=(200, 202, 204),
+                     stream=stream)
         stream.active = False
         stream.status = c.STATUS_DISABLED
         stream.reason = "deleted by the receiver"
@@ -587,18 +727,14 @@ class TransmitterClient:
 def add_transmitter(
     issuer_or_url: str,
     *,
-    token: str | None = None,
-    client_id: str | None = None,
-    client_secret: str | None = None,
-    token_endpoint: str | None = None,
-    scope: str | None = None,
     legacy: bool = False,
     subject_issuers: list[str] | None = None,
     trust_own_issuer_subjects: bool | None = None,
     session: requests.Session | None = None,
 ) -> Transmitter:
-    """Discover a transmitter and store (or update) it with the given credentials.
+    """Discover a transmitter and store (or update) it: metadata, legacy switch, namespaces.
 
+    Credentials are not the transmitter's: they are given with each stream (:func:`connect`).
     ``subject_issuers`` / ``trust_own_issuer_subjects`` set the ``iss_sub`` namespaces the
     transmitter may address (see the default subject resolver); ``None`` leaves them.
     """
@@ -606,26 +742,18 @@ def add_transmitter(
         found = discover(issuer_or_url, legacy=legacy, session=session)
     except DiscoveryError as exc:
         raise ControlPlaneError(str(exc)) from exc
+    return _store_transmitter(found, legacy=legacy, subject_issuers=subject_issuers,
+                              trust_own_issuer_subjects=trust_own_issuer_subjects)
+
+
+def _store_transmitter(found: Any, *, legacy: bool, subject_issuers: list[str] | None,
+                       trust_own_issuer_subjects: bool | None) -> Transmitter:
     with transaction.atomic():
         transmitter, _ = Transmitter.objects.get_or_create(issuer=found.issuer)
         transmitter.configuration_url = found.configuration_url
         transmitter.metadata = found.metadata
         spec_version = found.metadata.get("spec_version")
         transmitter.spec_version = spec_version if isinstance(spec_version, str) else "1_0-ID1"
-        if token:
-            transmitter.auth_method = Transmitter.AUTH_BEARER
-            transmitter.bearer_token = token
-        elif client_id:
-            if not client_secret:
-                raise ControlPlaneError("--client-id needs --client-secret")
-            transmitter.auth_method = Transmitter.AUTH_CLIENT_CREDENTIALS
-            transmitter.client_id = client_id
-            transmitter.client_secret = client_secret
-            transmitter.token_endpoint = token_endpoint or ""
-            transmitter.access_token = ""
-            transmitter.access_token_expires_at = None
-        if scope is not None:
-            transmitter.scope = scope
         if legacy:
             transmitter.legacy = True
         if subject_issuers is not None:
@@ -636,6 +764,68 @@ def add_transmitter(
     return transmitter
 
 
+def stream_credentials(
+    *,
+    token: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    token_endpoint: str | None = None,
+    scope: str | None = None,
+) -> dict[str, Any]:
+    """The credential fields of a stream for a static bearer token or an OAuth client."""
+    if token and client_id:
+        raise ControlPlaneError("give either a bearer token or an OAuth client, not both")
+    base: dict[str, Any] = {name: "" for name in ReceiverStream.CREDENTIAL_FIELDS}
+    base.update(auth_method=ReceiverStream.AUTH_NONE, access_token_expires_at=None,
+                scope=scope or "")
+    if token:
+        base.update(auth_method=ReceiverStream.AUTH_BEARER, bearer_token=token)
+    elif client_id:
+        if not client_secret:
+            raise ControlPlaneError("--client-id needs --client-secret")
+        base.update(auth_method=ReceiverStream.AUTH_CLIENT_CREDENTIALS, client_id=client_id,
+                    client_secret=client_secret, token_endpoint=token_endpoint or "")
+    return base
+
+
+class _Snapshot:
+    """The receiver rows of one issuer before a connect, to put back if it fails (issue 11).
+
+    ``values()`` reads the decrypted secrets; writing them back encrypts them again, so a
+    restored secret has the same value under a new ciphertext.
+    """
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+        row = Transmitter.objects.filter(issuer=issuer).values().first()
+        self.transmitter = row
+        self.streams = {
+            r["id"]: r for r in ReceiverStream.objects.filter(transmitter_id=row["id"]).values()
+        } if row else {}
+
+    def restore(self) -> None:
+        from .models import InboundSET
+
+        with transaction.atomic():
+            current = Transmitter.objects.filter(issuer=self.issuer).first()
+            if current is None:
+                return
+            for stream in ReceiverStream.objects.filter(transmitter=current):
+                before = self.streams.get(stream.pk)
+                if before is None:
+                    # Made by this connect: it and whatever arrived on it go.
+                    InboundSET.objects.filter(stream=stream).delete()
+                    stream.delete()
+                else:
+                    ReceiverStream.objects.filter(pk=stream.pk).update(
+                        **{k: v for k, v in before.items() if k != "id"})
+            if self.transmitter is None:
+                current.delete()
+            else:
+                Transmitter.objects.filter(pk=current.pk).update(
+                    **{k: v for k, v in self.transmitter.items() if k != "id"})
+
+
 def connect(
     issuer_or_url: str,
     *,
@@ -644,19 +834,30 @@ def connect(
     client_id: str | None = None,
     client_secret: str | None = None,
     token_endpoint: str | None = None,
+    scope: str | None = None,
     events: list[str] | None = None,
     description: str = "",
     legacy: bool = False,
     subject_issuers: list[str] | None = None,
     trust_own_issuer_subjects: bool | None = None,
+    poll_url: str | None = None,
+    new_stream: bool = False,
+    stream: int | None = None,
     session: requests.Session | None = None,
 ) -> ReceiverStream:
-    """Add the transmitter and create a stream there (the ``ssf_connect`` command)."""
-    transmitter = add_transmitter(
-        issuer_or_url, token=token, client_id=client_id, client_secret=client_secret,
-        token_endpoint=token_endpoint, legacy=legacy, subject_issuers=subject_issuers,
-        trust_own_issuer_subjects=trust_own_issuer_subjects, session=session,
-    )
+    """Connect to a transmitter: the ``ssf_connect`` command. One unit: all or nothing.
+
+    * Discovers the transmitter and fetches its JWKS anew.
+    * Without a stream there (or with ``new_stream``): creates one with these credentials.
+    * With one active stream there (or the local id ``stream``): updates that stream - its
+      credentials, events, description, push secret - instead of creating a second stream
+      that would deliver every event twice. Several streams and neither option: an error.
+    * If anything fails, the database is put back as it was: no new rows, the old
+      credentials and configuration of an existing stream untouched.
+    """
+    credentials = stream_credentials(token=token, client_id=client_id,
+                                     client_secret=client_secret,
+                                     token_endpoint=token_endpoint, scope=scope)
     if events:
         from .handlers import resolve_event_type
 
@@ -664,7 +865,125 @@ def connect(
             events = [resolve_event_type(e) for e in events]
         except ValueError as exc:
             raise ControlPlaneError(str(exc)) from exc
-    client = TransmitterClient(transmitter, session=session)
-    return client.create_stream(
-        delivery_method=delivery, events_requested=events, description=description
-    )
+    if poll_url:
+        from ..core.http import check_endpoint_url
+
+        try:
+            check_endpoint_url(poll_url)
+        except ValueError as exc:
+            raise ControlPlaneError(f"--poll-url {poll_url!r} is not acceptable: {exc}") from exc
+    try:
+        found = discover(issuer_or_url, legacy=legacy, session=session)
+    except DiscoveryError as exc:
+        raise ControlPlaneError(str(exc)) from exc
+    snapshot = _Snapshot(found.issuer)
+    try:
+        transmitter = _store_transmitter(
+            found, legacy=legacy, subject_issuers=subject_issuers,
+            trust_own_issuer_subjects=trust_own_issuer_subjects)
+        _refresh_keys(transmitter, session)
+        client = TransmitterClient(transmitter, session=session)
+        existing = _stream_to_update(transmitter, stream, new_stream)
+        if existing is None:
+            return client.create_stream(
+                delivery_method=delivery, events_requested=events, description=description,
+                credentials=credentials, poll_url=poll_url or "")
+        return _reconnect(client, existing, credentials=credentials, delivery=delivery,
+                          events=events, description=description, poll_url=poll_url)
+    except BaseException:
+        snapshot.restore()
+        raise
+
+
+def _refresh_keys(transmitter: Transmitter, session: requests.Session | None) -> None:
+    """Fetch the transmitter's JWKS anew (no remembered failure, no cached copy)."""
+    from ..core import jwks as remote_jwks
+    from .jwks import JWKSFetchError, refresh_jwks
+
+    uri = transmitter.endpoint("jwks_uri")
+    if uri:
+        remote_jwks.clear_failures(uri)
+    try:
+        refresh_jwks(transmitter, session=session)
+    except JWKSFetchError as exc:
+        raise ControlPlaneError(
+            f"the transmitter's signing keys could not be fetched: {exc}"
+        ) from exc
+
+
+def _stream_to_update(transmitter: Transmitter, local_id: int | None,
+                      new_stream: bool) -> ReceiverStream | None:
+    streams = list(transmitter.streams.filter(active=True).exclude(stream_id=""))
+    if local_id is not None:
+        if new_stream:
+            raise ControlPlaneError("give either --stream or --new-stream, not both")
+        chosen = next((s for s in streams if s.pk == local_id), None)
+        if chosen is None:
+            raise ControlPlaneError(
+                f"no active stream {local_id} at {transmitter.issuer} "
+                f"(its streams: {', '.join(str(s.pk) for s in streams) or 'none'})")
+        return chosen
+    if new_stream or not streams:
+        return None
+    if len(streams) == 1:
+        return streams[0]
+    raise ControlPlaneError(
+        f"this receiver already has {len(streams)} streams at {transmitter.issuer} "
+        f"(local ids {', '.join(str(s.pk) for s in streams)}): pass --stream ID to update "
+        "one of them, or --new-stream to create another")
+
+
+def _reconnect(client: TransmitterClient, stream: ReceiverStream, *,
+               credentials: dict[str, Any], delivery: str, events: list[str] | None,
+               description: str, poll_url: str | None) -> ReceiverStream:
+    """Give an existing stream new credentials and configuration (one PATCH)."""
+    method = DELIVERY_ALIASES.get(delivery, delivery)
+    if method not in c.DELIVERY_METHODS:
+        raise ControlPlaneError(f"unknown delivery method {delivery!r}")
+    if method != stream.delivery_method:
+        client._check_delivery_offered(method)
+    for name, value in credentials.items():
+        setattr(stream, name, value)
+    stream.delivery_method = method
+    if events is not None:
+        stream.events_requested = list(events)
+    if description:
+        stream.description = description
+    if poll_url:
+        stream.poll_url = poll_url
+    stream.save()
+    return client.update_stream(stream, **client._wanted(stream))
+
+
+def _token_error_message(endpoint: str, status: int, body: Any, scope: str) -> str:
+    """What a refused token request means, with the OAuth ``error`` and description."""
+    oauth_error = describe_error_body(body)
+    detail = oauth_error or " ".join(str(body or "").split())[:300]
+    message = f"token endpoint {endpoint} answered {status}" + (f": {detail}" if detail else "")
+    code = body.get("error") if isinstance(body, dict) else None
+    if code == "invalid_client" or (status == 401 and not code):
+        message += " (check the client id and secret)"
+    elif code == "invalid_scope":
+        message += (
+            f" - the client is not granted the scope {scope!r}. "
+            + _READ_ONLY_HELP
+        )
+    return message
+
+
+_READ_ONLY_HELP = (
+    f"A client granted only {c.SCOPE_READ} can read an existing stream's configuration and "
+    f"status and poll it, but cannot create, change or delete a stream, which needs "
+    f"{c.SCOPE_MANAGE}: ask the transmitter's operator to grant {c.SCOPE_MANAGE} to this "
+    "client to connect."
+)
+
+
+def _scope_hint(status: int, body: Any, holder: ReceiverStream) -> str:
+    """A control-plane refusal caused by a missing scope, explained."""
+    code = body.get("error") if isinstance(body, dict) else None
+    if code == "insufficient_scope" or status == 403:
+        granted = holder.scope or "the default scopes"
+        return f" - these credentials ({granted}) may lack the scope for this call. " \
+            + _READ_ONLY_HELP
+    return ""

@@ -38,12 +38,19 @@ from .drain import request_drain
 from .events import ReceivedEvent
 from .models import InboundSET, ReceiverStream
 from .processing import process_inbound
-from .storage import apply_control_event, store_duplicate, store_rejected, store_valid
+from .storage import (
+    apply_control_event,
+    store_duplicate,
+    store_held,
+    store_rejected,
+    store_valid,
+)
 from .validation import check_state, validate_set
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STATUS_DEFERRED", "IngestResult", "ingest", "reprocess", "schedule_processing"]
+__all__ = ["STATUS_DEFERRED", "IngestResult", "hold", "ingest", "release_held", "reprocess",
+           "schedule_processing"]
 
 # ``IngestResult.status`` of a SET that could not be judged now (our JWKS fetch failed
 # transiently): nothing is stored, the transmitter is told to try again (push 503,
@@ -145,6 +152,37 @@ def _ingest(
     return IngestResult(inbound.status, inbound)
 
 
+def hold(stream: ReceiverStream, token: str | bytes, *,
+         via: str = InboundSET.VIA_PUSH) -> InboundSET:
+    """Store a SET that reached a stream still being created; validated by release_held."""
+    inbound = store_held(stream, token, via)
+    logger.info("SET held for stream %s until its creation completes", stream.pk)
+    return inbound
+
+
+def release_held(stream: ReceiverStream) -> list[IngestResult]:
+    """Validate (and schedule processing of) what was held while ``stream`` was created.
+
+    Each held row is replaced by the normal outcome of :func:`ingest`, in arrival order.
+    One that cannot be judged now (JWKS outage) stays held and is released by the next call.
+    """
+    return [_release(stream, held) for held in InboundSET.objects.filter(
+        stream=stream, status=InboundSET.STATUS_HELD).order_by("received_at", "pk")]
+
+
+def _release(stream: ReceiverStream, held: InboundSET) -> IngestResult:
+    with transaction.atomic():
+        held.delete()
+        result = ingest(stream, held.token, via=held.via)
+        if result.deferred:
+            transaction.set_rollback(True)
+    if result.deferred:
+        logger.warning("held SET %s of stream %s not judged yet: %s", held.pk, stream.pk,
+                       result.error.description if result.error else "")
+        return IngestResult(InboundSET.STATUS_HELD, held, result.error, result.retry_after)
+    return result
+
+
 def _send(signal: Signal, **kwargs: Any) -> None:
     if signal.has_listeners(ReceiverStream):
         signal.send(sender=ReceiverStream, **kwargs)
@@ -168,12 +206,20 @@ def reprocess(inbound: InboundSET) -> IngestResult:
     """Run a stored SET through the pipeline again (the admin action).
 
     Rejected and discarded SETs are validated again (keys, legacy switches or subject
-    members may have changed since) and, once valid, processed; accepted, failed and
+    members may have changed since) and, once valid, processed; a held one (pushed while
+    its stream was being created) is validated once that stream exists; accepted, failed and
     processed ones are processed again. Duplicates are left alone, and so are redacted
     SETs (retention blanked their token and claims: nothing is left to process).
     """
     if inbound.status == InboundSET.STATUS_DUPLICATE or inbound.redacted_at is not None:
         return IngestResult(inbound.status, inbound)
+    if inbound.status == InboundSET.STATUS_HELD:
+        # Never processed unvalidated: validated like a new arrival once its stream is
+        # created (while it still is, it stays held).
+        stream = inbound.stream
+        if stream is None or stream.creating:
+            return IngestResult(inbound.status, inbound)
+        return _release(stream, inbound)
     if inbound.status in (InboundSET.STATUS_REJECTED, InboundSET.STATUS_DISCARDED):
         stream = inbound.stream
         if stream is None:

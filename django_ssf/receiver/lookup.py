@@ -20,8 +20,10 @@ from .models import ReceiverStream
 __all__ = ["load_push_stream"]
 
 # Only what the push path reads; every other field is deferred (loaded on first access).
+# In the models' field order: ``Model.from_db`` fills the fields in that order.
 _STREAM_COLUMNS = ("id", "transmitter_id", "stream_id", "delivery_method", "push_id",
-                   "authorization_header_hash", "iss", "aud", "status", "active", "last_event_at")
+                   "authorization_header_hash", "iss", "aud", "status", "active", "creating",
+                   "last_event_at")
 _TRANSMITTER_COLUMNS = ("id", "issuer", "metadata", "jwks_fetched_at", "jwks_refetched_at",
                         "jwks_refetch_fruitless", "jwks_refetch_kids", "legacy",
                         "legacy_subject_in_event", "legacy_subject_type", "legacy_sse_namespace",

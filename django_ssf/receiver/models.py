@@ -1,12 +1,12 @@
 """Receiver-side models: the transmitters we connect to, our streams at them, and what arrived.
 
-* :class:`Transmitter` - one remote SSF transmitter: discovery metadata, its cached JWKS,
-  the credentials we use on its control plane (a static bearer token or OAuth client
-  credentials, with the access token cached here so every process and worker shares it),
+* :class:`Transmitter` - one remote SSF transmitter: discovery metadata, its cached JWKS
   and the per-transmitter legacy compatibility switches (SSF §12.2 of our checklist).
-* :class:`ReceiverStream` - one stream at a transmitter. Push streams get a random
-  ``push_id`` (our per-stream URL) and the ``authorization_header`` secret we handed the
-  transmitter; the audience we accept is the ``aud`` the transmitter returned.
+* :class:`ReceiverStream` - one stream at a transmitter, with the credentials we use on
+  the control plane for it (a static bearer token or OAuth client credentials, with the
+  access token cached on the row so every process and worker shares it). Push streams get
+  a random ``push_id`` (our per-stream URL) and the ``authorization_header`` secret we
+  handed the transmitter; the audience we accept is the ``aud`` the transmitter returned.
 * :class:`InboundSET` - every SET that reached us, valid or not, stored *before* we answer
   (except one we could not judge yet because the transmitter's JWKS was unreachable: the
   transmitter is told to send it again - push 503, poll no ack - and nothing is stored).
@@ -58,17 +58,23 @@ def generate_authorization_header() -> str:
     return "Bearer " + secrets.token_urlsafe(32)
 
 
-class Transmitter(models.Model):
-    """A remote SSF transmitter, added by its issuer URL (SSF §7.2)."""
+# Control-plane authentication methods of a stream (``ReceiverStream.auth_method``).
+AUTH_NONE = "none"
+AUTH_BEARER = "bearer"
+AUTH_CLIENT_CREDENTIALS = "client_credentials"
 
-    AUTH_NONE = "none"
-    AUTH_BEARER = "bearer"
-    AUTH_CLIENT_CREDENTIALS = "client_credentials"
-    AUTH_CHOICES = [
-        (AUTH_NONE, "none"),
-        (AUTH_BEARER, "static bearer token"),
-        (AUTH_CLIENT_CREDENTIALS, "OAuth client credentials"),
-    ]
+
+class Transmitter(models.Model):
+    """A remote SSF transmitter, added by its issuer URL (SSF §7.2).
+
+    It holds what is the transmitter's own (metadata, keys, legacy switches); the
+    control-plane credentials belong to each :class:`ReceiverStream`.
+    """
+
+    # Kept for code written when the credentials lived here.
+    AUTH_NONE = AUTH_NONE
+    AUTH_BEARER = AUTH_BEARER
+    AUTH_CLIENT_CREDENTIALS = AUTH_CLIENT_CREDENTIALS
 
     issuer = models.CharField(max_length=512, unique=True)
     # The URL the discovery document was actually read from (ssf-, risc- or sse-configuration).
@@ -98,20 +104,6 @@ class Transmitter(models.Model):
     # primary key. Only for a transmitter that really holds our user ids (off by default:
     # otherwise any partner could address any local account by enumerating ids).
     trust_own_issuer_subjects = models.BooleanField(default=False)
-
-    # ---- control-plane credentials ----------------------------------------------------
-    auth_method = models.CharField(max_length=32, choices=AUTH_CHOICES, default=AUTH_NONE)
-    # Secrets we send again: encrypted at rest (django_ssf.keys.secrets), clear in Python.
-    bearer_token = EncryptedTextField(blank=True)
-    client_id = models.CharField(max_length=255, blank=True)
-    client_secret = EncryptedTextField(blank=True)
-    # Empty: discovered through RFC 9728 / RFC 8414 metadata on first use.
-    token_endpoint = models.URLField(max_length=2048, blank=True)
-    # Space-separated scope to request; empty means the discovered or default SSF scopes.
-    scope = models.CharField(max_length=512, blank=True)
-    # Cached OAuth access token, shared by every process (refreshed before expiry).
-    access_token = EncryptedTextField(blank=True)
-    access_token_expires_at = models.DateTimeField(null=True, blank=True)
 
     # ---- legacy compatibility (off unless turned on for this transmitter) ------------
     # Master switch (``ssf_connect --legacy``): turns on every shape below.
@@ -179,6 +171,17 @@ class ReceiverStream(models.Model):
 
     METHOD_CHOICES = [(c.DELIVERY_PUSH, "push (RFC 8935)"), (c.DELIVERY_POLL, "poll (RFC 8936)")]
 
+    AUTH_NONE = AUTH_NONE
+    AUTH_BEARER = AUTH_BEARER
+    AUTH_CLIENT_CREDENTIALS = AUTH_CLIENT_CREDENTIALS
+    # More methods (e.g. private_key_jwt) can be added here; the client acquires tokens in
+    # one place (``TransmitterClient.fetch_token``).
+    AUTH_CHOICES = [
+        (AUTH_NONE, "none"),
+        (AUTH_BEARER, "static bearer token"),
+        (AUTH_CLIENT_CREDENTIALS, "OAuth client credentials"),
+    ]
+
     transmitter = models.ForeignKey(Transmitter, on_delete=models.CASCADE, related_name="streams")
     # The transmitter's ``stream_id``; empty until the stream is created remotely.
     stream_id = models.CharField(max_length=255, blank=True)
@@ -205,6 +208,10 @@ class ReceiverStream(models.Model):
     config = models.JSONField(default=dict, blank=True)
     # False once deleted at the transmitter: SETs still arriving get ``access_denied``.
     active = models.BooleanField(default=True)
+    # True between our create request and the transmitter's answer: the row (push id,
+    # expected Authorization) exists so that a transmitter that confirms the endpoint
+    # before answering is heard; what it pushes meanwhile is held, not validated.
+    creating = models.BooleanField(default=False)
     last_verified_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
@@ -212,6 +219,26 @@ class ReceiverStream(models.Model):
     # status, subjects, verification): the receiver activity that restarts the
     # transmitter's ``inactivity_timeout`` counter (SSF §8.1.1); drives the keep-alive.
     last_management_at = models.DateTimeField(null=True, blank=True)
+    CREDENTIAL_FIELDS = ("auth_method", "bearer_token", "client_id", "client_secret",
+                         "token_endpoint", "scope", "access_token", "access_token_expires_at")
+
+    # ---- control-plane credentials (per stream: issue 11) ----------------------------
+    # The credentials a transmitter gave us for THIS stream: two streams at one transmitter
+    # may have different bearer tokens or OAuth clients, and each control-plane call about a
+    # stream uses its own (and its own cached access token).
+    auth_method = models.CharField(max_length=32, choices=AUTH_CHOICES, default=AUTH_NONE)
+    # Secrets we send again: encrypted at rest (django_ssf.keys.secrets), clear in Python.
+    bearer_token = EncryptedTextField(blank=True)
+    client_id = models.CharField(max_length=255, blank=True)
+    client_secret = EncryptedTextField(blank=True)
+    # Empty: discovered through RFC 9728 / RFC 8414 metadata on first use.
+    token_endpoint = models.URLField(max_length=2048, blank=True)
+    # Space-separated scope to request; empty means the discovered or default SSF scopes.
+    scope = models.CharField(max_length=512, blank=True)
+    # Cached OAuth access token of this stream's client, shared by every process.
+    access_token = EncryptedTextField(blank=True)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -317,6 +344,9 @@ class InboundSET(models.Model):
     STATUS_REJECTED = "rejected"
     STATUS_DUPLICATE = "duplicate"
     STATUS_DISCARDED = "discarded"
+    # Pushed to a stream still being created (before the transmitter's create response
+    # told us its ``aud``): kept unvalidated, validated once the stream is created.
+    STATUS_HELD = "held"
     STATUS_CHOICES = [
         (STATUS_ACCEPTED, "accepted"),
         (STATUS_PROCESSING, "processing"),
@@ -325,6 +355,7 @@ class InboundSET(models.Model):
         (STATUS_REJECTED, "rejected"),
         (STATUS_DUPLICATE, "duplicate"),
         (STATUS_DISCARDED, "discarded (SSF §3.6)"),
+        (STATUS_HELD, "held (stream being created)"),
     ]
     # Statuses that hold the (transmitter, jti) slot: the one valid copy of a SET.
     ORIGINAL_STATUSES = (

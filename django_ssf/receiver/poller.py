@@ -114,7 +114,9 @@ def poll_stream(
     """
     if not stream.is_poll or not stream.poll_url:
         raise ControlPlaneError(f"stream {stream.pk} is not a poll stream with an endpoint_url")
-    client = client or TransmitterClient(stream.transmitter)
+    client = client or TransmitterClient(stream.transmitter, credentials=stream)
+    # Draft RFC 8936 transmitters read ``acks``: a legacy one gets both names.
+    legacy_acks = stream.transmitter.legacy
     if return_immediately is None:
         return_immediately = once
     max_events = int(ssf_settings.RECEIVER_POLL_MAX_EVENTS if max_events is None else max_events)
@@ -134,7 +136,7 @@ def poll_stream(
         result.requests += 1
         try:
             response = client.request("POST", stream.poll_url, json=body, headers=headers,
-                                      expected=(200,), timeout=timeout)
+                                      expected=(200,), timeout=timeout, credentials=stream)
             data = parse_json_response(response.content)  # read bounded by the client
             if not isinstance(data, dict):
                 raise ValueError("the poll response is not a JSON object")
@@ -175,6 +177,8 @@ def poll_stream(
                           "returnImmediately": bool(return_immediately)}
             if ack:
                 body["ack"] = list(ack)
+                if legacy_acks:
+                    body["acks"] = list(ack)
             if set_errs:
                 body["setErrs"] = dict(set_errs)
             data = send(body)
@@ -220,6 +224,8 @@ def poll_stream(
             body = {"maxEvents": 0, "returnImmediately": True}
             if ack:
                 body["ack"] = list(ack)
+                if legacy_acks:
+                    body["acks"] = list(ack)
             if set_errs:
                 body["setErrs"] = dict(set_errs)
             attempts += 1

@@ -50,6 +50,24 @@ def _token_text(token: str | bytes) -> str:
     return str(token)
 
 
+def store_held(stream: ReceiverStream, token: str | bytes, via: str) -> InboundSET:
+    """Keep a SET pushed to a stream still being created, unvalidated (issue 11).
+
+    Its ``aud`` cannot be checked before the transmitter's create response: it waits,
+    acknowledged, until :func:`~django_ssf.receiver.ingest.release_held` validates it.
+    """
+    claims = _peek(token)
+    return InboundSET.objects.create(
+        transmitter=stream.transmitter,
+        stream=stream,
+        jti=_str_claim(claims, "jti", MAX_JTI_LENGTH),
+        via=via,
+        token=_token_text(token),
+        iss=_str_claim(claims, "iss", 512),
+        status=InboundSET.STATUS_HELD,
+    )
+
+
 def store_rejected(
     stream: ReceiverStream, token: str | bytes, error: SETValidationError, via: str
 ) -> InboundSET:

@@ -7,7 +7,9 @@ checks come before crypto (RFC 8935 §5.4): method, stream lookup, size, ``Autho
 (constant time); then :func:`django_ssf.receiver.ingest.ingest` validates and stores the
 SET *before* we answer:
 
-* ``202 Accepted`` with an empty body for a valid, duplicate or discarded SET;
+* ``202 Accepted`` with an empty body for a valid, duplicate or discarded SET, and for
+  any SET pushed to a stream whose create request is still under way: it is held and
+  validated once the transmitter's answer gives the stream's ``aud`` (issue 11);
 * ``400`` with ``{"err", "description"}``, ``Content-Type: application/json`` and
   ``Content-Language: en`` for an invalid one (RFC 8935 §2.3);
 * ``503`` with ``Retry-After`` (and a plain ``description``) when the SET cannot be judged
@@ -38,7 +40,7 @@ from django.views.decorators.http import require_GET
 
 from ..conf import ssf_settings
 from ..core import constants as c
-from .ingest import ingest
+from .ingest import hold, ingest
 from .lookup import load_push_stream
 from .ratelimit import rate_limited
 
@@ -139,6 +141,11 @@ def _push(request: HttpRequest, push_id: str) -> HttpResponse:
         )
     if not body.strip():
         return error_response(c.ERR_INVALID_REQUEST, "the request body is empty")
+    if stream.creating:
+        # Pushed before the transmitter answered our create request (SSF §8.1.4 allows
+        # verification at any time): keep it and validate it once the stream is known.
+        hold(stream, body)
+        return HttpResponse(status=202)
     result = ingest(stream, body)
     if result.ok:
         return HttpResponse(status=202)

@@ -166,9 +166,9 @@ def test_outbound_set_is_a_view_page_with_decoded_header_and_claims(admin_client
 
 @pytest.fixture
 def inbound_stream() -> ReceiverStream:
-    transmitter = Transmitter.objects.create(issuer="https://idp.example", metadata={},
-                                             auth_method=Transmitter.AUTH_BEARER)
+    transmitter = Transmitter.objects.create(issuer="https://idp.example", metadata={})
     stream = ReceiverStream.objects.create(transmitter=transmitter, stream_id="s-1",
+                                           auth_method=ReceiverStream.AUTH_BEARER,
                                            delivery_method=c.DELIVERY_PUSH,
                                            iss="https://idp.example", aud="rp")
     now = timezone.now()

@@ -60,9 +60,14 @@ def outcome_of(func: Callable[[], Any]) -> Any:
 
 def _transmitter(url: str, **metadata: str) -> Transmitter:
     return Transmitter.objects.create(
-        issuer=url, configuration_url=url, spec_version="1_0",
-        auth_method=Transmitter.AUTH_BEARER, bearer_token="static", metadata=metadata,
+        issuer=url, configuration_url=url, spec_version="1_0", metadata=metadata,
     )
+
+
+def _bearer(**fields: str) -> ReceiverStream:
+    """Credentials of a stream (unsaved): the static bearer token of these tests."""
+    return ReceiverStream(**{"auth_method": ReceiverStream.AUTH_BEARER,
+                             "bearer_token": "static", **fields})
 
 
 # ---- the helper itself --------------------------------------------------------------------
@@ -100,7 +105,7 @@ def test_discovery_fails_fast_on_a_misbehaving_document(misbehaving_server, path
 
 @pytest.mark.django_db
 def test_control_plane_fails_fast_on_an_endless_answer(misbehaving_server):
-    client = TransmitterClient(_transmitter(misbehaving_server.url))
+    client = TransmitterClient(_transmitter(misbehaving_server.url), credentials=_bearer())
     error = outcome_of(lambda: client.request("GET", misbehaving_server.url + "/endless"))
     assert isinstance(error, ControlPlaneError) and "larger than" in str(error)
 
@@ -108,11 +113,10 @@ def test_control_plane_fails_fast_on_an_endless_answer(misbehaving_server):
 @pytest.mark.django_db
 def test_token_request_fails_fast_on_an_endless_answer(misbehaving_server):
     transmitter = _transmitter(misbehaving_server.url)
-    Transmitter.objects.filter(pk=transmitter.pk).update(
-        auth_method=Transmitter.AUTH_CLIENT_CREDENTIALS, client_id="c", client_secret="s",
-        token_endpoint=misbehaving_server.url + "/endless")
-    transmitter.refresh_from_db()
-    error = outcome_of(TransmitterClient(transmitter).fetch_token)
+    credentials = _bearer(auth_method=ReceiverStream.AUTH_CLIENT_CREDENTIALS, client_id="c",
+                          client_secret="s",
+                          token_endpoint=misbehaving_server.url + "/endless")
+    error = outcome_of(TransmitterClient(transmitter, credentials=credentials).fetch_token)
     assert isinstance(error, ControlPlaneError) and "token request" in str(error)
 
 
@@ -120,7 +124,8 @@ def test_token_request_fails_fast_on_an_endless_answer(misbehaving_server):
 def test_poll_counts_an_endless_answer_as_a_failure_and_stops(misbehaving_server):
     stream = ReceiverStream.objects.create(
         transmitter=_transmitter(misbehaving_server.url), delivery_method=POLL,
-        stream_id="s1", poll_url=misbehaving_server.url + "/endless",
+        auth_method=ReceiverStream.AUTH_BEARER, bearer_token="static", stream_id="s1",
+        poll_url=misbehaving_server.url + "/endless",
     )
     result = outcome_of(lambda: poll_stream(stream, once=True, sleep=lambda s: None))
     assert result.failures == 3 and result.received == 0

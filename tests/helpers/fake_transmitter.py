@@ -95,6 +95,27 @@ class FakeTransmitter:
         self.pushes: list[requests.Response] = []
         self.fail_next_polls = 0
         self.aud = "https://receiver.test/aud"
+        # ---- behaviours of independent transmitters (issue 11) ----
+        # More static tokens it accepts; a stream is then managed only with the token
+        # (or OAuth client) that created it.
+        self.extra_tokens: set[str] = set()
+        self.owners: dict[str, str] = {}
+        self.auth_log: list[tuple[str, str, str | None]] = []
+        # Scopes the OAuth client is granted (None: any); creating needs ssf.manage.
+        self.granted_scopes: set[str] | None = None
+        self.token_scopes: dict[str, set[str]] = {}
+        # Push a verification SET to the new endpoint from inside the create request,
+        # before answering it; the receiver's answers are kept here.
+        self.push_on_create = False
+        self.create_pushes: list[requests.Response] = []
+        self.after_create_push: Any = None  # called after that push, before the answer
+        self.fail_create_with: int | None = None
+        self.fail_config_writes: int | None = None  # every POST/PATCH/PUT of /streams
+        self.delivery_methods: list[str] | None = None
+        self.events_supported_meta: list[str] | None = None
+        self.patch_allowed = True  # False: PATCH answers 405 (updates are POSTed)
+        self.poll_endpoint_in_config = True  # False: endpoint_url null (legacy)
+        self.acks_field = "ack"  # what the poll endpoint reads ("acks": a draft one)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -157,6 +178,10 @@ class FakeTransmitter:
             "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
             "default_subjects": "ALL",
         }
+        if self.delivery_methods is not None:
+            meta["delivery_methods_supported"] = list(self.delivery_methods)
+        if self.events_supported_meta is not None:
+            meta["events_supported"] = list(self.events_supported_meta)
         if self.legacy:
             del meta["spec_version"]
             meta["delivery_methods_supported"] = [
@@ -257,8 +282,14 @@ class FakeTransmitter:
         token = header[len("Bearer "):]
         if self.static_token and token == self.static_token:
             return True
+        if token in self.extra_tokens:
+            return True
         expires = self.tokens.get(token)
         return expires is not None and expires > time.time()
+
+    def principal(self, token: str) -> str:
+        """Who a token speaks for: a static token itself, an OAuth token its client."""
+        return "client:" + self.client_id if token in self.tokens else token
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -268,7 +299,8 @@ class FakeTransmitter:
         stream_id = secrets.token_hex(8)
         delivery = dict(body.get("delivery") or {"method": POLL})
         if delivery.get("method") in (POLL, _LEGACY_POLL):
-            delivery["endpoint_url"] = f"{self.base}/poll/{stream_id}"
+            delivery["endpoint_url"] = (f"{self.base}/poll/{stream_id}"
+                                        if self.poll_endpoint_in_config else None)
         requested = body.get("events_requested")
         config = {
             "stream_id": stream_id,
@@ -339,9 +371,19 @@ def _make_handler(fake: FakeTransmitter):
         do_PUT = lambda self: self._route("PUT")  # noqa: E731
         do_DELETE = lambda self: self._route("DELETE")  # noqa: E731
 
-        def _auth(self) -> None:
-            if not fake.authorized(self.headers.get("Authorization")):
+        def _auth(self, stream_id: Any = None, *, manage: bool = False) -> None:
+            header = self.headers.get("Authorization")
+            with fake._lock:
+                fake.auth_log.append((self.command, urlsplit(self.path).path, header))
+            if not fake.authorized(header):
                 raise Reply(401, {"error": "invalid_token"})
+            token = (header or "")[len("Bearer "):]
+            if manage and "ssf.manage" not in fake.token_scopes.get(token, {"ssf.manage"}):
+                raise Reply(403, {"error": "insufficient_scope",
+                                  "error_description": "ssf.manage is required"})
+            owner = fake.owners.get(str(stream_id)) if stream_id else None
+            if owner is not None and owner != fake.principal(token):
+                raise Reply(404, {"error": "not_found"})  # not this client's stream
 
         def _stream(self, stream_id: Any) -> dict:
             if not stream_id or stream_id not in fake.streams:
@@ -381,6 +423,8 @@ def _make_handler(fake: FakeTransmitter):
                 raise Reply(204)
             if method == "POST" and path == "/verify":
                 self._verify(body)
+            if method == "POST" and path == "/poll":  # one fixed URL (legacy style)
+                self._poll(fake.only_stream_id(), body)
             if method == "POST" and path.startswith("/poll/"):
                 self._poll(path.rsplit("/", 1)[-1], body)
             raise Reply(404, {"error": "no route"})
@@ -397,18 +441,58 @@ def _make_handler(fake: FakeTransmitter):
             form = parse_qs(self.raw_body.decode())
             if form.get("grant_type") != ["client_credentials"]:
                 raise Reply(400, {"error": "unsupported_grant_type"})
+            wanted = set(" ".join(form.get("scope", [])).split())
+            if fake.granted_scopes is not None and not wanted <= fake.granted_scopes:
+                raise Reply(400, {"error": "invalid_scope",
+                                  "error_description": "scope not granted: "
+                                  + " ".join(sorted(wanted - fake.granted_scopes))})
             token = secrets.token_urlsafe(16)
             with fake._lock:
                 fake.tokens[token] = time.time() + fake.token_lifetime
+                fake.token_scopes[token] = wanted or set(fake.granted_scopes or ())
             raise Reply(200, {"access_token": token, "token_type": "Bearer",
                                "expires_in": fake.token_lifetime})
 
         def _streams(self, method, query, body) -> None:
-            self._auth()
+            stream_id = (query.get("stream_id") if method in ("GET", "DELETE")
+                         else (body or {}).get("stream_id") if isinstance(body, dict) else None)
+            self._auth(stream_id, manage=method != "GET")
+            if method == "POST" and stream_id and not fake.patch_allowed:
+                method = "PATCH"  # a draft transmitter: updates are POSTed
+            elif method == "PATCH" and not fake.patch_allowed:
+                raise Reply(405, {"error": "method_not_allowed"})
+            if method in ("POST", "PATCH", "PUT") and fake.fail_config_writes:
+                raise Reply(fake.fail_config_writes, {"error": "server_error",
+                                                      "error_description": "try later"})
             if method == "POST":
+                wanted = ((body or {}).get("delivery") or {}).get("method", POLL)
+                if fake.delivery_methods is not None and wanted not in fake.delivery_methods:
+                    raise Reply(400, {"error": "invalid_request",
+                                      "error_description": "unsupported delivery method"})
                 if fake.conflict_on_create and fake.streams:
                     raise Reply(409, {"error": "stream exists"})
                 config = fake._new_config(body or {})
+                if fake.push_on_create and config["delivery"].get("endpoint_url") \
+                        and config["delivery"]["method"] in (PUSH, _LEGACY_PUSH):
+                    # Confirm the endpoint before the 201 (SSF §8.1.4 allows it any time).
+                    token = fake.verification_set(config["stream_id"], None)
+                    headers = {"Content-Type": "application/secevent+jwt",
+                               "Authorization": config["delivery"].get("authorization_header")
+                               or ""}
+                    response = requests.post(config["delivery"]["endpoint_url"], data=token,
+                                             headers=headers, timeout=30)
+                    fake.create_pushes.append(response)
+                    if fake.after_create_push is not None:
+                        fake.after_create_push()
+                    if response.status_code >= 400:
+                        raise Reply(400, {"error": "invalid_request",
+                                          "error_description": "the push endpoint refused "
+                                          f"verification: {response.status_code} {response.text}"})
+                if fake.fail_create_with:
+                    raise Reply(fake.fail_create_with, {"error": "server_error",
+                                                        "error_description": "create failed"})
+                header = self.headers.get("Authorization") or ""
+                fake.owners[config["stream_id"]] = fake.principal(header[len("Bearer "):])
                 fake.streams[config["stream_id"]] = config
                 fake.status[config["stream_id"]] = {"status": "enabled"}
                 raise Reply(201, config)
@@ -426,7 +510,8 @@ def _make_handler(fake: FakeTransmitter):
                         config[name] = body[name]
                 delivery = config["delivery"]
                 if delivery.get("method") in (POLL, _LEGACY_POLL):
-                    delivery["endpoint_url"] = f"{fake.base}/poll/{config['stream_id']}"
+                    delivery["endpoint_url"] = (f"{fake.base}/poll/{config['stream_id']}"
+                                                if fake.poll_endpoint_in_config else None)
                 requested = config.get("events_requested")
                 config["events_delivered"] = [e for e in SUPPORTED
                                               if requested is None or e in requested]
@@ -437,7 +522,8 @@ def _make_handler(fake: FakeTransmitter):
                 raise Reply(204)
 
         def _status(self, method, query, body) -> None:
-            self._auth()
+            self._auth(query.get("stream_id") if method == "GET" else (body or {}).get(
+                "stream_id"), manage=method != "GET")
             if method == "GET":
                 self._stream(query.get("stream_id"))
                 raise Reply(200, {"stream_id": query["stream_id"],
@@ -465,7 +551,7 @@ def _make_handler(fake: FakeTransmitter):
             raise Reply(204)
 
         def _poll(self, stream_id, body) -> None:
-            self._auth()
+            self._auth(stream_id)
             self._stream(stream_id)
             body = body or {}
             with fake._lock:
@@ -477,7 +563,7 @@ def _make_handler(fake: FakeTransmitter):
                     fake.fail_next_polls -= 1
                     raise Reply(503, {"error": "try later"})
                 queue = fake.queues.setdefault(stream_id, {})
-                for jti in body.get("ack", []):
+                for jti in body.get(fake.acks_field, []):
                     fake.acks.append(jti)
                     queue.pop(jti, None)
                 for jti, err in (body.get("setErrs") or {}).items():
@@ -508,19 +594,23 @@ def make_stream(fake: FakeTransmitter, *, delivery: str = PUSH, legacy: bool = F
                 authorization_header: str = "Bearer push-secret", **transmitter_fields: Any):
     """A Transmitter + ReceiverStream wired to ``fake`` without the control plane.
 
+    The stream authenticates with the fake's static bearer token. A second call for the
+    same fake adds another stream to the same transmitter.
+
     Only the push secret's digest is stored; its clear value is kept on the instance as
     ``push_secret`` for :func:`post_set`.
     """
     from django_ssf.keys.secrets import hash_secret
     from django_ssf.receiver.models import ReceiverStream, Transmitter
 
-    transmitter = Transmitter.objects.create(
-        issuer=fake.issuer, metadata=fake.metadata(), configuration_url=fake.issuer,
-        spec_version="1_0", auth_method=Transmitter.AUTH_BEARER,
-        bearer_token=fake.static_token or "", legacy=legacy, **transmitter_fields,
+    transmitter, _ = Transmitter.objects.get_or_create(
+        issuer=fake.issuer, defaults=dict(
+            metadata=fake.metadata(), configuration_url=fake.issuer, spec_version="1_0",
+            legacy=legacy, **transmitter_fields),
     )
     stream = ReceiverStream.objects.create(
         transmitter=transmitter, delivery_method=delivery,
+        auth_method=ReceiverStream.AUTH_BEARER, bearer_token=fake.static_token or "",
         authorization_header_hash=hash_secret(authorization_header) if delivery == PUSH else "",
         iss=fake.issuer, aud=fake.aud,
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from django_ssf.keys.models import EncryptionKey
 from django_ssf.receiver.models import InboundSET, PendingVerification, ReceiverStream
@@ -27,9 +30,9 @@ def admin_client(client):
 def test_pages_render_and_secrets_are_masked(admin_client, fake, inline_processing):
     stream = make_stream(fake, authorization_header="Bearer very-secret-push-token-123456")
     transmitter = stream.transmitter
-    transmitter.client_secret = "client-secret-value-xyz"
-    transmitter.access_token = "access-token-value-abc"
-    transmitter.save()
+    stream.client_secret = "client-secret-value-xyz"
+    stream.access_token = "access-token-value-abc"
+    stream.save()
     post_set(admin_client, stream, fake.make_set(SESSION_REVOKED))
     inbound = InboundSET.objects.get()
     for url in (
@@ -52,27 +55,47 @@ def test_pages_render_and_secrets_are_masked(admin_client, fake, inline_processi
         reverse("admin:ssf_receiver_receiverstream_change", args=[stream.pk])).content.decode()
     assert ">set<" in stream_page.replace("\n", "").replace(" ", "")
     assert stream.authorization_header_hash not in stream_page
-    transmitter_page = admin_client.get(
-        reverse("admin:ssf_receiver_transmitter_change", args=[transmitter.pk])).content.decode()
-    assert "acce••••" in transmitter_page
+    assert "acce••••" in stream_page
 
 
 def test_secret_kept_when_left_blank(admin_client, fake):
     stream = make_stream(fake)
-    transmitter = stream.transmitter
-    url = reverse("admin:ssf_receiver_transmitter_change", args=[transmitter.pk])
+    expires = timezone.now() + dt.timedelta(hours=1)
+    ReceiverStream.objects.filter(pk=stream.pk).update(access_token="cached",
+                                                       access_token_expires_at=expires)
+    url = reverse("admin:ssf_receiver_receiverstream_change", args=[stream.pk])
     data = {
-        "issuer": transmitter.issuer, "description": "edited", "auth_method": "bearer",
+        "description": "edited", "auth_method": "bearer",
         "bearer_token": "", "client_id": "", "client_secret": "", "token_endpoint": "",
-        "scope": "", "streams-TOTAL_FORMS": "1", "streams-INITIAL_FORMS": "1",
-        "streams-MIN_NUM_FORMS": "0", "streams-MAX_NUM_FORMS": "1000",
-        "streams-0-id": str(stream.pk), "streams-0-transmitter": str(transmitter.pk),
+        "scope": "", "poll_url": "", "verifications-TOTAL_FORMS": "0",
+        "verifications-INITIAL_FORMS": "0", "verifications-MIN_NUM_FORMS": "0",
+        "verifications-MAX_NUM_FORMS": "0",
     }
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
-    transmitter.refresh_from_db()
-    assert transmitter.description == "edited"
-    assert transmitter.bearer_token == fake.static_token
+    stream.refresh_from_db()
+    assert stream.description == "edited"
+    assert stream.bearer_token == fake.static_token
+    assert stream.access_token == "cached"  # same credentials: the cached token stays
+
+
+def test_new_credentials_in_the_admin_replace_the_cached_token(admin_client, fake):
+    stream = make_stream(fake)
+    ReceiverStream.objects.filter(pk=stream.pk).update(
+        access_token="old-cached", access_token_expires_at=timezone.now())
+    url = reverse("admin:ssf_receiver_receiverstream_change", args=[stream.pk])
+    data = {
+        "description": "", "auth_method": "bearer", "bearer_token": "rotated-token",
+        "client_id": "", "client_secret": "", "token_endpoint": "", "scope": "",
+        "poll_url": "", "verifications-TOTAL_FORMS": "0",
+        "verifications-INITIAL_FORMS": "0", "verifications-MIN_NUM_FORMS": "0",
+        "verifications-MAX_NUM_FORMS": "0",
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    stream.refresh_from_db()
+    assert stream.bearer_token == "rotated-token"
+    assert (stream.access_token, stream.access_token_expires_at) == ("", None)
 
 
 def test_stream_actions(admin_client, fake):

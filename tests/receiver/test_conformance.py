@@ -285,7 +285,7 @@ def test_every_stream_configuration_response_has_its_iss_checked(fake, live_rece
         "read": lambda: api.read_stream(stream),
         "update": lambda: api.update_stream(stream, description="x"),
         "replace": lambda: api.replace_stream(stream),
-        "list": api.list_streams,
+        "list": lambda: api.list_streams(stream),
     }
     with pytest.raises(ControlPlaneError, match="iss"):
         calls[operation]()

@@ -1,4 +1,9 @@
-"""``ssf_connect``: add a transmitter by its issuer (or configuration URL), create a stream."""
+"""``ssf_connect``: add a transmitter by its issuer (or configuration URL), create a stream.
+
+Run again for a transmitter we already have a stream with, it updates that stream (new
+credentials, events, description, push secret) instead of creating a second one; a second
+stream needs ``--new-stream``. A failed run leaves the database as it was.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +29,23 @@ class Command(BaseCommand):
         parser.add_argument("--client-secret", help="OAuth client secret")
         parser.add_argument("--token-endpoint",
                             help="OAuth token endpoint (default: found via RFC 9728 / RFC 8414)")
+        parser.add_argument("--scope",
+                            help="OAuth scope to request (default: discovered, or "
+                            "'ssf.read ssf.manage')")
         parser.add_argument("--events", nargs="+", metavar="URI",
-                            help="event types to request (default: every supported type)")
+                            help="event types to request (default: every type both this "
+                            "receiver and the transmitter support)")
+        parser.add_argument(
+            "--new-stream", action="store_true",
+            help="create another stream even though one exists at this transmitter (every "
+            "event is then delivered once per stream)")
+        parser.add_argument(
+            "--stream", type=int, metavar="ID",
+            help="the local id of the existing stream to update (when there are several)")
+        parser.add_argument(
+            "--poll-url",
+            help="legacy transmitters: the poll URL to use when the stream configuration "
+            "carries none")
         parser.add_argument("--description", default="", help="stream description")
         parser.add_argument("--legacy", action="store_true",
                             help="accept legacy (draft / Google RISC) shapes from this transmitter")
@@ -56,11 +76,15 @@ class Command(BaseCommand):
                 client_id=options["client_id"],
                 client_secret=options["client_secret"],
                 token_endpoint=options["token_endpoint"],
+                scope=options["scope"],
                 events=options["events"],
                 description=options["description"],
                 legacy=options["legacy"],
                 subject_issuers=options["subject_issuer"],
                 trust_own_issuer_subjects=options["trust_own_subjects"] or None,
+                poll_url=options["poll_url"],
+                new_stream=options["new_stream"],
+                stream=options["stream"],
             )
         except ControlPlaneError as exc:
             raise CommandError(str(exc)) from exc
