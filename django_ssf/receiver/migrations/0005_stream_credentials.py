@@ -49,7 +49,7 @@ def backwards(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ssf_receiver', '0003_encrypt_and_hash_secrets'),
+        ('ssf_receiver', '0004_inbound_flags'),
     ]
 
     operations = [
