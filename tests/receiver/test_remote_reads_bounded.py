@@ -128,11 +128,16 @@ def outcome_of(func: Callable[[], Any]) -> Any:
 
 
 def _transmitter(url: str, **fields: Any) -> Transmitter:
-    values: dict[str, Any] = {"auth_method": Transmitter.AUTH_BEARER, "bearer_token": "static"}
-    values.update(fields)
     return Transmitter.objects.create(
-        issuer=url, configuration_url=url, spec_version="1_0", **values
+        issuer=url, configuration_url=url, spec_version="1_0", **fields
     )
+
+
+def _credentials(**fields: Any) -> ReceiverStream:
+    """Credentials of a stream (unsaved; credentials belong to streams): a static token."""
+    values: dict[str, Any] = {"auth_method": ReceiverStream.AUTH_BEARER, "bearer_token": "static"}
+    values.update(fields)
+    return ReceiverStream(**values)
 
 
 def _describes_the_bound(error: BaseException, mode: str) -> None:
@@ -169,17 +174,18 @@ def test_oauth_metadata(hostile, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_token(hostile, mode):
-    transmitter = _transmitter(
-        hostile.url, auth_method=Transmitter.AUTH_CLIENT_CREDENTIALS, client_id="c",
+    credentials = _credentials(
+        auth_method=ReceiverStream.AUTH_CLIENT_CREDENTIALS, client_id="c",
         client_secret="s", token_endpoint=f"{hostile.url}/{mode}")
-    error = outcome_of(TransmitterClient(transmitter).fetch_token)
+    client = TransmitterClient(_transmitter(hostile.url), credentials=credentials)
+    error = outcome_of(client.fetch_token)
     assert isinstance(error, ControlPlaneError), error
     _describes_the_bound(error, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_control_plane(hostile, mode):
-    client = TransmitterClient(_transmitter(hostile.url))
+    client = TransmitterClient(_transmitter(hostile.url), credentials=_credentials())
     error = outcome_of(lambda: client.request("GET", f"{hostile.url}/{mode}"))
     assert isinstance(error, ControlPlaneError), error
     _describes_the_bound(error, mode)
@@ -189,7 +195,8 @@ def test_control_plane(hostile, mode):
 def test_poll(hostile, mode):
     stream = ReceiverStream.objects.create(
         transmitter=_transmitter(hostile.url), delivery_method=POLL, stream_id="s1",
-        poll_url=f"{hostile.url}/{mode}",
+        poll_url=f"{hostile.url}/{mode}", auth_method=ReceiverStream.AUTH_BEARER,
+        bearer_token="static",
     )
     result = outcome_of(lambda: poll_stream(stream, once=True, sleep=lambda s: None))
     assert result.failures == 3 and result.received == 0
