@@ -1,7 +1,10 @@
 """``ssf_emit <event-type> --subject '<json>' [--claims '<json>'] [--txn T]``.
 
 Emits one event to every stream that should get it and prints
-``{"jtis": [...], "txn": "...", "event_type": "<uri>"}``. The event type is a full URI or
+``{"event_id": "...", "fanned_out": true, "jtis": [...], "txn": "...", "event_type": "<uri>"}``.
+``jtis`` lists the SETs fanned out by the time the command prints: all of them when Celery
+runs eagerly (the fan-out runs in-process right after the commit, ``fanned_out: true``),
+possibly none yet when a worker does it (``fanned_out: false``). The event type is a full URI or
 a short name such as ``caep.session-revoked``; ``--claims`` is the event payload, passed
 through unchanged once it validates.
 """
@@ -67,7 +70,17 @@ class Command(BaseCommand):
                 )
                 if missing:
                     raise CommandError(f"unknown stream_id: {', '.join(sorted(missing))}")
-            jtis = emit((event_type, claims), subject, txn=txn, streams=streams)
+            emitted = emit((event_type, claims), subject, txn=txn, streams=streams)
         except SSFError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(json.dumps({"jtis": jtis, "txn": txn, "event_type": event_type}))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "event_id": emitted.event_id,
+                    "fanned_out": emitted.fanned_out,
+                    "jtis": emitted.jtis(),
+                    "txn": txn,
+                    "event_type": event_type,
+                }
+            )
+        )
