@@ -299,3 +299,47 @@ def test_two_concurrent_fan_outs_keep_per_stream_order(monkeypatch, settings):
     assert sorted(rows) == [s.pk for s in streams]
     for stream in streams:
         assert [r.txn for r in rows[stream.pk]] == ["first", "second"], stream.pk
+
+
+# ---- retention of the event records --------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retention_blanks_then_deletes_fanned_out_events_without_sets(settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from django_ssf.transmitter import retention
+
+    ssf_settings_for(
+        settings,
+        TRANSMITTER_EMIT_FANOUT="deferred",
+        TRANSMITTER_REDACT_AFTER=dt.timedelta(days=1),
+        TRANSMITTER_RETAIN_DELIVERED=dt.timedelta(days=30),
+    )
+    (stream,) = _poll_streams(1)
+    with transaction.atomic():
+        kept = api.emit(EVENT, EMAIL)  # its SET is still pending
+    with transaction.atomic():
+        done = api.emit(EVENT, EMAIL)
+    OutboundSET.objects.filter(jti=done[0]).update(status=OutboundSET.STATUS_DELIVERED)
+    not_fanned = OutboundEvent.objects.create(
+        event_id="00000000-0000-4000-8000-000000000001",
+        txn="x",
+        event_type=c.CAEP_SESSION_REVOKED,
+        subject=EMAIL,
+    )
+    old = timezone.now() - dt.timedelta(days=40)
+    OutboundEvent.objects.exclude(pk=not_fanned.pk).update(fanned_out_at=old)
+    OutboundSET.objects.update(created_at=old)
+
+    counts = retention.purge()
+
+    assert counts["delivered"] == 1 and counts["events"] == 1
+    assert counts["events_redacted"] == 2
+    assert not OutboundEvent.objects.filter(event_id=done.event_id).exists()
+    left = OutboundEvent.objects.get(event_id=kept.event_id)
+    assert left.subject == {} and left.subject_key == ""
+    assert OutboundEvent.objects.get(pk=not_fanned.pk).subject == EMAIL  # not fanned out
+    assert list(kept) == [OutboundSET.objects.get(stream=stream).jti]
