@@ -112,6 +112,17 @@ class Emission(Sequence[str]):
             return True
         return OutboundEvent.objects.filter(pk=self._pk, fanned_out_at__isnull=False).exists()
 
+    def fan_out_now(self) -> bool:
+        """Fan the event out in this process, if a worker has not yet; True when complete.
+
+        For callers with no request to keep short (``ssf_emit``, scripts) that want the
+        SETs at once. Call it after the commit; it is safe next to the fan-out task
+        (whichever comes second finds the work done).
+        """
+        if self._pk is None:
+            return True
+        return fan_out(self._pk)
+
     def jtis(self) -> list[str]:
         """The ``jti`` of every SET fanned out so far, in stream order."""
         if self._pk is None:

@@ -343,3 +343,25 @@ def test_retention_blanks_then_deletes_fanned_out_events_without_sets(settings):
     assert left.subject == {} and left.subject_key == ""
     assert OutboundEvent.objects.get(pk=not_fanned.pk).subject == EMAIL  # not fanned out
     assert list(kept) == [OutboundSET.objects.get(stream=stream).jti]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ssf_emit_command_prints_every_jti_even_before_a_worker_ran(monkeypatch):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    streams = _poll_streams(4)
+    queued: list[int] = []
+    monkeypatch.setattr(emission, "enqueue_fanout", queued.append)  # no worker yet
+    out = StringIO()
+    call_command("ssf_emit", "caep.session-revoked", "--subject", json.dumps(EMAIL), stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["fanned_out"] is True
+    rows = OutboundSET.objects.order_by("stream_id")
+    assert result["jtis"] == [r.jti for r in rows]
+    assert [r.stream_id for r in rows] == [s.pk for s in streams]
+    assert str(OutboundEvent.objects.get(pk=queued[0]).event_id) == result["event_id"]
+    assert tasks.fanout_event(queued[0]) is True  # the worker's task then finds it done
+    assert OutboundSET.objects.count() == 4

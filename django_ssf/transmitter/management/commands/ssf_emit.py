@@ -2,9 +2,9 @@
 
 Emits one event to every stream that should get it and prints
 ``{"event_id": "...", "fanned_out": true, "jtis": [...], "txn": "...", "event_type": "<uri>"}``.
-``jtis`` lists the SETs fanned out by the time the command prints: all of them when Celery
-runs eagerly (the fan-out runs in-process right after the commit, ``fanned_out: true``),
-possibly none yet when a worker does it (``fanned_out: false``). The event type is a full URI or
+The command has no request to keep short: after the commit it fans the event out itself
+(:meth:`~django_ssf.transmitter.emission.Emission.fan_out_now`, harmless next to the
+worker's task), so ``jtis`` lists every SET. The event type is a full URI or
 a short name such as ``caep.session-revoked``; ``--claims`` is the event payload, passed
 through unchanged once it validates.
 """
@@ -73,6 +73,7 @@ class Command(BaseCommand):
             emitted = emit((event_type, claims), subject, txn=txn, streams=streams)
         except SSFError as exc:
             raise CommandError(str(exc)) from exc
+        emitted.fan_out_now()
         self.stdout.write(
             json.dumps(
                 {
