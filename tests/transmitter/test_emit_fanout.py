@@ -365,3 +365,25 @@ def test_ssf_emit_command_prints_every_jti_even_before_a_worker_ran(monkeypatch)
     assert str(OutboundEvent.objects.get(pk=queued[0]).event_id) == result["event_id"]
     assert tasks.fanout_event(queued[0]) is True  # the worker's task then finds it done
     assert OutboundSET.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_set_emitted_is_sent_once_with_every_jti_after_the_fan_out():
+    from django_ssf import signals
+
+    _poll_streams(7)  # three chunks
+    seen: list[dict] = []
+
+    def listener(sender: Any, **kw: Any) -> None:
+        seen.append(kw)
+
+    signals.set_emitted.connect(listener)
+    try:
+        with transaction.atomic():
+            emitted = api.emit(EVENT, EMAIL, txn="sig-1")
+            assert seen == []
+    finally:
+        signals.set_emitted.disconnect(listener)
+    (sent,) = seen
+    assert sent["txn"] == "sig-1" and sent["subject"] == EMAIL
+    assert sent["jtis"] == list(emitted) and len(sent["jtis"]) == 7
