@@ -22,7 +22,8 @@ Prints one table, each figure next to a baseline measured in the same run:
 Environment: ``DATABASE_URL`` (default: a fresh SQLite file, WAL mode), ``BENCH_BROKER_URL``
 (default ``redis://127.0.0.1:6379/14``), ``BENCH_FLAT_STREAMS`` (default 1000),
 ``BENCH_FLAT_EMITS`` (timed emits per size, default 30), ``BENCH_FANOUT_EVENTS`` (events
-fanned out per worker count, default 8), ``BENCH_ONLY`` (``flat`` runs only the two
+fanned out per worker count, default 8), ``BENCH_FANOUT_CHUNK`` (streams per fan-out
+chunk, default 500), ``BENCH_ONLY`` (``flat`` runs only the two
 issue-13 measures), ``BENCH_EMITS`` (emits to 100 streams, default
 20), ``BENCH_PUSH_STREAMS`` (default 4), ``BENCH_PUSH_EVENTS`` (events per stream,
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
@@ -100,6 +101,7 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 SSF = {
     "TRANSMITTER_ISSUER": "https://transmitter.bench",
+    "TRANSMITTER_FANOUT_CHUNK_SIZE": int(os.environ.get("BENCH_FANOUT_CHUNK", 500)),
     # The push and poll measures read the SETs right after emit(); the issue-13 measures
     # switch to the deferred default themselves.
     "TRANSMITTER_EMIT_FANOUT": "inline",
@@ -339,8 +341,25 @@ def _start_fanout_workers(k: int) -> list[subprocess.Popen]:
     ]
 
 
-def _fan_out_through_workers(k: int, events: int, size: int) -> float:
-    """SETs/s of ``events`` fan-outs to ``size`` streams by ``k`` worker processes."""
+def _cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """User + system CPU time used so far by these processes (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in procs:
+        with open(f"/proc/{proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _machine_load() -> str:
+    with open("/proc/loadavg") as fh:
+        return fh.read().split()[0]
+
+
+def _fan_out_through_workers(k: int, events: int, size: int) -> tuple[float, float]:
+    """(SETs/s wall clock, SETs per worker CPU second) of ``events`` fan-outs to ``size``
+    streams by ``k`` worker processes."""
     from django.db import transaction
     from django.db.models import Count
 
@@ -376,6 +395,7 @@ def _fan_out_through_workers(k: int, events: int, size: int) -> float:
             finally:
                 emission.enqueue_fanout = real_enqueue  # type: ignore[assignment]
             started = time.perf_counter()
+            cpu_before = _cpu_seconds(workers)
             for pk in queued:
                 real_enqueue(pk)
             if not _wait_until(
@@ -385,6 +405,7 @@ def _fan_out_through_workers(k: int, events: int, size: int) -> float:
             ):
                 raise SystemExit(f"fan-out with {k} workers did not finish")
             elapsed = time.perf_counter() - started
+            cpu = _cpu_seconds(workers) - cpu_before
     finally:
         for proc in workers:
             proc.terminate()
@@ -407,7 +428,7 @@ def _fan_out_through_workers(k: int, events: int, size: int) -> float:
         if event_pk is None or last.get(stream_pk, 0) > event_pk:
             raise SystemExit(f"stream pk={stream_pk}: SETs out of emit order")
         last[stream_pk] = event_pk
-    return total / elapsed
+    return total / elapsed, total / max(cpu, 0.01)
 
 
 def bench_fanout(bench: Bench) -> None:
@@ -418,13 +439,15 @@ def bench_fanout(bench: Bench) -> None:
     if Stream.objects.count() != size:
         Stream.objects.all().delete()
         _make_poll_streams(size)
-    one = _fan_out_through_workers(1, events, size)
-    two = _fan_out_through_workers(2, events, size)
+    load = _machine_load()
+    one, one_cpu = _fan_out_through_workers(1, events, size)
+    two, two_cpu = _fan_out_through_workers(2, events, size)
     bench.add(
         f"fan-out: SETs signed+stored/s by the fanout_event task ({events} events x "
-        f"{size} streams, worker processes, every stream checked)",
-        f"2 workers {two:,.0f}/s",
-        f"1 worker {one:,.0f}/s",
+        f"{size} streams, solo worker processes, every stream checked; {os.cpu_count()} "
+        f"CPUs, load {load})",
+        f"2 workers {two:,.0f}/s ({two_cpu:,.0f} per worker CPU-s)",
+        f"1 worker {one:,.0f}/s ({one_cpu:,.0f} per worker CPU-s)",
         f"{two / one:.2f}x",
     )
     _forget_outbox()
