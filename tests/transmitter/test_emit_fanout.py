@@ -387,3 +387,28 @@ def test_set_emitted_is_sent_once_with_every_jti_after_the_fan_out():
     (sent,) = seen
     assert sent["txn"] == "sig-1" and sent["subject"] == EMAIL
     assert sent["jtis"] == list(emitted) and len(sent["jtis"]) == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_lists_an_unfinished_fan_out_and_fans_it_out(monkeypatch):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    _poll_streams(2)
+    monkeypatch.setattr(emission, "enqueue_fanout", lambda pk: None)  # the task was lost
+    with transaction.atomic():
+        emitted = api.emit(EVENT, EMAIL, txn="stuck-1")
+    admin_user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+    url = reverse("admin:ssf_transmitter_outboundevent_changelist")
+    page = client.get(url + "?fanned_out=no")
+    assert page.status_code == 200
+    assert b"stuck-1" in page.content and b"not started" in page.content
+    event = OutboundEvent.objects.get()
+    response = client.post(
+        url, {"action": "fan_out_now", "_selected_action": [str(event.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    assert emitted.fanned_out and len(emitted) == 2
