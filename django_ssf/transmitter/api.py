@@ -152,8 +152,8 @@ def emit(
     Returns an :class:`~django_ssf.transmitter.emission.Emission`: ``event_id`` and
     ``txn`` at once, and, as a sequence, the ``jti`` of every SET fanned out so far in
     stream order (empty until the fan-out ran; ``fanned_out`` says when it is complete).
-    ``event_id`` is ``None`` when the subject opted out (RISC §2.8.4) and nothing was
-    recorded. Raises :class:`~django_ssf.core.errors.SubjectError` or
+    ``event_id`` is ``None`` when nothing was recorded: the subject opted out (RISC
+    §2.8.4) or ``streams`` is empty. Raises :class:`~django_ssf.core.errors.SubjectError` or
     :class:`~django_ssf.core.errors.EventValidationError` before touching the database
     when the input is invalid.
     """
@@ -181,6 +181,8 @@ def emit(
         pks = None
         if streams is not None:
             pks = [s.pk if isinstance(s, Stream) else int(s) for s in streams]
+            if not pks:  # restricted to no stream: nothing to record
+                return Emission(None, None, txn)
         return emission.record_event(event_type, payload, sub_id, subject_key(sub_id), txn, pks)
 
 

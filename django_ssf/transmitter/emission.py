@@ -88,8 +88,8 @@ class Emission(Sequence[str]):
     """What one ``emit()`` did: the recorded event, and (once fanned out) its SETs' jtis.
 
     ``event_id`` (a UUID string) and ``txn`` are known at once; ``event_id`` is ``None``
-    when no stream could get the event (the subject opted out, RISC §2.8.4), and nothing
-    was recorded.
+    when no stream could get the event (the subject opted out, RISC §2.8.4, or
+    ``streams=[]``), and nothing was recorded.
 
     As a sequence it is a live view of the ``jti`` of every SET fanned out so far, in
     stream order: ``len()``, indexing, iteration and ``==`` against a list read the

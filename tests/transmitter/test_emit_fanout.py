@@ -101,11 +101,14 @@ def test_rollback_emits_nothing(django_capture_on_commit_callbacks):
 
 
 @pytest.mark.django_db
-def test_opted_out_subject_records_nothing():
+def test_opted_out_subject_or_no_stream_records_nothing():
     _poll_streams(2)
     api.set_opt_state(EMAIL, "opt-out")
     emitted = api.emit(EVENT, EMAIL)
     assert emitted.event_id is None and emitted.fanned_out and emitted == []
+    assert OutboundEvent.objects.count() == 0
+    api.set_opt_state(EMAIL, "opt-in")
+    assert api.emit(EVENT, EMAIL, streams=[]).event_id is None
     assert OutboundEvent.objects.count() == 0
 
 
