@@ -2,8 +2,16 @@
 
 Prints one table, each figure next to a baseline measured in the same run:
 
-* **emit**: SETs signed and stored per second by ``emit()`` fanning out to 100 streams,
-  vs. the same claim building and RS256 signing in a bare loop (same key, same claims);
+* **emit latency** (issue 13): the median time of ``with transaction.atomic(): emit(...)``
+  with 1,000 streams vs. 1 stream (deferred fan-out, the default: the task is really
+  enqueued on the broker at commit), next to the old in-transaction fan-out
+  (``TRANSMITTER_EMIT_FANOUT = "inline"``, one signature per stream) at both sizes;
+* **fan-out throughput**: SETs signed and stored per second by the ``fanout_event`` task
+  in real Celery worker processes, with 2 workers next to 1 (each run checks that every
+  stream got exactly one SET of every event);
+* **emit**: SETs signed and stored per second by the fan-out of an event to 100 streams
+  (inline, so the whole cost is in the measured call), vs. the same claim building and
+  RS256 signing in a bare loop (same key, same claims);
 * **push**: end-to-end throughput of a committed backlog (emit → outbox → Redis → a real
   Celery worker process → a live receiver process on loopback), vs. the same POSTs of the
   same SETs from a bare ``requests.Session`` loop to the same receiver; plus latency
@@ -12,7 +20,11 @@ Prints one table, each figure next to a baseline measured in the same run:
   ``maxEvents: 1000`` and acks, vs. a bare ``SELECT`` of the same rows serialised to JSON.
 
 Environment: ``DATABASE_URL`` (default: a fresh SQLite file, WAL mode), ``BENCH_BROKER_URL``
-(default ``redis://127.0.0.1:6379/14``), ``BENCH_EMITS`` (emits to 100 streams, default
+(default ``redis://127.0.0.1:6379/14``), ``BENCH_FLAT_STREAMS`` (default 1000),
+``BENCH_FLAT_EMITS`` (timed emits per size, default 30), ``BENCH_FANOUT_EVENTS`` (events
+fanned out per worker count, default 8), ``BENCH_FANOUT_CHUNK`` (streams per fan-out
+chunk, default 500), ``BENCH_ONLY`` (``flat`` runs only the two
+issue-13 measures), ``BENCH_EMITS`` (emits to 100 streams, default
 20), ``BENCH_PUSH_STREAMS`` (default 4), ``BENCH_PUSH_EVENTS`` (events per stream,
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
 ``BENCH_POLL_SETS`` (default 3000).
@@ -89,6 +101,10 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 SSF = {
     "TRANSMITTER_ISSUER": "https://transmitter.bench",
+    "TRANSMITTER_FANOUT_CHUNK_SIZE": int(os.environ.get("BENCH_FANOUT_CHUNK", 500)),
+    # The push and poll measures read the SETs right after emit(); the issue-13 measures
+    # switch to the deferred default themselves.
+    "TRANSMITTER_EMIT_FANOUT": "inline",
     "HTTP_ALLOW_INSECURE_LOOPBACK": True,
     "TRANSMITTER_POLL_REDELIVERY_DELAY": 3600,
 }
@@ -220,6 +236,222 @@ class Bench:
         for r in self.rows:
             out.append(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
         return "\n".join(out)
+
+
+# ---- emit latency and fan-out throughput (issue 13) -----------------------------------------
+
+
+def _flat_settings(mode: str) -> Any:
+    from django.test.utils import override_settings
+
+    return override_settings(SSF={**SSF, "TRANSMITTER_EMIT_FANOUT": mode})
+
+
+def _median_emit_ms(event: Any, subject: dict, n: int) -> float:
+    from django.db import transaction
+
+    from django_ssf.transmitter.api import emit
+
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        with transaction.atomic():
+            emit(event, subject)
+        times.append((time.perf_counter() - started) * 1000)
+    return _pct(times, 50)
+
+
+def _make_poll_streams(n: int, start: int = 0) -> None:
+    from django_ssf.core import constants as c
+    from django_ssf.transmitter.models import Stream
+
+    Stream.objects.bulk_create(
+        [
+            Stream(
+                aud=f"https://flat{i}.bench",
+                events_delivered=[c.CAEP_SESSION_REVOKED],
+                delivery_method=c.DELIVERY_POLL,
+            )
+            for i in range(start, start + n)
+        ]
+    )
+
+
+def _forget_outbox() -> None:
+    from django_ssf.transmitter.models import OutboundEvent, OutboundSET
+
+    OutboundSET.objects.all().delete()
+    OutboundEvent.objects.all().delete()
+
+
+def bench_emit_latency(bench: Bench) -> None:
+    from celery import current_app
+
+    from django_ssf.core import constants as c
+    from django_ssf.transmitter.models import OutboundEvent, Stream
+
+    subject = {"format": "email", "email": "flat@example.com"}
+    event = (c.CAEP_SESSION_REVOKED, {"initiating_entity": "admin"})
+    n = _env_int("BENCH_FLAT_EMITS", 30)
+    n_inline = max(3, n // 6)
+    size = _env_int("BENCH_FLAT_STREAMS", 1000)
+    Stream.objects.all().delete()
+    _forget_outbox()
+    _make_poll_streams(1)
+    figures: dict[tuple[str, int], float] = {}
+    pending = 0
+    for streams in (1, size):
+        if streams > 1:
+            _make_poll_streams(streams - 1, start=1)
+        for mode, count in (("deferred", n), ("inline", n_inline)):
+            with _flat_settings(mode):
+                _median_emit_ms(event, subject, 2)  # warm up
+                figures[mode, streams] = _median_emit_ms(event, subject, count)
+            if mode == "deferred":
+                pending += OutboundEvent.objects.filter(fanned_out_at__isnull=True).count()
+            # Nothing consumes the bench queue here: drop the fan-outs enqueued above,
+            # and their events (an inline fan-out would otherwise fan them out first,
+            # to keep every stream's order).
+            current_app.control.purge()
+            _forget_outbox()
+    d1, dn = figures["deferred", 1], figures["deferred", size]
+    i1, i_n = figures["inline", 1], figures["inline", size]
+    bench.add(
+        f"emit latency, median of atomic()+emit() at {size} streams vs 1 (deferred, "
+        f"{n} emits each; {pending} fan-outs left to workers)",
+        f"{dn:.2f} ms vs {d1:.2f} ms = {dn / d1:.2f}x",
+        f"old inline fan-out: {i_n:.1f} ms vs {i1:.2f} ms = {i_n / i1:.0f}x",
+        f"{dn / i_n:.1%} of inline at {size}",
+    )
+    _forget_outbox()
+
+
+def _start_fanout_workers(k: int) -> list[subprocess.Popen]:
+    env = dict(os.environ)
+    return [
+        subprocess.Popen(  # noqa: S603
+            [
+                sys.executable, "-m", "celery", "-A", "benchmarks.transmitter", "worker",
+                "-P", "solo", "-Q", env["BENCH_QUEUE"], "-n", f"fanout{i}-{os.getpid()}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
+            ],
+            env=env,
+        )
+        for i in range(k)
+    ]
+
+
+def _cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """User + system CPU time used so far by these processes (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in procs:
+        with open(f"/proc/{proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _machine_load() -> str:
+    with open("/proc/loadavg") as fh:
+        return fh.read().split()[0]
+
+
+def _fan_out_through_workers(k: int, events: int, size: int) -> tuple[float, float]:
+    """(SETs/s wall clock, SETs per worker CPU second) of ``events`` fan-outs to ``size``
+    streams by ``k`` worker processes."""
+    from django.db import transaction
+    from django.db.models import Count
+
+    from django_ssf.core import constants as c
+    from django_ssf.transmitter import emission
+    from django_ssf.transmitter.api import emit
+    from django_ssf.transmitter.models import OutboundEvent, OutboundSET
+
+    subject = {"format": "email", "email": "fanout@example.com"}
+    event = (c.CAEP_SESSION_REVOKED, {"initiating_entity": "admin"})
+    _forget_outbox()
+    workers = _start_fanout_workers(k)
+    try:
+        with _flat_settings("deferred"):
+            # Warm up: every worker imports, connects and signs once.
+            with transaction.atomic():
+                for _ in range(k):
+                    emit(event, subject)
+            if not _wait_until(
+                lambda: not OutboundEvent.objects.filter(fanned_out_at__isnull=True).exists(),
+                180,
+                0.2,
+            ):
+                raise SystemExit("the fan-out workers did not start")
+            _forget_outbox()
+            queued: list[int] = []
+            real_enqueue = emission.enqueue_fanout
+            emission.enqueue_fanout = queued.append  # type: ignore[assignment]
+            try:
+                with transaction.atomic():
+                    for _ in range(events):
+                        emit(event, subject)
+            finally:
+                emission.enqueue_fanout = real_enqueue  # type: ignore[assignment]
+            started = time.perf_counter()
+            cpu_before = _cpu_seconds(workers)
+            for pk in queued:
+                real_enqueue(pk)
+            if not _wait_until(
+                lambda: not OutboundEvent.objects.filter(fanned_out_at__isnull=True).exists(),
+                900,
+                0.05,
+            ):
+                raise SystemExit(f"fan-out with {k} workers did not finish")
+            elapsed = time.perf_counter() - started
+            cpu = _cpu_seconds(workers) - cpu_before
+    finally:
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    # Every stream got exactly one SET of every event, and SETs of one stream are in
+    # emit order.
+    total = OutboundSET.objects.count()
+    per_event = set(
+        OutboundSET.objects.values("event_id").annotate(n=Count("id")).values_list("n", flat=True)
+    )
+    if total != events * size or per_event != {size}:
+        raise SystemExit(f"fan-out with {k} workers: {total} SETs, per event {per_event}")
+    rows = OutboundSET.objects.order_by("stream_id", "id").values_list("stream_id", "event_id")
+    last: dict[int, int] = {}
+    for stream_pk, event_pk in rows:
+        if event_pk is None or last.get(stream_pk, 0) > event_pk:
+            raise SystemExit(f"stream pk={stream_pk}: SETs out of emit order")
+        last[stream_pk] = event_pk
+    return total / elapsed, total / max(cpu, 0.01)
+
+
+def bench_fanout(bench: Bench) -> None:
+    from django_ssf.transmitter.models import Stream
+
+    size = _env_int("BENCH_FLAT_STREAMS", 1000)
+    events = _env_int("BENCH_FANOUT_EVENTS", 8)
+    if Stream.objects.count() != size:
+        Stream.objects.all().delete()
+        _make_poll_streams(size)
+    load = _machine_load()
+    one, one_cpu = _fan_out_through_workers(1, events, size)
+    two, two_cpu = _fan_out_through_workers(2, events, size)
+    bench.add(
+        f"fan-out: SETs signed+stored/s by the fanout_event task ({events} events x "
+        f"{size} streams, solo worker processes, every stream checked; {os.cpu_count()} "
+        f"CPUs, load {load})",
+        f"2 workers {two:,.0f}/s ({two_cpu:,.0f} per worker CPU-s)",
+        f"1 worker {one:,.0f}/s ({one_cpu:,.0f} per worker CPU-s)",
+        f"{two / one:.2f}x",
+    )
+    _forget_outbox()
+    Stream.objects.all().delete()
 
 
 # ---- emit ----------------------------------------------------------------------------------
@@ -531,9 +763,12 @@ def main() -> None:
         flush=True,
     )
     bench = Bench()
-    bench_emit(bench)
-    bench_poll(bench)
-    bench_push(bench, tmp)
+    bench_emit_latency(bench)
+    bench_fanout(bench)
+    if os.environ.get("BENCH_ONLY") != "flat":
+        bench_emit(bench)
+        bench_poll(bench)
+        bench_push(bench, tmp)
     print()
     print(bench.table())
 

@@ -177,7 +177,13 @@ DEFAULTS: dict[str, Any] = {
     # when still unacknowledged after that many serves it is marked failed
     # ("poll_redelivery_limit"). None = serve again until acknowledged.
     "TRANSMITTER_POLL_MAX_DELIVERIES": None,
-    # Sweeper: re-enqueue pending rows older than this many seconds.
+    # emit(): "deferred" writes one event row in the caller's transaction and fans out to
+    # the streams after the commit (a Celery task, in chunks); "inline" signs every SET
+    # inside the caller's transaction (earlier behaviour; tests, benchmark baseline).
+    "TRANSMITTER_EMIT_FANOUT": "deferred",
+    # Streams handled per fan-out transaction (one signature and one row each).
+    "TRANSMITTER_FANOUT_CHUNK_SIZE": 500,
+    # Sweeper: re-enqueue pending rows (and events not fanned out) older than this many seconds.
     "TRANSMITTER_SWEEPER_GRACE_SECONDS": 60,
     # ---- retention (django_ssf.transmitter.retention, ssf_purge_outbox) -------------
     # How long finished outbound SETs are kept, counted from their creation: seconds, a

@@ -92,6 +92,9 @@ OAUTH2_PROVIDER = {
 SSF = {
     "TRANSMITTER_ISSUER": "https://ssf.test",
     "HTTP_ALLOW_INSECURE_LOOPBACK": True,
+    # Most tests run inside one never-committed transaction and read the outbox right
+    # after emit(); tests of the deferred fan-out (the default) switch it back on.
+    "TRANSMITTER_EMIT_FANOUT": "inline",
 }
 
 # Unit tests run Celery tasks eagerly; integration tests start a real worker on Redis.

@@ -9,12 +9,13 @@
         user.sessions.all().delete()
         emit(caep.SessionRevoked(initiating_entity="admin"), {"format": "email", "email": e})
 
-It validates the subject and the event, fans out to every stream that should get it
-(:mod:`django_ssf.transmitter.fanout`), signs one SET per stream with the current key
-(fetched once per call), and writes all the rows with one ``bulk_create`` inside the
-caller's transaction (the outbox). Delivery is enqueued with ``transaction.on_commit``:
-a rolled-back transaction emits nothing, and a committed one is delivered even if the
-broker is down at that moment (the sweeper re-enqueues it). Rows keep the signed JWS; a
+It validates the subject and the event and writes one event row inside the caller's
+transaction; after the commit a fan-out task chooses the streams
+(:mod:`django_ssf.transmitter.fanout`), signs one SET per stream and writes the outbox
+rows in chunks (:mod:`django_ssf.transmitter.emission`), so the host's transaction costs
+the same whatever the number of streams. A rolled-back transaction emits nothing, and a
+committed one is fanned out and delivered even if the broker is down at that moment (the
+sweeper re-enqueues it). Rows keep the signed JWS; a
 stream that carries a receiver key gets it wrapped in a JWE when it is pushed or served,
 for the key the stream names at that time (:mod:`django_ssf.transmitter.encryption`).
 
@@ -26,26 +27,20 @@ the status services call :func:`.outbox.apply_status_change`; they follow SSF §
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from ..conf import ssf_settings
 from ..core import constants as c
-from ..core import metrics
 from ..core.errors import EventValidationError, SubjectError
 from ..core.events import event_from, validate_event_subject
-from ..core.jose import build_set_claims
 from ..core.scim import check_emit as check_scim_emit
-from ..core.setlog import log_set
 from ..core.subjects import subject_key, validate_subject
-from ..signals import set_emitted
-from . import fanout, outbox
+from . import emission, fanout, outbox
+from .emission import Emission, Signer, initial_status, new_jti, observe_emitted
 from .inputs import NUL, find_nul
 from .models import OutboundSET, Stream, SubjectOptState
 
@@ -54,6 +49,7 @@ logger = logging.getLogger("django_ssf.transmitter")
 emit_logger = logging.getLogger("django_ssf.transmitter.emit")
 
 __all__ = [
+    "Emission",
     "emit",
     "new_jti",
     "new_txn",
@@ -101,96 +97,6 @@ def validate_txn(txn: Any) -> str:
     return txn
 
 
-def new_jti() -> str:
-    """A fresh ``jti``: 128 random bits, unique across every stream of this transmitter."""
-    return uuid.uuid4().hex
-
-
-@dataclass
-class _Signer:
-    """Signs the SETs of one emit through the key provider, looking the key up once."""
-
-    sign_claims: Callable[[dict], tuple[str, str]]
-    iat: int = field(default_factory=lambda: int(time.time()))
-    kid: str = ""
-
-    @classmethod
-    def current(cls) -> _Signer:
-        from ..keys.keystore import get_key_provider
-
-        return cls(sign_claims=get_key_provider().signer())
-
-    def sign(
-        self, stream: Stream, event_type: str, payload: dict, sub_id: dict, txn: str, jti: str
-    ) -> str:
-        """The signed SET (compact JWS) for one stream.
-
-        It is never encrypted here: delivery encrypts it for the stream's key of the
-        moment, so a receiver that replaces or removes its key still reads every queued
-        SET.
-        """
-        claims = build_set_claims(
-            iss=ssf_settings.TRANSMITTER_ISSUER,
-            aud=stream.aud,
-            event_type=event_type,
-            event=payload,
-            sub_id=sub_id,
-            txn=txn,
-            jti=jti,
-            iat=self.iat,
-        )
-        token, self.kid = self.sign_claims(claims)
-        return token
-
-
-def _initial_status(stream: Stream, *, bypass_pause: bool = False) -> str:
-    if stream.status == c.STATUS_ENABLED or bypass_pause:
-        return OutboundSET.STATUS_PENDING
-    if stream.status == c.STATUS_PAUSED:
-        return OutboundSET.STATUS_HELD
-    return OutboundSET.STATUS_DROPPED
-
-
-# Columns that differ between the rows of one emit; every other column has the same
-# value in all of them and is converted to its database form once.
-_VARYING_FIELDS = frozenset({"stream", "jti", "token", "status"})
-
-
-def _insert_rows(rows: list[OutboundSET]) -> None:
-    """Insert the rows of one emit with a single ``executemany``.
-
-    Equivalent to ``bulk_create`` (no signals, no primary keys read back) without the
-    ORM's per-value conversion, which costs as much as the signing itself when a SET
-    fans out to hundreds of streams. The constant columns are converted once.
-    """
-    if not rows:
-        return
-    fields = [f for f in OutboundSET._meta.concrete_fields if not f.primary_key]
-    template = rows[0]
-    const = {
-        f.attname: f.get_db_prep_save(getattr(template, f.attname), connection)
-        for f in fields
-        if f.name not in _VARYING_FIELDS
-    }
-    qn = connection.ops.quote_name
-    # Identifiers come from the model's metadata (quoted); every value is a parameter.
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-        qn(OutboundSET._meta.db_table),
-        # Concrete fields always have a column; the stubs type it for every field.
-        ", ".join(qn(f.column or f.attname) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
-    params = [
-        tuple(
-            getattr(row, f.attname) if f.name in _VARYING_FIELDS else const[f.attname]
-            for f in fields
-        )
-        for row in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
 def set_opt_state(subject: dict, state: str) -> SubjectOptState:
     """Record a subject's RISC opt state directly (emitting opt-* events does it too)."""
     if state not in dict(SubjectOptState.STATE_CHOICES):
@@ -229,7 +135,7 @@ def emit(
     *,
     txn: str | None = None,
     streams: Iterable[Stream | int] | None = None,
-) -> list[str]:
+) -> Emission:
     """Emit one event about one subject to every stream that should get it.
 
     ``event`` is an event builder (``caep.SessionRevoked(...)``) or a
@@ -238,10 +144,18 @@ def emit(
     SET of this call. ``streams`` restricts the fan-out to those streams (instances or
     primary keys); the other rules still apply.
 
-    Returns the ``jti`` of every SET created, in stream order; ``[]`` when no stream
-    wants the event. Raises :class:`~django_ssf.core.errors.SubjectError` or
+    Writes one :class:`~.models.OutboundEvent` row inside the caller's transaction and
+    returns; after the commit a fan-out task signs one SET per stream that existed at
+    emit time (:mod:`django_ssf.transmitter.emission`). A rolled-back transaction emits
+    nothing.
+
+    Returns an :class:`~django_ssf.transmitter.emission.Emission`: ``event_id`` and
+    ``txn`` at once, and, as a sequence, the ``jti`` of every SET fanned out so far in
+    stream order (empty until the fan-out ran; ``fanned_out`` says when it is complete).
+    ``event_id`` is ``None`` when nothing was recorded: the subject opted out (RISC
+    §2.8.4) or ``streams`` is empty. Raises :class:`~django_ssf.core.errors.SubjectError` or
     :class:`~django_ssf.core.errors.EventValidationError` before touching the database
-    when the input is invalid. Runs inside the caller's transaction.
+    when the input is invalid.
     """
     event_type, payload = event_from(event)
     if event_type in c.CONTROL_EVENTS:
@@ -262,68 +176,14 @@ def emit(
     with transaction.atomic():
         if event_type in OPT_EVENT_STATES:
             _record_opt_event(event_type, sub_id)
-        targets = fanout.select_streams(event_type, sub_id, streams)
-        if not targets:
-            return []
-        signer = _Signer.current()
-        key = subject_key(sub_id)
-        now = timezone.now()
-        rows: list[OutboundSET] = []
-        for stream in targets:
-            jti = new_jti()
-            token = signer.sign(stream, event_type, payload, sub_id, txn, jti)
-            rows.append(
-                OutboundSET(
-                    stream_id=stream.pk,
-                    jti=jti,
-                    txn=txn,
-                    event_type=event_type,
-                    subject_key=key,
-                    token=token,
-                    signing_kid=signer.kid,
-                    status=_initial_status(stream),
-                    next_attempt_at=now,
-                    queued_at=now,
-                    created_at=now,
-                )
-            )
-        _insert_rows(rows)
-        paused = [s.pk for s in targets if s.status == c.STATUS_PAUSED]
-        if paused:
-            outbox.enforce_paused_retention(paused)
-        enabled = [s for s in targets if s.status == c.STATUS_ENABLED]
-        outbox.on_commit_enqueue(s.pk for s in enabled if s.is_push)
-        outbox.on_commit_wake_pollers(s.pk for s in enabled if s.is_poll)
-        jtis = [r.jti for r in rows]
-        transaction.on_commit(
-            lambda: _observe_emitted(targets, rows, txn, event_type), robust=True
-        )
-        if set_emitted.has_listeners():
-            transaction.on_commit(
-                lambda: set_emitted.send(
-                    sender=OutboundSET, event_type=event_type, subject=sub_id, txn=txn, jtis=jtis
-                ),
-                robust=True,
-            )
-    return jtis
-
-
-def _observe_emitted(
-    streams: list[Stream], rows: list[OutboundSET], txn: str, event_type: str
-) -> None:
-    """Count and log the SETs of a committed emit (a rolled-back one emitted nothing)."""
-    for stream, row in zip(streams, rows, strict=True):
-        metrics.TRANSMITTER_EMITTED.labels(stream.stream_id).inc()
-        log_set(
-            emit_logger,
-            logging.INFO,
-            "",
-            jti=row.jti,
-            stream=stream.stream_id,
-            outcome="emitted" if row.status == OutboundSET.STATUS_PENDING else row.status,
-            txn=txn,
-            event_type=event_type,
-        )
+        if fanout.is_opted_out(sub_id, event_type):
+            return Emission(None, None, txn)
+        pks = None
+        if streams is not None:
+            pks = [s.pk if isinstance(s, Stream) else int(s) for s in streams]
+            if not pks:  # restricted to no stream: nothing to record
+                return Emission(None, None, txn)
+        return emission.record_event(event_type, payload, sub_id, subject_key(sub_id), txn, pks)
 
 
 def _send_control(
@@ -331,13 +191,13 @@ def _send_control(
 ) -> OutboundSET:
     """Create, sign (and encrypt) one control SET for one stream; enqueue it on commit."""
     sub_id = {"format": c.FORMAT_OPAQUE, "id": stream.stream_id}
-    signer = _Signer.current()
+    signer = Signer.current()
     jti = new_jti()
     txn = new_txn()
     with transaction.atomic():
         token = signer.sign(stream, event_type, payload, sub_id, txn, jti)
         now = timezone.now()
-        status = _initial_status(stream, bypass_pause=bypass_pause)
+        status = initial_status(stream, bypass_pause=bypass_pause)
         row = OutboundSET.objects.create(
             stream=stream,
             jti=jti,
@@ -361,7 +221,7 @@ def _send_control(
         elif stream.is_poll and status == OutboundSET.STATUS_PENDING:
             outbox.on_commit_wake_pollers([stream.pk])
         transaction.on_commit(
-            lambda: _observe_emitted([stream], [row], txn, event_type), robust=True
+            lambda: observe_emitted([stream], [row], txn, event_type), robust=True
         )
     return row
 

@@ -13,6 +13,10 @@ Never touched, whatever the settings say:
   retiring signing key published (``keys.keystore.undelivered_count``), so purging
   finished rows never lets a key retire early, nor keeps it from retiring.
 * delivery attempts of SETs that are still undelivered (the retry history in progress).
+* emitted events (:class:`OutboundEvent`) not yet fanned out, or that still have a SET.
+  A fanned-out event whose SETs are all gone is deleted once it is older than
+  ``TRANSMITTER_RETAIN_DELIVERED``; ``TRANSMITTER_REDACT_AFTER`` blanks its subject and
+  payload like the SETs' tokens.
 
 Work is done in bounded batches (:mod:`django_ssf.core.retention`): no long transaction,
 only the current batch's rows locked, rows a worker holds skipped.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ..conf import ssf_settings
@@ -32,7 +37,7 @@ from ..core.retention import (
     delete_in_batches,
     update_in_batches,
 )
-from .models import DeliveryAttempt, OutboundSET
+from .models import DeliveryAttempt, OutboundEvent, OutboundSET
 
 __all__ = ["purge"]
 
@@ -48,8 +53,9 @@ def purge(
     """Redact, then delete, what the retention settings no longer keep; return counts.
 
     Keys of the result: ``redacted`` (SETs blanked), ``delivered``, ``failed``,
-    ``dead``, ``dropped`` (SETs deleted, with their attempts) and ``attempts`` (attempts
-    deleted on their own). With ``dry_run`` nothing changes and the counts say what
+    ``dead``, ``dropped`` (SETs deleted, with their attempts), ``attempts`` (attempts
+    deleted on their own), ``events_redacted`` and ``events`` (emitted-event records
+    blanked and deleted). With ``dry_run`` nothing changes and the counts say what
     would. Redaction runs first, so a row past both limits is deleted, never left
     half-done.
     """
@@ -81,7 +87,26 @@ def purge(
                                        outbound__status__in=S.FINAL_STATUSES),
         order_by="at", batch_size=batch_size, dry_run=dry_run,
     )
+    counts["events_redacted"] = _redact_events(now, batch_size, dry_run)
+    # After the SETs: an event goes once none of its SETs is left.
+    counts["events"] = 0 if delivered_before is None else delete_in_batches(
+        OutboundEvent.objects.filter(fanned_out_at__lt=delivered_before).exclude(
+            Exists(OutboundSET.objects.filter(event_id=OuterRef("pk")))
+        ),
+        order_by="fanned_out_at", batch_size=batch_size, dry_run=dry_run,
+    )
     return counts
+
+
+def _redact_events(now: dt.datetime, batch_size: int, dry_run: bool) -> int:
+    before = cutoff(now, "TRANSMITTER_REDACT_AFTER", ssf_settings.TRANSMITTER_REDACT_AFTER)
+    if before is None:
+        return 0
+    return update_in_batches(
+        OutboundEvent.objects.filter(fanned_out_at__lt=before).exclude(subject={}),
+        {"subject": {}, "payload": {}, "subject_key": ""},
+        order_by="fanned_out_at", batch_size=batch_size, dry_run=dry_run,
+    )
 
 
 def _redact(now: dt.datetime, batch_size: int, dry_run: bool) -> int:

@@ -11,6 +11,7 @@ from ..core.scheduling import eager, enqueue
 __all__ = [
     "CHECK_INACTIVITY",
     "DELIVER_STREAM",
+    "FANOUT_EVENT",
     "PURGE",
     "SWEEP_OUTBOX",
     "eager",
@@ -19,6 +20,7 @@ __all__ = [
 
 # Task names: the contract between the services, tasks.py and a host's beat schedule.
 DELIVER_STREAM = "django_ssf.transmitter.deliver_stream"
+FANOUT_EVENT = "django_ssf.transmitter.fanout_event"
 SWEEP_OUTBOX = "django_ssf.transmitter.sweep_outbox"
 CHECK_INACTIVITY = "django_ssf.transmitter.check_inactivity"
 PURGE = "django_ssf.transmitter.purge"

@@ -18,10 +18,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import delivery, retention, status
-from .scheduling import CHECK_INACTIVITY, DELIVER_STREAM, PURGE, SWEEP_OUTBOX
+from . import delivery, emission, retention, status
+from .scheduling import CHECK_INACTIVITY, DELIVER_STREAM, FANOUT_EVENT, PURGE, SWEEP_OUTBOX
 
-__all__ = ["check_inactivity", "deliver_stream", "purge", "sweep_outbox"]
+__all__ = ["check_inactivity", "deliver_stream", "fanout_event", "purge", "sweep_outbox"]
+
+
+@shared_task(name=FANOUT_EVENT, ignore_result=True)
+def fanout_event(event_pk: int) -> bool:
+    """Sign and store one emitted event's SETs for its streams, in chunks (after commit)."""
+    return emission.fan_out(int(event_pk))
 
 
 @shared_task(name=DELIVER_STREAM, ignore_result=True)
@@ -32,8 +38,9 @@ def deliver_stream(stream_pk: int) -> dict[str, int]:
 
 @shared_task(name=SWEEP_OUTBOX, ignore_result=True)
 def sweep_outbox() -> dict[str, int]:
-    """Re-enqueue lost push work and purge expired paused retention."""
-    return delivery.sweep()
+    """Re-enqueue lost fan-outs and push work, and purge expired paused retention."""
+    fanouts = emission.sweep_unfanned()
+    return {**delivery.sweep(), "requeued_fanouts": fanouts}
 
 
 @shared_task(name=CHECK_INACTIVITY, ignore_result=True)

@@ -412,6 +412,7 @@ def test_settings_excerpts_are_valid(block: Block) -> None:
 
 DJANGO_SSF_TASKS = {
     "django_ssf.transmitter.deliver_stream",
+    "django_ssf.transmitter.fanout_event",
     "django_ssf.transmitter.sweep_outbox",
     "django_ssf.transmitter.check_inactivity",
     "django_ssf.transmitter.purge",

@@ -25,7 +25,8 @@ def test_emit_shows_the_real_signature() -> None:
     ]
     assert shown.parameters["txn"].default is None
     assert shown.parameters["streams"].default is None
-    assert shown.return_annotation == "list[str]"
+    # emit() returns an Emission (event_id, txn, the jtis once fanned out): docs/transmitter.md.
+    assert shown.return_annotation == "Emission"
     # ... and it is the implementation's signature, so the two cannot drift apart.
     assert shown == inspect.signature(api.emit)
 

@@ -42,7 +42,7 @@ def _emit(n: int = 1) -> list[str]:
 
 
 def _emit_racing_with_enable(monkeypatch, stream) -> str:
-    original = fanout.select_streams
+    original = fanout.select_chunk
 
     def select_then_enable(*args, **kwargs):
         targets = original(*args, **kwargs)  # sees status "paused"
@@ -51,9 +51,9 @@ def _emit_racing_with_enable(monkeypatch, stream) -> str:
         )
         return targets
 
-    monkeypatch.setattr(fanout, "select_streams", select_then_enable)
+    monkeypatch.setattr(fanout, "select_chunk", select_then_enable)
     (jti,) = tx_api.emit((c.CAEP_SESSION_REVOKED, {}), EMAIL)
-    monkeypatch.setattr(fanout, "select_streams", original)
+    monkeypatch.setattr(fanout, "select_chunk", original)
     return jti
 
 

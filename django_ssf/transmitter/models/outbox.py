@@ -34,11 +34,62 @@ from .streams import Stream
 
 __all__ = [
     "DeliveryAttempt",
+    "OutboundEvent",
     "OutboundSET",
     "StreamDeliveryState",
     "StreamHealth",
     "SubjectOptState",
 ]
+
+
+class OutboundEvent(models.Model):
+    """One ``emit()``: the event, its subject and ``txn``, written in the host's transaction.
+
+    This is the durable part of an emit (one row, whatever the number of streams). After
+    the commit a fan-out task (:mod:`django_ssf.transmitter.emission`) chooses the streams
+    (those that existed at ``emitted_at``), signs one SET per stream and writes the
+    :class:`OutboundSET` rows in chunks. ``cursor`` is the primary key of the last stream
+    handled, so a fan-out resumes where it stopped and never handles a stream twice;
+    ``fanned_out_at`` is set when every stream was handled. The sweeper re-enqueues events
+    still not fanned out after ``TRANSMITTER_SWEEPER_GRACE_SECONDS`` (broker down at
+    commit, worker lost).
+    """
+
+    # Public identifier returned by emit() (``Emission.event_id``).
+    event_id = models.UUIDField(unique=True)
+    txn = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=255)
+    payload = models.JSONField(default=dict)
+    # The event subject (``sub_id``) and its canonical key.
+    subject = models.JSONField()
+    subject_key = models.CharField(max_length=64, blank=True)
+    # The ``streams=`` restriction of emit() (stream primary keys), or null for all.
+    stream_pks = models.JSONField(null=True, blank=True)
+    # Streams created after this instant never get the event; it is also the SETs' iat.
+    emitted_at = models.DateTimeField(default=timezone.now)
+    # Primary key of the last stream the fan-out handled (0: none yet).
+    cursor = models.BigIntegerField(default=0)
+    # Number of SETs written so far.
+    set_count = models.PositiveIntegerField(default=0)
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbound event"
+        ordering = ["-id"]
+        indexes = [
+            # The sweeper and the ordering guard: events not fanned out yet, oldest first.
+            models.Index(
+                fields=["id"],
+                name="ssf_event_unfanned_idx",
+                condition=Q(fanned_out_at__isnull=True),
+            ),
+            # Retention: fanned-out events by age.
+            models.Index(fields=["fanned_out_at"], name="ssf_event_done_idx"),
+        ]
+
+    def __str__(self) -> str:
+        state = "fanned out" if self.fanned_out_at else f"at stream {self.cursor}"
+        return f"{self.event_id} {self.event_type} ({state})"
 
 
 class OutboundSETQuerySet(models.QuerySet):
@@ -75,6 +126,11 @@ class OutboundSET(models.Model):
 
     # CASCADE: a deleted stream stops at once, its queue goes with it.
     stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="outbound_sets")
+    # The emit() this SET was fanned out from (null for control SETs, and once the event
+    # record is purged).
+    event = models.ForeignKey(
+        OutboundEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="sets"
+    )
     jti = models.CharField(max_length=64, unique=True)
     txn = models.CharField(max_length=128, blank=True)
     event_type = models.CharField(max_length=255)
@@ -133,6 +189,12 @@ class OutboundSET(models.Model):
             models.Index(fields=["txn"], name="ssf_outbox_txn_idx"),
             # Retention: the oldest finished SETs of one status, in age order.
             models.Index(fields=["status", "created_at"], name="ssf_outbox_age_idx"),
+        ]
+        constraints = [
+            # Idempotent fan-out: one SET per (event, stream), whatever re-runs.
+            models.UniqueConstraint(
+                fields=["event", "stream"], name="ssf_outbox_event_stream_uniq"
+            ),
         ]
 
     def __str__(self) -> str:

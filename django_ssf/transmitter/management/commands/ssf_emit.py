@@ -1,7 +1,10 @@
 """``ssf_emit <event-type> --subject '<json>' [--claims '<json>'] [--txn T]``.
 
 Emits one event to every stream that should get it and prints
-``{"jtis": [...], "txn": "...", "event_type": "<uri>"}``. The event type is a full URI or
+``{"event_id": "...", "fanned_out": true, "jtis": [...], "txn": "...", "event_type": "<uri>"}``.
+The command has no request to keep short: after the commit it fans the event out itself
+(:meth:`~django_ssf.transmitter.emission.Emission.fan_out_now`, harmless next to the
+worker's task), so ``jtis`` lists every SET. The event type is a full URI or
 a short name such as ``caep.session-revoked``; ``--claims`` is the event payload, passed
 through unchanged once it validates.
 """
@@ -67,7 +70,18 @@ class Command(BaseCommand):
                 )
                 if missing:
                     raise CommandError(f"unknown stream_id: {', '.join(sorted(missing))}")
-            jtis = emit((event_type, claims), subject, txn=txn, streams=streams)
+            emitted = emit((event_type, claims), subject, txn=txn, streams=streams)
         except SSFError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(json.dumps({"jtis": jtis, "txn": txn, "event_type": event_type}))
+        emitted.fan_out_now()
+        self.stdout.write(
+            json.dumps(
+                {
+                    "event_id": emitted.event_id,
+                    "fanned_out": emitted.fanned_out,
+                    "jtis": emitted.jtis(),
+                    "txn": txn,
+                    "event_type": event_type,
+                }
+            )
+        )
