@@ -38,7 +38,6 @@ TRANSMITTER_SUPPLIED_FIELDS = (
 RECEIVER_SUPPLIED_FIELDS = ("events_requested", "delivery", "description", "encryption")
 
 
-
 def events_supported() -> list[str]:
     """Event types this transmitter offers every stream.
 
@@ -135,4 +134,3 @@ def stream_status(stream: Stream) -> dict[str, Any]:
     if stream.reason:
         data["reason"] = stream.reason
     return data
-

@@ -81,4 +81,3 @@ class SubjectRequestsTooFrequent(TooManyRequests):
             f"stream; retry after {retry_after} seconds.",
             retry_after,
         )
-

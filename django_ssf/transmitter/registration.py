@@ -18,6 +18,7 @@ Errors are :class:`RegistrationError` carrying the RFC 7591 §3.2.2 code
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +108,7 @@ def issue_initial_access_token(
     if max_uses < 1:
         raise ValueError("max_uses must be at least 1")
     value = secrets.token_urlsafe(32)
-    expires_at = timezone.now() + timezone.timedelta(seconds=expires_in) if expires_in else None
+    expires_at = timezone.now() + dt.timedelta(seconds=expires_in) if expires_in else None
     row = InitialAccessToken.objects.create(
         token_hash=hash_secret(value),
         description=description,

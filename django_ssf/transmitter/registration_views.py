@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -86,7 +86,7 @@ class _RegistrationBase(View):
     def as_view(cls, **initkwargs: Any) -> Any:
         return login_not_required(csrf_exempt(super().as_view(**initkwargs)))
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not ssf_settings.TRANSMITTER_REGISTRATION_ENABLED:
             raise Http404
         try:
@@ -99,7 +99,7 @@ class _RegistrationBase(View):
             {"error": "invalid_request", "error_description": f"{request.method} is not allowed."},
             status=405,
         )
-        response["Allow"] = ", ".join(m.upper() for m in self._allowed_methods())
+        response["Allow"] = ", ".join(m.upper() for m in self.http_method_names if hasattr(self, m))
         return response
 
 

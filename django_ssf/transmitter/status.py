@@ -102,4 +102,3 @@ def check_inactivity(now: Any = None) -> list[Stream]:
         )
         changed.append(stream)
     return changed
-

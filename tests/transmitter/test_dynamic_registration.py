@@ -285,3 +285,40 @@ def test_management_command_issues_a_usable_token(capsys):
     assert _register({"client_name": "a"}, token).status_code == 201
     assert _register({"client_name": "b"}, token).status_code == 201
     assert _register({"client_name": "c"}, token).status_code == 401
+
+
+# ---- admin -------------------------------------------------------------------------------
+
+
+def test_admin_issues_a_token_shown_once_and_approves_pending_clients(settings):
+    from tests.helpers.admin import staff_client
+
+    settings.SSF = {**settings.SSF, "TRANSMITTER_REGISTRATION_REQUIRE_APPROVAL": True}
+    admin = staff_client(
+        "add_initialaccesstoken",
+        "view_initialaccesstoken",
+        "change_initialaccesstoken",
+        "view_clientregistration",
+        "change_clientregistration",
+    )
+    response = admin.post(
+        reverse("admin:ssf_transmitter_initialaccesstoken_add"),
+        {"description": "partner", "max_uses": 1, "use_count": 0},
+        follow=True,
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    token = shown[0].rsplit(": ", 1)[1]
+    row = InitialAccessToken.objects.get()
+    assert token not in row.token_hash and row.description == "partner"
+    data = _register({"client_name": "rx"}, token).json()
+    reg = ClientRegistration.objects.get(receiver__application__client_id=data["client_id"])
+    assert reg.is_pending
+    viewer = staff_client("view_clientregistration", username="viewer")
+    url = reverse("admin:ssf_transmitter_clientregistration_changelist")
+    viewer.post(url, {"action": "approve_selected", "_selected_action": [reg.pk], "index": 0})
+    reg.refresh_from_db()
+    assert reg.is_pending, "a view-only user approved a registration"
+    admin.post(url, {"action": "approve_selected", "_selected_action": [reg.pk], "index": 0})
+    reg.refresh_from_db()
+    assert not reg.is_pending
+    assert reg.receiver.scope_set == {"ssf.read", "ssf.manage"}

@@ -1,3 +1,3 @@
 """Django admin of the transmitter app: receivers, streams and the outbox."""
 
-from . import outbox, streams  # noqa: F401
+from . import outbox, registration, streams  # noqa: F401

@@ -65,10 +65,10 @@ class Command(BaseCommand):
                 raise CommandError(f"no initial access token #{options['id']}")
             self.stdout.write(f"revoked token #{options['id']}")
         elif action == "approve":
-            reg = ClientRegistration.objects.filter(
+            pending = ClientRegistration.objects.filter(
                 receiver__application__client_id=options["client_id"]
             ).first()
-            if reg is None:
+            if pending is None:
                 raise CommandError(f"no registration for client {options['client_id']!r}")
-            approve(reg)
-            self.stdout.write(f"approved {options['client_id']} ({reg.requested_scope})")
+            approve(pending)
+            self.stdout.write(f"approved {options['client_id']} ({pending.requested_scope})")
