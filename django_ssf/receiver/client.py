@@ -84,6 +84,10 @@ def supported_event_types(*, include_deprecated: bool = False) -> list[str]:
     return registry.uris(include_control=False, include_deprecated=include_deprecated)
 
 
+#: Control-plane auth methods that run the client credentials grant for a token.
+_OAUTH_GRANT_METHODS = (Transmitter.AUTH_CLIENT_CREDENTIALS, Transmitter.AUTH_PRIVATE_KEY_JWT)
+
+
 def _timeout() -> float:
     return float(ssf_settings.RECEIVER_HTTP_TIMEOUT)
 
@@ -126,8 +130,15 @@ class TransmitterClient:
         data = {"grant_type": "client_credentials"}
         if scope:
             data["scope"] = scope
-        # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
-        auth = (quote(t.client_id, safe=""), quote(t.client_secret, safe=""))
+        auth: tuple[str, str] | None = None
+        if t.auth_method == Transmitter.AUTH_PRIVATE_KEY_JWT:
+            # RFC 7523 §2.2: a signed assertion authenticates us; no secret is sent.
+            from .client_auth import assertion_form
+
+            data.update(assertion_form(t.client_id, endpoint))
+        else:
+            # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
+            auth = (quote(t.client_id, safe=""), quote(t.client_secret, safe=""))
         try:
             response = bounded_request(
                 self.session, "POST", endpoint, data=data, auth=auth, timeout=_timeout(),
@@ -171,7 +182,7 @@ class TransmitterClient:
         t = self.transmitter
         if t.auth_method == Transmitter.AUTH_BEARER:
             return t.bearer_token or None
-        if t.auth_method != Transmitter.AUTH_CLIENT_CREDENTIALS:
+        if t.auth_method not in _OAUTH_GRANT_METHODS:
             return None
         if not force_refresh:
             # Another process may have refreshed it: read the shared cache first.
@@ -214,7 +225,7 @@ class TransmitterClient:
                               timeout=timeout, force_refresh=False)
         if (
             response.status_code == 401
-            and self.transmitter.auth_method == Transmitter.AUTH_CLIENT_CREDENTIALS
+            and self.transmitter.auth_method in _OAUTH_GRANT_METHODS
         ):
             response = self._send(method, url, json=json, params=params, headers=headers,
                                   timeout=timeout, force_refresh=True)
@@ -596,6 +607,7 @@ def add_transmitter(
     subject_issuers: list[str] | None = None,
     trust_own_issuer_subjects: bool | None = None,
     session: requests.Session | None = None,
+    private_key_jwt: bool = False,
 ) -> Transmitter:
     """Discover a transmitter and store (or update) it with the given credentials.
 
@@ -616,11 +628,13 @@ def add_transmitter(
             transmitter.auth_method = Transmitter.AUTH_BEARER
             transmitter.bearer_token = token
         elif client_id:
-            if not client_secret:
+            if not client_secret and not private_key_jwt:
                 raise ControlPlaneError("--client-id needs --client-secret")
             transmitter.auth_method = Transmitter.AUTH_CLIENT_CREDENTIALS
+            if private_key_jwt:  # RFC 7523: our client key authenticates us, no secret
+                transmitter.auth_method = Transmitter.AUTH_PRIVATE_KEY_JWT
             transmitter.client_id = client_id
-            transmitter.client_secret = client_secret
+            transmitter.client_secret = client_secret or ""
             transmitter.token_endpoint = token_endpoint or ""
             transmitter.access_token = ""
             transmitter.access_token_expires_at = None
@@ -650,12 +664,14 @@ def connect(
     subject_issuers: list[str] | None = None,
     trust_own_issuer_subjects: bool | None = None,
     session: requests.Session | None = None,
+    private_key_jwt: bool = False,
 ) -> ReceiverStream:
     """Add the transmitter and create a stream there (the ``ssf_connect`` command)."""
     transmitter = add_transmitter(
         issuer_or_url, token=token, client_id=client_id, client_secret=client_secret,
         token_endpoint=token_endpoint, legacy=legacy, subject_issuers=subject_issuers,
         trust_own_issuer_subjects=trust_own_issuer_subjects, session=session,
+        private_key_jwt=private_key_jwt,
     )
     if events:
         from .handlers import resolve_event_type
