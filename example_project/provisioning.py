@@ -36,5 +36,6 @@ def provision_user(sender: Any, scim_event: Any, **kwargs: Any) -> None:
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-        logger.warning("provisioned user %s from SCIM resource %s", username,
-                       scim_event.resource_uri)
+        logger.warning(
+            "provisioned user %s from SCIM resource %s", username, scim_event.resource_uri
+        )

@@ -370,6 +370,11 @@ def update_registration(registration: ClientRegistration, data: Any) -> ClientRe
             raise RegistrationError(
                 "invalid_request", f"{member} must not be sent in an update (RFC 7592 §2.2)."
             )
+    if "client_secret" in data and not _secret_matches(application, data["client_secret"]):
+        # RFC 7592 §2.2: a client_secret sent MUST match; it is never replaced by the client.
+        raise RegistrationError(
+            "invalid_request", "client_secret does not match this client's secret."
+        )
     metadata = validate_metadata(
         {k: v for k, v in data.items() if k not in ("client_id", "client_secret")}
     )
@@ -399,6 +404,17 @@ def update_registration(registration: ClientRegistration, data: Any) -> ClientRe
             application.name = metadata["client_name"][:255]
             application.save(update_fields=["name"])
     return registration
+
+
+def _secret_matches(application: Any, presented: Any) -> bool:
+    from django.contrib.auth.hashers import check_password
+
+    if not isinstance(presented, str) or not presented:
+        return False
+    stored = application.client_secret
+    if getattr(application, "hash_client_secret", True):
+        return check_password(presented, stored)
+    return secrets.compare_digest(presented, stored)
 
 
 def delete_registration(registration: ClientRegistration) -> None:

@@ -290,9 +290,27 @@ def test_management_command_issues_a_usable_token(capsys):
 # ---- admin -------------------------------------------------------------------------------
 
 
-def test_admin_issues_a_token_shown_once_and_approves_pending_clients(settings):
-    from tests.helpers.admin import staff_client
+def _transmitter_staff(username: str, *codenames: str) -> Client:
+    """A staff client with these ``ssf_transmitter`` permissions only (the receiver app
+    has a ``ClientRegistration`` model too, so codenames alone are ambiguous)."""
+    from django.contrib.auth.models import Permission, User
 
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="ssf_transmitter", codename__in=codenames
+        )
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def staff_client(*codenames: str, username: str = "staff") -> Client:
+    return _transmitter_staff(username, *codenames)
+
+
+def test_admin_issues_a_token_shown_once_and_approves_pending_clients(settings):
     settings.SSF = {**settings.SSF, "TRANSMITTER_REGISTRATION_REQUIRE_APPROVAL": True}
     admin = staff_client(
         "add_initialaccesstoken",
@@ -322,3 +340,24 @@ def test_admin_issues_a_token_shown_once_and_approves_pending_clients(settings):
     reg.refresh_from_db()
     assert not reg.is_pending
     assert reg.receiver.scope_set == {"ssf.read", "ssf.manage"}
+
+
+def test_update_with_a_wrong_client_secret_is_refused_and_the_right_one_accepted():
+    data = _register({"client_name": "secret rx"}, _iat()).json()
+    body = {"client_id": data["client_id"], "client_name": "renamed"}
+    for secret, status in (("wrong", 400), (data["client_secret"], 200)):
+        response = Client().put(
+            data["registration_client_uri"],
+            json.dumps({**body, "client_secret": secret}),
+            content_type="application/json",
+            headers=_auth(data),
+        )
+        assert response.status_code == status, response.content
+    assert "client_secret" not in response.json()
+
+
+def test_unsupported_method_is_405_in_the_registration_error_shape():
+    response = Client().get(reverse("ssf-register"))
+    assert response.status_code == 405
+    assert response.json()["error"] == "invalid_request"
+    assert response["Allow"] == "POST"
