@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "ASSERTION_TYPE_JWT_BEARER",
     "ClientAssertionError",
     "accepted_audiences",
+    "forget_client_keys",
     "verify_client_assertion",
 ]
 
@@ -74,39 +76,81 @@ def _registration(client_id: str) -> ClientRegistration:
     return registration
 
 
-def _client_keys(registration: ClientRegistration) -> dict:
-    if registration.jwks:
-        return dict(registration.jwks)
+# jwks_uri → monotonic time of the last refetch forced by an unknown kid (this process).
+_forced_refetches: dict[str, float] = {}
+_forced_lock = threading.Lock()
+
+
+def _fetch_client_keys(uri: str, *, force: bool = False) -> dict:
     timeout = (
         float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT),
         float(ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT),
     )
+    fetched_after = dt.datetime.now(tz=dt.UTC) if force else None
     try:
-        keys = _jwks_cache.get(registration.jwks_uri, timeout=timeout)
+        keys = _jwks_cache.get(uri, timeout=timeout, fetched_after=fetched_after)
     except JWKSFetchError as exc:
         raise ClientAssertionError(f"cannot fetch the client's jwks_uri: {exc}") from None
     return keys or {"keys": []}
 
 
-def _pick_key(jwks: dict, header: dict) -> Any:
+def _may_force_refetch(uri: str) -> bool:
+    """At most one refetch per ``JWKS_REFETCH_INTERVAL`` per URL for an unknown kid:
+    a client sending made-up kids cannot make us fetch its key set on every request."""
+    now = time.monotonic()
+    interval = float(ssf_settings.JWKS_REFETCH_INTERVAL)
+    with _forced_lock:
+        last = _forced_refetches.get(uri)
+        if last is not None and now - last < interval:
+            return False
+        _forced_refetches[uri] = now
+        return True
+
+
+def _candidates(jwks: dict, header: dict) -> list[dict]:
     kid = header.get("kid")
     alg = header["alg"]
-    candidates = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
+    keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
     if kid is not None:
-        candidates = [k for k in candidates if k.get("kid") == kid]
-    candidates = [
+        keys = [k for k in keys if k.get("kid") == kid]
+    return [
         k
-        for k in candidates
+        for k in keys
         if k.get("alg") in (None, alg)
         and k.get("use") in (None, "sig")
         and not any(m in k for m in jose.PRIVATE_JWK_MEMBERS)
     ]
+
+
+def _client_key(registration: ClientRegistration, header: dict) -> Any:
+    """The registered public key the assertion names (by ``kid``, for its ``alg``).
+
+    A ``jwks_uri`` key set comes from the per-process cache; when the ``kid`` is not in
+    the cached copy (the client rotated its key), it is fetched again once, rate-limited.
+    """
+    if registration.jwks:
+        candidates = _candidates(dict(registration.jwks), header)
+    else:
+        candidates = _candidates(_fetch_client_keys(registration.jwks_uri), header)
+        if not candidates and _may_force_refetch(registration.jwks_uri):
+            fresh = _fetch_client_keys(registration.jwks_uri, force=True)
+            candidates = _candidates(fresh, header)
     if len(candidates) != 1:
-        raise ClientAssertionError(f"no single registered key matches kid {kid!r} and alg {alg!r}")
+        raise ClientAssertionError(
+            f"no single registered key matches kid {header.get('kid')!r} "
+            f"and alg {header['alg']!r}"
+        )
     try:
         return jose.jwk_to_key(candidates[0])
     except SSFKeyError as exc:
         raise ClientAssertionError(str(exc)) from None
+
+
+def forget_client_keys() -> None:
+    """Drop the cached client key sets and the refetch log (tests, key incidents)."""
+    _jwks_cache.clear()
+    with _forced_lock:
+        _forced_refetches.clear()
 
 
 def _remember_jti(client_id: str, jti: str, expires_at: dt.datetime) -> None:
@@ -141,7 +185,7 @@ def verify_client_assertion(assertion: str, client_id: str | None = None) -> Any
     if client_id is not None and client_id != issuer:
         raise ClientAssertionError("client_id does not match the assertion's iss/sub")
     registration = _registration(issuer)
-    key = _pick_key(_client_keys(registration), header)
+    key = _client_key(registration, header)
     leeway = float(ssf_settings.TRANSMITTER_CLIENT_ASSERTION_LEEWAY)
     try:
         claims = jwt.decode(

@@ -23,7 +23,7 @@ from oauth2_provider.models import AccessToken
 
 from django_ssf.core import jose
 from django_ssf.transmitter import registration as service
-from django_ssf.transmitter.client_assertion import ASSERTION_TYPE_JWT_BEARER, _jwks_cache
+from django_ssf.transmitter.client_assertion import ASSERTION_TYPE_JWT_BEARER, forget_client_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -187,6 +187,77 @@ def test_disabled_setting_refuses_assertions(settings, key, client_id):
     _refused(_token(_assertion(key, _claims(client_id))))
 
 
+class _JWKSServer:
+    """A loopback JWKS endpoint whose key set the test changes; counts its fetches."""
+
+    def __init__(self, jwks: dict) -> None:
+        self.jwks = jwks
+        self.fetches = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.fetches += 1
+                body = json.dumps(outer.jwks).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Cache-Control", "max-age=300")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+    def __enter__(self):
+        self.thread.start()
+        forget_client_keys()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+        forget_client_keys()
+
+
+def test_rotated_receiver_key_is_fetched_on_unknown_kid_once_per_interval(settings):
+    """The receiver rotated: its new kid is not in our cached copy of its jwks_uri.
+
+    We refetch once (its JWKS URL already lists the new key) instead of refusing until
+    the cache expires; an unknown kid does not make us refetch again within
+    JWKS_REFETCH_INTERVAL.
+    """
+    old = ec.generate_private_key(ec.SECP256R1())
+    new = ec.generate_private_key(ec.SECP256R1())
+    old_jwk = jose.public_jwk(old.public_key(), kid="old", alg="ES256")
+    with _JWKSServer({"keys": [old_jwk]}) as jwks_server:
+        result = service.register(
+            {"jwks_uri": jwks_server.url, "token_endpoint_auth_method": "private_key_jwt"},
+            initial_access_token=service.issue_initial_access_token()[1],
+        )
+        cid = result.registration.receiver.application.client_id
+        assert _token(_assertion(old, _claims(cid), kid="old")).status_code == 200
+        assert jwks_server.fetches == 1
+        jwks_server.jwks = {"keys": [jose.public_jwk(new.public_key(), kid="new", alg="ES256"),
+                                     old_jwk]}
+        assert _token(_assertion(new, _claims(cid), kid="new")).status_code == 200
+        assert jwks_server.fetches == 2
+        # The old key still works from the refreshed cache; a bogus kid is refused
+        # without another fetch inside the interval.
+        assert _token(_assertion(old, _claims(cid), kid="old")).status_code == 200
+        _refused(_token(_assertion(new, _claims(cid), kid="bogus")))
+        assert jwks_server.fetches == 2
+
+
 def test_rsa_key_by_jwks_uri(settings):
     """A client registered with ``jwks_uri``: the key set is fetched (loopback stub)."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -208,7 +279,7 @@ def test_rsa_key_by_jwks_uri(settings):
     thread.start()
     settings.SSF = {**settings.SSF, "HTTP_ALLOW_PRIVATE_NETWORKS": True}
     try:
-        _jwks_cache.clear()
+        forget_client_keys()
         uri = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
         result = service.register(
             {"jwks_uri": uri, "token_endpoint_auth_method": "private_key_jwt"},
@@ -223,4 +294,4 @@ def test_rsa_key_by_jwks_uri(settings):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-        _jwks_cache.clear()
+        forget_client_keys()
