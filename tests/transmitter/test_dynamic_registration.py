@@ -361,3 +361,32 @@ def test_unsupported_method_is_405_in_the_registration_error_shape():
     assert response.status_code == 405
     assert response.json()["error"] == "invalid_request"
     assert response["Allow"] == "POST"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_use_token_registers_one_client_under_concurrency():
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL (DATABASE_URL)")
+    token = _iat()
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def request(n: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            statuses.append(_register({"client_name": f"rx{n}"}, token).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [201, 401, 401, 401]
+    assert ClientRegistration.objects.count() == 1
+    assert InitialAccessToken.objects.get().use_count == 1

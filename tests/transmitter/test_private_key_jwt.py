@@ -295,3 +295,30 @@ def test_rsa_key_by_jwks_uri(settings):
         server.server_close()
         thread.join(timeout=5)
         forget_client_keys()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_assertion_sent_concurrently_gets_exactly_one_token(key, client_id):
+    """Two token requests race with one assertion: the jti row lets exactly one through."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL (DATABASE_URL)")
+    assertion = _assertion(key, _claims(client_id))
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def request() -> None:
+        barrier.wait(timeout=10)
+        try:
+            statuses.append(_token(assertion).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [200, 401, 401, 401]
+    assert AccessToken.objects.filter(application__client_id=client_id).count() == 1
