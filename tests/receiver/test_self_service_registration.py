@@ -139,3 +139,24 @@ def test_client_key_private_half_is_encrypted_at_rest():
     token = jwt.encode({"x": 1}, row.private_key(), algorithm=row.alg)
     key = jwt.PyJWK(json.loads(json.dumps(row.public_jwk))).key
     assert jwt.decode(token, key, algorithms=[row.alg]) == {"x": 1}
+
+
+def test_admin_rotates_the_client_key_and_never_shows_registration_secrets(dcr_fake):
+    from django.contrib.auth.models import Permission, User
+
+    _connect_registered(dcr_fake)
+    user = User.objects.create_user("keys-admin", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label__in=["ssf_keys", "ssf_receiver"],
+        codename__in=["view_clientkey", "change_clientkey", "view_clientregistration"]))
+    admin = Client()
+    admin.force_login(user)
+    before = ClientKey.objects.get(state="active").kid
+    admin.post(reverse("admin:ssf_keys_clientkey_changelist"),
+               {"action": "rotate_client_key", "index": 0})
+    assert ClientKey.objects.get(kid=before).state == "retiring"
+    assert ClientKey.objects.filter(state="active").exclude(kid=before).exists()
+    reg = ClientRegistration.objects.get()
+    page = admin.get(reverse("admin:ssf_receiver_clientregistration_change", args=[reg.pk]))
+    assert page.status_code == 200
+    assert reg.registration_access_token not in page.content.decode()
