@@ -7,7 +7,8 @@ key set (:func:`~django_ssf.receiver.client_auth.client_jwks_url`): no client se
 ever issued or stored. An operator-issued initial access token is sent as a bearer token
 when given (RFC 7591 §3). The RFC 7592 ``registration_client_uri`` and registration access
 token the transmitter returns are kept (:class:`~django_ssf.receiver.models.ClientRegistration`,
-the token encrypted at rest).
+the token encrypted at rest). When the connect after a registration fails, the new
+registration is deleted again (RFC 7592 §2.3) so no unused client is left behind.
 
 :func:`register_and_connect` registers and then runs a normal connect with the new client
 id (:func:`django_ssf.receiver.client.connect`).
@@ -16,6 +17,7 @@ id (:func:`django_ssf.receiver.client.connect`).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +34,15 @@ from .discovery import DiscoveryError, authorization_server_metadata, check_url,
 from .discovery import http_session as discovery_session
 from .models import ClientRegistration, ReceiverStream, Transmitter
 
-__all__ = ["RegisteredClient", "client_metadata", "register_and_connect", "register_client"]
+__all__ = [
+    "RegisteredClient",
+    "client_metadata",
+    "delete_registration",
+    "register_and_connect",
+    "register_client",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,34 @@ def register_client(
     )
 
 
+def delete_registration(
+    registered: RegisteredClient, *, session: requests.Session | None = None
+) -> bool:
+    """Deprovision a registration at the transmitter (RFC 7592 §2.3); True on ``204``.
+
+    Best effort: a transmitter without RFC 7592 management, or a failing request, is
+    logged and answered ``False``.
+    """
+    uri, token = registered.registration_client_uri, registered.registration_access_token
+    if not uri or not token:
+        return False
+    try:
+        check_url(uri, "registration_client_uri")
+        response = bounded_request(
+            session or discovery_session(), "DELETE", uri,
+            headers={"Authorization": f"Bearer {token}"}, timeout=_timeout(),
+        )
+    except (DiscoveryError, requests.RequestException, OutboundRequestError) as exc:
+        logger.warning("could not delete the registration of %s at %s: %s",
+                       registered.client_id, uri, exc)
+        return False
+    if response.status_code != 204:
+        logger.warning("deleting the registration of %s at %s answered %s",
+                       registered.client_id, uri, response.status_code)
+        return False
+    return True
+
+
 def register_and_connect(
     issuer_or_url: str,
     *,
@@ -155,14 +193,19 @@ def register_and_connect(
         legacy=bool(connect_options.get("legacy")),
         session=session,
     )
-    stream = connect(
-        issuer_or_url,
-        client_id=registered.client_id,
-        token_endpoint=registered.token_endpoint,
-        private_key_jwt=True,
-        session=session,
-        **connect_options,
-    )
+    try:
+        stream = connect(
+            issuer_or_url,
+            client_id=registered.client_id,
+            token_endpoint=registered.token_endpoint,
+            private_key_jwt=True,
+            session=session,
+            **connect_options,
+        )
+    except ControlPlaneError:
+        # Do not leave an unused client behind at the transmitter (RFC 7592 §2.3).
+        delete_registration(registered, session=session)
+        raise
     ClientRegistration.objects.create(
         transmitter=Transmitter.objects.get(issuer=registered.issuer),
         client_id=registered.client_id,

@@ -366,6 +366,13 @@ def _make_handler(fake: FakeTransmitter):
                 raise Reply(200, as_meta)
             if method == "POST" and path == "/register" and fake.registration_enabled:
                 self._register(body)
+            if method == "DELETE" and path.startswith("/register/"):
+                client_id = path.rsplit("/", 1)[-1]
+                if self.headers.get("Authorization") != f"Bearer rat-{client_id}" \
+                        or client_id not in fake.registrations:
+                    raise Reply(401, {"error": "invalid_token"})
+                del fake.registrations[client_id]
+                raise Reply(204)
             if method == "GET" and path == "/jwks":
                 fake.jwks_fetches += 1
                 raise Reply(200, fake.jwks())

@@ -160,3 +160,16 @@ def test_admin_rotates_the_client_key_and_never_shows_registration_secrets(dcr_f
     page = admin.get(reverse("admin:ssf_receiver_clientregistration_change", args=[reg.pk]))
     assert page.status_code == 200
     assert reg.registration_access_token not in page.content.decode()
+
+
+def test_a_connect_that_fails_after_registering_deletes_the_registration(dcr_fake):
+    """The transmitter refuses our assertions (it sees other keys): the new client would
+    be left behind at the transmitter; it is deleted again (RFC 7592 §2.3)."""
+    dcr_fake.fetch_client_jwks = lambda uri: {"keys": []}
+    with pytest.raises(CommandError, match="401"):
+        _connect_registered(dcr_fake)
+    assert len(dcr_fake.registration_requests) == 1
+    assert dcr_fake.registrations == {}
+    assert ("DELETE", next(p for m, p in dcr_fake.requests if m == "DELETE")) in \
+        dcr_fake.requests
+    assert not ClientRegistration.objects.exists()
