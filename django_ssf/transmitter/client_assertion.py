@@ -30,7 +30,6 @@ from typing import Any
 import jwt
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from oauth2_provider.models import get_application_model
 
 from ..conf import ssf_settings
 from ..core import jose
@@ -213,6 +212,8 @@ def verify_client_assertion(assertion: str, client_id: str | None = None) -> Any
     if not isinstance(jti, str) or not jti or len(jti) > 255:
         raise ClientAssertionError("jti must be a non-empty string of at most 255 characters")
     _remember_jti(issuer, jti, dt.datetime.fromtimestamp(exp + leeway, tz=dt.UTC))
+    from oauth2_provider.models import get_application_model
+
     application = get_application_model().objects.filter(client_id=issuer).first()
     if application is None:  # deleted in between
         raise ClientAssertionError(f"client {issuer!r} no longer exists")

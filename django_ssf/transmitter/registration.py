@@ -26,7 +26,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from oauth2_provider.models import get_application_model
 
 from ..conf import ssf_settings
 from ..core import jose
@@ -276,6 +275,10 @@ def _needs_secret(method: str) -> bool:
 
 def register(data: Any, *, initial_access_token: str | None = None) -> RegistrationResult:
     """Register a receiver client (RFC 7591 §3.1); raises :class:`RegistrationError`."""
+    # Imported here: the admin imports this module, and without oauth2_provider installed
+    # the system checks (E014) must report it rather than an import-time traceback.
+    from oauth2_provider.models import get_application_model
+
     metadata = validate_metadata(data)
     application_model = get_application_model()
     with transaction.atomic():
