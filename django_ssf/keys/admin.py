@@ -49,7 +49,8 @@ def _pretty_jwk(obj: SigningKey | EncryptionKey | ClientKey) -> str:
 
 @admin.register(SigningKey)
 class SigningKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
-    list_display = ("kid", "alg", "state", "published", "created_at", "activated_at", "retired_at")
+    list_display = ("kid", "alg", "state", "published", "created_at", "activated_at",
+                    "retired_at")
     list_filter = ("state", "alg")
     search_fields = ("kid",)
     ordering = ("-created_at",)

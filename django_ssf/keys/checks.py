@@ -37,9 +37,8 @@ def cache_alias_messages(setting: str, *, hint: str, check_id: str) -> list[Chec
     try:
         caches[alias]
     except (InvalidCacheBackendError, TypeError):
-        return [
-            Error(f"SSF[{setting!r}] {alias!r} is not a cache in CACHES.", hint=hint, id=check_id)
-        ]
+        return [Error(f"SSF[{setting!r}] {alias!r} is not a cache in CACHES.", hint=hint,
+                      id=check_id)]
     return []
 
 

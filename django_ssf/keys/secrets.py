@@ -65,8 +65,7 @@ def at_rest_secrets() -> list[str | bytes]:
     values = [v for v in values if v]
     if not values:
         raise SSFKeyError(
-            "no secret to encrypt private keys and stored secrets with (set SECRET_KEY)"
-        )
+            "no secret to encrypt private keys and stored secrets with (set SECRET_KEY)")
     return values
 
 
@@ -106,7 +105,7 @@ def decrypt_secret(stored: str, *, what: str = "a stored secret") -> str:
     if not is_encrypted(stored):
         return stored
     try:
-        clear = multi_fernet(_SECRET_INFO).decrypt(stored[len(ENCRYPTED_PREFIX) :].encode("ascii"))
+        clear = multi_fernet(_SECRET_INFO).decrypt(stored[len(ENCRYPTED_PREFIX):].encode("ascii"))
     except (InvalidToken, ValueError):
         raise SSFKeyError(
             f"cannot decrypt {what}: KEYS_ENCRYPTION_SECRET (or SECRET_KEY) changed without "
@@ -122,7 +121,7 @@ def reencrypt_secret(stored: str) -> str:
     if not is_encrypted(stored):
         return encrypt_secret(stored)
     try:
-        token = multi_fernet(_SECRET_INFO).rotate(stored[len(ENCRYPTED_PREFIX) :].encode("ascii"))
+        token = multi_fernet(_SECRET_INFO).rotate(stored[len(ENCRYPTED_PREFIX):].encode("ascii"))
     except (InvalidToken, ValueError):
         raise SSFKeyError("cannot decrypt a stored secret with any known secret") from None
     return ENCRYPTED_PREFIX + token.decode("ascii")
@@ -201,12 +200,8 @@ def reencrypt_stored_secrets() -> int:
     for model, name in encrypted_fields():
         column = model._meta.get_field(name)
         with transaction.atomic():
-            rows = (
-                model._base_manager.select_for_update()
-                .exclude(**{name: ""})
-                .exclude(**{f"{name}__isnull": True})
-                .values_list("pk", flat=True)
-            )
+            rows = (model._base_manager.select_for_update().exclude(**{name: ""})
+                    .exclude(**{f"{name}__isnull": True}).values_list("pk", flat=True))
             for pk in list(rows):
                 raw = _raw_value(model, column, pk)
                 if not raw:
@@ -226,16 +221,14 @@ def _raw_value(model: type[models.Model], field: Any, pk: Any) -> str | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {quote(str(field.column))} FROM {quote(model._meta.db_table)} "  # noqa: S608
-            f"WHERE {quote(pk_column)} = %s",
-            [pk],
-        )
+            f"WHERE {quote(pk_column)} = %s", [pk])
         row = cursor.fetchone()
     return row[0] if row else None
 
 
-def convert_stored_values(
-    schema_editor: Any, model: Any, field_names: list[str], transform: Callable[[str], str]
-) -> int:
+
+def convert_stored_values(schema_editor: Any, model: Any, field_names: list[str],
+                          transform: Callable[[str], str]) -> int:
     """Rewrite the raw column values of ``field_names`` with ``transform``; return the count.
 
     For data migrations: works on the raw columns (the historical model's converters are not
@@ -252,8 +245,7 @@ def convert_stored_values(
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {pk}, {column} FROM {table} "  # noqa: S608 - identifiers only
-                f"WHERE {column} IS NOT NULL AND {column} <> ''"
-            )
+                f"WHERE {column} IS NOT NULL AND {column} <> ''")
             rows = cursor.fetchall()
         for row_pk, value in rows:
             new = transform(value)
@@ -261,7 +253,6 @@ def convert_stored_values(
                 with connection.cursor() as cursor:
                     cursor.execute(
                         f"UPDATE {table} SET {column} = %s WHERE {pk} = %s",  # noqa: S608
-                        [new, row_pk],
-                    )
+                        [new, row_pk])
                 count += 1
     return count

@@ -295,7 +295,9 @@ def emit(
         outbox.on_commit_enqueue(s.pk for s in enabled if s.is_push)
         outbox.on_commit_wake_pollers(s.pk for s in enabled if s.is_poll)
         jtis = [r.jti for r in rows]
-        transaction.on_commit(lambda: _observe_emitted(targets, rows, txn, event_type), robust=True)
+        transaction.on_commit(
+            lambda: _observe_emitted(targets, rows, txn, event_type), robust=True
+        )
         if set_emitted.has_listeners():
             transaction.on_commit(
                 lambda: set_emitted.send(

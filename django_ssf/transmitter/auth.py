@@ -224,7 +224,9 @@ class SSFTokenAuthentication(BaseAuthentication):
 
 def ssf_scopes() -> frozenset[str]:
     """The scopes that guard the control plane: read and manage."""
-    return frozenset({ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE})
+    return frozenset(
+        {ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE}
+    )
 
 
 def effective_scopes(token: Any) -> set[str]:
@@ -273,7 +275,9 @@ class RequireScope(BasePermission):
 class _JSONOnlyNegotiation(BaseContentNegotiation):
     """Always JSON, whatever ``Accept`` says: the protocol defines no other representation."""
 
-    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+    def select_parser(
+        self, request: Request, parsers: Iterable[BaseParser]
+    ) -> BaseParser | None:
         for parser in parsers:
             return parser
         return None

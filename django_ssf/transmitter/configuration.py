@@ -38,6 +38,7 @@ TRANSMITTER_SUPPLIED_FIELDS = (
 RECEIVER_SUPPLIED_FIELDS = ("events_requested", "delivery", "description", "encryption")
 
 
+
 def events_supported() -> list[str]:
     """Event types this transmitter offers every stream.
 
@@ -134,3 +135,4 @@ def stream_status(stream: Stream) -> dict[str, Any]:
     if stream.reason:
         data["reason"] = stream.reason
     return data
+

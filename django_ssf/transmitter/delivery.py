@@ -496,6 +496,7 @@ class _Batch:
                 )
         return True
 
+
     def _observe(self, now: datetime) -> None:
         """Count and log the outcomes just written (never before they are committed)."""
         for row, attempt in zip(self.rows, self.attempts, strict=True):

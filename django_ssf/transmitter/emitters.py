@@ -76,9 +76,7 @@ def user_subject(user: Any) -> dict | None:
         if user.pk is None:
             return None
         return {
-            "format": c.FORMAT_ISS_SUB,
-            "iss": ssf_settings.TRANSMITTER_ISSUER,
-            "sub": str(user.pk),
+            "format": c.FORMAT_ISS_SUB, "iss": ssf_settings.TRANSMITTER_ISSUER, "sub": str(user.pk)
         }
     func = import_string(mode) if isinstance(mode, str) else mode
     return func(user)

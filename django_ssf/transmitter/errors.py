@@ -81,3 +81,4 @@ class SubjectRequestsTooFrequent(TooManyRequests):
             f"stream; retry after {retry_after} seconds.",
             retry_after,
         )
+

@@ -32,9 +32,8 @@ def window_stats(stream: Stream, since: dt.datetime) -> dict[str, Any]:
     agg = qs.aggregate(
         created=Count("id"),
         delivered=Count("id", filter=Q(status=s.STATUS_DELIVERED)),
-        ended=Count(
-            "id", filter=Q(status__in=(s.STATUS_DELIVERED, s.STATUS_FAILED, s.STATUS_DEAD))
-        ),
+        ended=Count("id", filter=Q(status__in=(s.STATUS_DELIVERED, s.STATUS_FAILED,
+                                               s.STATUS_DEAD))),
         latency=Avg(
             ExpressionWrapper(F("delivered_at") - F("created_at"), output_field=DurationField()),
             filter=Q(status=s.STATUS_DELIVERED, delivered_at__isnull=False),

@@ -269,7 +269,8 @@ def fail_exhausted(stream: Stream) -> int:
         return 0
     now = timezone.now()
     description = (
-        f"served {cap} time(s) by poll without an acknowledgement (TRANSMITTER_POLL_MAX_DELIVERIES)"
+        f"served {cap} time(s) by poll without an acknowledgement "
+        "(TRANSMITTER_POLL_MAX_DELIVERIES)"
     )
     changed = OutboundSET.objects.filter(
         pk__in=[r.pk for r in rows], status=OutboundSET.STATUS_PENDING

@@ -56,10 +56,10 @@ def purge(
     now = now or timezone.now()
     counts: dict[str, int] = {"redacted": _redact(now, batch_size, dry_run)}
 
-    delivered_before = cutoff(
-        now, "TRANSMITTER_RETAIN_DELIVERED", ssf_settings.TRANSMITTER_RETAIN_DELIVERED
-    )
-    failed_before = cutoff(now, "TRANSMITTER_RETAIN_FAILED", ssf_settings.TRANSMITTER_RETAIN_FAILED)
+    delivered_before = cutoff(now, "TRANSMITTER_RETAIN_DELIVERED",
+                              ssf_settings.TRANSMITTER_RETAIN_DELIVERED)
+    failed_before = cutoff(now, "TRANSMITTER_RETAIN_FAILED",
+                           ssf_settings.TRANSMITTER_RETAIN_FAILED)
     plan = [
         (S.STATUS_DELIVERED, delivered_before),
         (S.STATUS_FAILED, failed_before),
@@ -69,31 +69,17 @@ def purge(
     for status, before in plan:
         # One status per query: an equality on the leading column of the (status,
         # created_at) index, so each batch is a short index range scan.
-        counts[status] = (
-            0
-            if before is None
-            else delete_in_batches(
-                S.objects.filter(status=status, created_at__lt=before),
-                order_by="created_at",
-                batch_size=batch_size,
-                dry_run=dry_run,
-            )
+        counts[status] = 0 if before is None else delete_in_batches(
+            S.objects.filter(status=status, created_at__lt=before),
+            order_by="created_at", batch_size=batch_size, dry_run=dry_run,
         )
 
-    attempts_before = cutoff(
-        now, "TRANSMITTER_RETAIN_ATTEMPTS", ssf_settings.TRANSMITTER_RETAIN_ATTEMPTS
-    )
-    counts["attempts"] = (
-        0
-        if attempts_before is None
-        else delete_in_batches(
-            DeliveryAttempt.objects.filter(
-                at__lt=attempts_before, outbound__status__in=S.FINAL_STATUSES
-            ),
-            order_by="at",
-            batch_size=batch_size,
-            dry_run=dry_run,
-        )
+    attempts_before = cutoff(now, "TRANSMITTER_RETAIN_ATTEMPTS",
+                             ssf_settings.TRANSMITTER_RETAIN_ATTEMPTS)
+    counts["attempts"] = 0 if attempts_before is None else delete_in_batches(
+        DeliveryAttempt.objects.filter(at__lt=attempts_before,
+                                       outbound__status__in=S.FINAL_STATUSES),
+        order_by="at", batch_size=batch_size, dry_run=dry_run,
     )
     return counts
 
@@ -107,9 +93,6 @@ def _redact(now: dt.datetime, batch_size: int, dry_run: bool) -> int:
     for status in S.FINAL_STATUSES:
         total += update_in_batches(
             S.objects.filter(status=status, created_at__lt=before, redacted_at__isnull=True),
-            values,
-            order_by="created_at",
-            batch_size=batch_size,
-            dry_run=dry_run,
+            values, order_by="created_at", batch_size=batch_size, dry_run=dry_run,
         )
     return total

@@ -149,7 +149,9 @@ class EventsRequestedField(serializers.ListField):
     def to_internal_value(self, data: Any) -> list[str]:
         name = field_path(self)
         if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
-            raise serializers.ValidationError(f"{name} must be an array of event-type URI strings.")
+            raise serializers.ValidationError(
+                f"{name} must be an array of event-type URI strings."
+            )
         if len(data) > MAX_EVENTS_REQUESTED:
             raise serializers.ValidationError(
                 f"{name} may list at most {MAX_EVENTS_REQUESTED} event types."

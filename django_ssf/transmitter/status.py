@@ -102,3 +102,4 @@ def check_inactivity(now: Any = None) -> list[Stream]:
         )
         changed.append(stream)
     return changed
+

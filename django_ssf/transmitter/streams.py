@@ -162,7 +162,10 @@ def lock_stream(stream: Stream) -> Stream:
     then must be seen (and not overwritten). Raises :class:`StreamGone` if deleted.
     """
     current = (
-        Stream.objects.select_for_update().filter(pk=stream.pk).values("status", "reason").first()
+        Stream.objects.select_for_update()
+        .filter(pk=stream.pk)
+        .values("status", "reason")
+        .first()
     )
     if current is None:
         raise StreamGone("The stream no longer exists.")
@@ -180,3 +183,5 @@ def record_activity(stream: Stream) -> None:
     now = timezone.now()
     Stream.objects.filter(pk=stream.pk).update(last_activity_at=now)
     stream.last_activity_at = now
+
+

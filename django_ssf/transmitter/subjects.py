@@ -85,3 +85,4 @@ def remove_subject(stream: Stream, subject: Any) -> None:
         StreamSubject.objects.filter(stream=stream, subject_key=key).update(
             included=False, updated_at=timezone.now()
         )
+

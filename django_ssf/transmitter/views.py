@@ -276,7 +276,9 @@ class StreamsView(SSFAPIView):
         location = (
             ssf_settings.absolute_url(reverse("ssf-streams")) + f"?stream_id={stream.stream_id}"
         )
-        return Response(stream_configuration(stream), status=201, headers={"Location": location})
+        return Response(
+            stream_configuration(stream), status=201, headers={"Location": location}
+        )
 
     @extend_schema(
         operation_id="stream_update",

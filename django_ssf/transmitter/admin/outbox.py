@@ -84,9 +84,7 @@ class OutboundSETAdmin(admin.ModelAdmin):
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver_sets", "drop_sets"]
     readonly_fields = [
-        "header_preview",
-        "claims_preview",
-        *(f.name for f in OutboundSET._meta.fields),
+        "header_preview", "claims_preview", *(f.name for f in OutboundSET._meta.fields)
     ]
     list_per_page = 100
 
@@ -274,46 +272,26 @@ class StreamHealthAdmin(admin.ModelAdmin):
         error = health["last_error"]
         summary = html_table(
             ("delivered", "pending", "failed", "dead-lettered", "dropped"),
-            [
-                (
-                    counts["delivered"],
-                    counts["pending"],
-                    counts["failed"],
-                    counts["dead"],
-                    counts["dropped"],
-                )
-            ],
+            [(counts["delivered"], counts["pending"], counts["failed"], counts["dead"],
+              counts["dropped"])],
         )
         windows = html_table(
             ("window", "SETs", "delivered", "success rate", "emit → delivered", "HTTP latency"),
             [
-                (
-                    label,
-                    w["created"],
-                    w["delivered"],
-                    format_rate(w["success_rate"]),
-                    format_seconds(w["mean_latency_seconds"]),
-                    format_seconds(w["mean_http_latency_seconds"]),
-                )
+                (label, w["created"], w["delivered"], format_rate(w["success_rate"]),
+                 format_seconds(w["mean_latency_seconds"]),
+                 format_seconds(w["mean_http_latency_seconds"]))
                 for label, w in health["windows"].items()
             ],
         )
         facts = html_table(
             ("", ""),
             [
-                (
-                    "status",
-                    f"{health['status']}" + (f" ({health['reason']})" if health["reason"] else ""),
-                ),
-                (
-                    "last error",
-                    "-"
-                    if not error
-                    else (
-                        f"{error['last_error_code']}: {error['last_error_description']}"
-                        f" (HTTP {error['last_http_status'] or '-'}, jti {error['jti']})"
-                    ),
-                ),
+                ("status", f"{health['status']}"
+                 + (f" ({health['reason']})" if health["reason"] else "")),
+                ("last error", "-" if not error else (
+                    f"{error['last_error_code']}: {error['last_error_description']}"
+                    f" (HTTP {error['last_http_status'] or '-'}, jti {error['jti']})")),
                 ("last verification sent", format_when(health["last_verification_requested_at"])),
                 ("last delivered", format_when(health["last_delivered_at"])),
                 ("oldest pending", format_seconds(health["oldest_pending_age_seconds"])),

@@ -96,9 +96,8 @@ def send_verification(
         try:
             request_verification(stream, None, enforce_interval=False)
         except StreamError as exc:
-            modeladmin.message_user(
-                request, f"{stream.stream_id}: {exc.description}", messages.ERROR
-            )
+            modeladmin.message_user(request, f"{stream.stream_id}: {exc.description}",
+                                    messages.ERROR)
         else:
             sent += 1
     if sent:

@@ -185,12 +185,8 @@ class Command(BaseCommand):
         # provider keeps them in the database (an external provider's keys are not ours).
         secrets = keystore.reencrypt_secrets()
         count = keystore.reencrypt() if keystore.provider_stores_keys() else 0
-        self._say(
-            options,
-            self.style.SUCCESS(
-                f"Re-encrypted {count} private key(s) and {secrets} stored secret(s)."
-            ),
-        )
+        self._say(options, self.style.SUCCESS(
+            f"Re-encrypted {count} private key(s) and {secrets} stored secret(s)."))
         return {"reencrypted": count, "reencrypted_secrets": secrets}
 
     def _generate(self, options: dict) -> dict:

@@ -36,8 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON array")
         parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
         parser.add_argument(
-            "--status",
-            choices=[s for s, _ in OutboundSET.STATUS_CHOICES],
+            "--status", choices=[s for s, _ in OutboundSET.STATUS_CHOICES],
             help="only SETs in this state",
         )
         parser.add_argument("--stream", metavar="STREAM_ID", help="only this stream's SETs")

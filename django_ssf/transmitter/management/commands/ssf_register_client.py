@@ -27,7 +27,7 @@ from ...models import ReceiverClient
 def register_client(name: str, scope: str | None = None) -> dict[str, str]:
     """Create a receiver client; returns the JSON-ready credentials (secret in clear)."""
     if not name.strip():
-        raise ValueError('the receiver\'s name must not be empty (e.g. "Acme SaaS")')
+        raise ValueError("the receiver's name must not be empty (e.g. \"Acme SaaS\")")
     allowed = {ssf_settings.TRANSMITTER_READ_SCOPE, ssf_settings.TRANSMITTER_MANAGE_SCOPE}
     if scope is None:
         scope = f"{ssf_settings.TRANSMITTER_READ_SCOPE} {ssf_settings.TRANSMITTER_MANAGE_SCOPE}"
