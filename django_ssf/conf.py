@@ -147,6 +147,25 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_TOKEN_ENDPOINT": None,
     # Authorization server named in RFC 9728 metadata; None means the issuer.
     "TRANSMITTER_AUTHORIZATION_SERVER": None,
+    # ---- self-service receiver onboarding (RFC 7591/7592, RFC 7523) -----------------
+    # Dynamic client registration endpoint (RFC 7591) and its RFC 8414
+    # ``registration_endpoint``. Off: no endpoint, nothing advertised.
+    "TRANSMITTER_REGISTRATION_ENABLED": False,
+    # Registration needs an operator-issued initial access token (``ssf_registration_token``
+    # or the admin). When False anyone may register, but the client stays pending
+    # (no SSF scopes) until an admin approves it.
+    "TRANSMITTER_REGISTRATION_REQUIRE_INITIAL_ACCESS_TOKEN": True,
+    # Keep every registered client pending until an admin approves it, initial access
+    # token or not.
+    "TRANSMITTER_REGISTRATION_REQUIRE_APPROVAL": False,
+    # Client authentication with a signed JWT (RFC 7523 §2.2, ``private_key_jwt``) at the
+    # built-in token endpoint, for receiver clients that registered ``jwks``/``jwks_uri``.
+    "TRANSMITTER_PRIVATE_KEY_JWT_ENABLED": False,
+    # Longest accepted client assertion lifetime: ``exp`` (and ``iat`` when sent) may lie
+    # at most this many seconds from now.
+    "TRANSMITTER_CLIENT_ASSERTION_MAX_LIFETIME": 300,
+    # Clock skew tolerated on ``exp``/``nbf``/``iat`` of client assertions, seconds.
+    "TRANSMITTER_CLIENT_ASSERTION_LEEWAY": 30,
     # ---- delivery -------------------------------------------------------------------
     "TRANSMITTER_PUSH_CONNECT_TIMEOUT": 5.0,
     "TRANSMITTER_PUSH_READ_TIMEOUT": 10.0,
@@ -238,6 +257,10 @@ DEFAULTS: dict[str, Any] = {
     "RECEIVER_HTTP_TIMEOUT": 10.0,
     # Refresh a cached OAuth access token this many seconds before it expires.
     "RECEIVER_TOKEN_REFRESH_MARGIN": 60,
+    # private_key_jwt (RFC 7523 §2.2): the JWS algorithm of new receiver client keys
+    # (``ssf_keys rotate-client``) and the lifetime of each client assertion, seconds.
+    "RECEIVER_CLIENT_KEY_ALG": "ES256",
+    "RECEIVER_CLIENT_ASSERTION_LIFETIME": 60,
     # Poller: ``maxEvents`` per request, long-poll read timeout (seconds) and the cap of
     # the exponential backoff after a transient failure (seconds).
     "RECEIVER_POLL_MAX_EVENTS": 100,

@@ -130,6 +130,11 @@ SSF = {
     "RECEIVER_PROCESS_INLINE": not os.environ.get("CELERY_BROKER_URL"),
     # The bearer token of the Prometheus scrape view /ssf/metrics (staff may look too).
     "METRICS_BEARER_TOKEN": os.environ.get("SSF_METRICS_TOKEN") or None,
+    # Self-service onboarding (off in the library): receivers may register their own
+    # OAuth client with an initial access token from `manage.py ssf_registration_token
+    # create` (RFC 7591) and authenticate with private_key_jwt (RFC 7523), no secret.
+    "TRANSMITTER_REGISTRATION_ENABLED": True,
+    "TRANSMITTER_PRIVATE_KEY_JWT_ENABLED": True,
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"

@@ -16,8 +16,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from ..core.errors import SSFKeyError
-from . import keystore
-from .models import EncryptionKey, SigningKey
+from . import client_keys, keystore
+from .models import ClientKey, EncryptionKey, SigningKey
 
 
 class GlobalActionsMixin:
@@ -43,7 +43,7 @@ class GlobalActionsMixin:
         return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
-def _pretty_jwk(obj: SigningKey | EncryptionKey) -> str:
+def _pretty_jwk(obj: SigningKey | EncryptionKey | ClientKey) -> str:
     return format_html("<pre>{}</pre>", json.dumps(obj.public_jwk, indent=2, sort_keys=True))
 
 
@@ -157,3 +157,45 @@ class EncryptionKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
     def generate_ec(self, request: HttpRequest, queryset: QuerySet) -> None:
         row = keystore.generate_encryption_key("ECDH-ES+A256KW")
         self.message_user(request, f"Generated encryption key {row.kid}.")
+
+
+@admin.register(ClientKey)
+class ClientKeyAdmin(GlobalActionsMixin, admin.ModelAdmin):
+    """The receiver's private_key_jwt client keys: rotate (overlap) and retire."""
+
+    list_display = ("kid", "alg", "state", "created_at", "retired_at")
+    list_filter = ("state",)
+    search_fields = ("kid",)
+    ordering = ("-created_at",)
+    fields = ("kid", "alg", "state", "public_jwk_display", "created_at", "retired_at")
+    readonly_fields = fields
+    actions = ("rotate_client_key", "retire_client_keys")
+    global_actions = ("rotate_client_key",)
+
+    @admin.display(description="public JWK")
+    def public_jwk_display(self, obj: ClientKey) -> str:
+        return _pretty_jwk(obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ClientKey | None = None) -> bool:
+        return False
+
+    @admin.action(
+        permissions=["change"],
+        description="Rotate the client key (the old key stays published until retired)",
+    )
+    def rotate_client_key(self, request: HttpRequest, queryset: QuerySet) -> None:
+        row = client_keys.rotate_client_key()
+        self.message_user(request, f"Active client key is now {row.kid} ({row.alg}).")
+
+    @admin.action(permissions=["change"], description="Retire selected retiring client keys")
+    def retire_client_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for row in queryset:
+            try:
+                client_keys.retire_client_key(row.kid)
+            except SSFKeyError as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+            else:
+                self.message_user(request, f"Retired client key {row.kid}.")

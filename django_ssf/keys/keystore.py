@@ -423,11 +423,11 @@ class DatabaseKeyProvider(KeyProvider):
         Run after putting a new secret first in ``KEYS_ENCRYPTION_SECRET`` (old ones after
         it); afterwards the old secrets can be dropped. Returns the number of keys.
         """
-        from .models import EncryptionKey, SigningKey, reencrypt_private_key
+        from .models import ClientKey, EncryptionKey, SigningKey, reencrypt_private_key
 
         count = 0
         with transaction.atomic():
-            for model in (SigningKey, EncryptionKey):
+            for model in (SigningKey, EncryptionKey, ClientKey):
                 for row in model.objects.select_for_update().exclude(private_key_encrypted=""):
                     row.private_key_encrypted = reencrypt_private_key(row.private_key_encrypted)
                     row.save(update_fields=["private_key_encrypted"])

@@ -24,7 +24,7 @@ from django.db.models import Q
 from ..core.errors import SSFKeyError
 from .secrets import multi_fernet
 
-__all__ = ["EncryptionKey", "SigningKey"]
+__all__ = ["ClientKey", "EncryptionKey", "SigningKey"]
 
 _HKDF_INFO = b"django-ssf private key encryption v1"
 
@@ -147,6 +147,61 @@ class EncryptionKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.alg}, {'active' if self.active else 'inactive'})"
+
+    def private_key(self) -> Any:
+        """The decrypted private key (a ``cryptography`` object)."""
+        return decrypt_private_key(self.private_key_encrypted)
+
+
+class ClientKeyQuerySet(models.QuerySet):
+    def published(self) -> ClientKeyQuerySet:
+        """Keys served on the receiver's client JWKS URL: active and retiring."""
+        return self.filter(state__in=ClientKey.PUBLISHED_STATES)
+
+
+class ClientKey(models.Model):
+    """The receiver's OAuth client key: signs ``private_key_jwt`` assertions (RFC 7523).
+
+    The public half is served on the receiver's client JWKS URL, which the receiver
+    registers as its ``jwks_uri`` at transmitters, so no client secret exists on either
+    side. Rotation makes a new ``active`` key and leaves the old one ``retiring`` (still
+    published, no longer signing) until it is retired: transmitters that cached the old
+    key set keep verifying during the overlap.
+    """
+
+    STATE_ACTIVE = "active"
+    STATE_RETIRING = "retiring"
+    STATE_RETIRED = "retired"
+    STATE_CHOICES = [
+        (STATE_ACTIVE, "active (signing)"),
+        (STATE_RETIRING, "retiring (published, no longer signing)"),
+        (STATE_RETIRED, "retired (unpublished)"),
+    ]
+    PUBLISHED_STATES = (STATE_ACTIVE, STATE_RETIRING)
+
+    kid = models.CharField(max_length=128, unique=True)
+    alg = models.CharField(max_length=16)
+    state = models.CharField(max_length=16, choices=STATE_CHOICES, default=STATE_ACTIVE)
+    # Public JWK with kid, alg and use "sig".
+    public_jwk = models.JSONField()
+    # Fernet token of the PKCS#8 private key; erased on retirement.
+    private_key_encrypted = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ClientKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "receiver client key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="active"), name="ssf_one_active_client_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.alg}, {self.state})"
 
     def private_key(self) -> Any:
         """The decrypted private key (a ``cryptography`` object)."""

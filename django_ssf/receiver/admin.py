@@ -33,6 +33,7 @@ from ..core.masking import mask_secret
 from .health import stream_console, window_stats
 from .models import (
     ActionRecord,
+    ClientRegistration,
     InboundSET,
     PendingVerification,
     ReceiverStream,
@@ -463,3 +464,24 @@ class InboundSETAdmin(admin.ModelAdmin):
             detail = f" ({result.error.code})" if result.error else ""
             self.message_user(request, f"{inbound.jti or inbound.pk}: {result.status}{detail}",
                               level)
+
+
+@admin.register(ClientRegistration)
+class ClientRegistrationAdmin(admin.ModelAdmin):
+    """Our dynamically registered OAuth clients (``ssf_connect --register``), read-only.
+
+    The RFC 7592 registration access token is never shown.
+    """
+
+    list_display = ("client_id", "transmitter", "created_at")
+    search_fields = ("client_id", "transmitter__issuer")
+    fields = ("transmitter", "client_id", "registration_client_uri", "metadata_display",
+              "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="registered metadata")
+    def metadata_display(self, obj: ClientRegistration) -> str:
+        return _pretty(obj.metadata)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -100,6 +100,13 @@ def supported_event_types(*, include_deprecated: bool = False) -> list[str]:
     return registry.uris(include_control=False, include_deprecated=include_deprecated)
 
 
+#: Control-plane auth methods that run the client credentials grant for a token.
+_OAUTH_GRANT_METHODS = (
+    ReceiverStream.AUTH_CLIENT_CREDENTIALS,
+    ReceiverStream.AUTH_PRIVATE_KEY_JWT,
+)
+
+
 def _timeout() -> float:
     return float(ssf_settings.RECEIVER_HTTP_TIMEOUT)
 
@@ -164,8 +171,15 @@ class TransmitterClient:
         data = {"grant_type": "client_credentials"}
         if scope:
             data["scope"] = scope
-        # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
-        auth = (quote(holder.client_id, safe=""), quote(holder.client_secret, safe=""))
+        auth: tuple[str, str] | None = None
+        if holder.auth_method == ReceiverStream.AUTH_PRIVATE_KEY_JWT:
+            # RFC 7523 §2.2: a signed assertion authenticates us; no secret is sent.
+            from .client_auth import assertion_form
+
+            data.update(assertion_form(holder.client_id, endpoint))
+        else:
+            # RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic auth.
+            auth = (quote(holder.client_id, safe=""), quote(holder.client_secret, safe=""))
         try:
             response = bounded_request(
                 self.session, "POST", endpoint, data=data, auth=auth, timeout=_timeout(),
@@ -207,7 +221,7 @@ class TransmitterClient:
         holder = self._holder(stream)
         if holder.auth_method == ReceiverStream.AUTH_BEARER:
             return holder.bearer_token or None
-        if holder.auth_method != ReceiverStream.AUTH_CLIENT_CREDENTIALS:
+        if holder.auth_method not in _OAUTH_GRANT_METHODS:
             return None
         if not force_refresh:
             # Another process may have refreshed it: read the shared cache first.
@@ -255,7 +269,7 @@ class TransmitterClient:
                               timeout=timeout, force_refresh=False, holder=holder)
         if (
             response.status_code == 401
-            and holder.auth_method == ReceiverStream.AUTH_CLIENT_CREDENTIALS
+            and holder.auth_method in _OAUTH_GRANT_METHODS
         ):
             response = self._send(method, url, json=json, params=params, headers=headers,
                                   timeout=timeout, force_refresh=True, holder=holder)
@@ -771,8 +785,13 @@ def stream_credentials(
     client_secret: str | None = None,
     token_endpoint: str | None = None,
     scope: str | None = None,
+    private_key_jwt: bool = False,
 ) -> dict[str, Any]:
-    """The credential fields of a stream for a static bearer token or an OAuth client."""
+    """The credential fields of a stream for a static bearer token or an OAuth client.
+
+    An OAuth client authenticates with its secret, or with ``private_key_jwt`` with our
+    client key (RFC 7523 §2.2), and then has no secret at all.
+    """
     if token and client_id:
         raise ControlPlaneError("give either a bearer token or an OAuth client, not both")
     base: dict[str, Any] = {name: "" for name in ReceiverStream.CREDENTIAL_FIELDS}
@@ -781,10 +800,15 @@ def stream_credentials(
     if token:
         base.update(auth_method=ReceiverStream.AUTH_BEARER, bearer_token=token)
     elif client_id:
-        if not client_secret:
+        if private_key_jwt:
+            base.update(auth_method=ReceiverStream.AUTH_PRIVATE_KEY_JWT, client_id=client_id,
+                        token_endpoint=token_endpoint or "")
+        elif not client_secret:
             raise ControlPlaneError("--client-id needs --client-secret")
-        base.update(auth_method=ReceiverStream.AUTH_CLIENT_CREDENTIALS, client_id=client_id,
-                    client_secret=client_secret, token_endpoint=token_endpoint or "")
+        else:
+            base.update(auth_method=ReceiverStream.AUTH_CLIENT_CREDENTIALS,
+                        client_id=client_id, client_secret=client_secret,
+                        token_endpoint=token_endpoint or "")
     return base
 
 
@@ -844,6 +868,7 @@ def connect(
     new_stream: bool = False,
     stream: int | None = None,
     session: requests.Session | None = None,
+    private_key_jwt: bool = False,
 ) -> ReceiverStream:
     """Connect to a transmitter: the ``ssf_connect`` command. One unit: all or nothing.
 
@@ -854,10 +879,14 @@ def connect(
       that would deliver every event twice. Several streams and neither option: an error.
     * If anything fails, the database is put back as it was: no new rows, the old
       credentials and configuration of an existing stream untouched.
+
+    ``private_key_jwt``: the OAuth client authenticates with our client key (RFC 7523),
+    no client secret.
     """
     credentials = stream_credentials(token=token, client_id=client_id,
                                      client_secret=client_secret,
-                                     token_endpoint=token_endpoint, scope=scope)
+                                     token_endpoint=token_endpoint, scope=scope,
+                                     private_key_jwt=private_key_jwt)
     if events:
         from .handlers import resolve_event_type
 

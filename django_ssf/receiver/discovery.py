@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DiscoveryError",
     "DiscoveryResult",
+    "authorization_server_metadata",
     "discover",
     "discover_authorization_server",
     "http_session",
@@ -191,6 +192,17 @@ def discover(
 def discover_authorization_server(
     resource: str, *, session: requests.Session | None = None
 ) -> tuple[str, list[str]]:
+    """``(token_endpoint, scopes)`` of the resource's authorization server.
+
+    See :func:`authorization_server_metadata`; raises :class:`DiscoveryError`.
+    """
+    meta, scopes = authorization_server_metadata(resource, session=session)
+    return check_url(meta["token_endpoint"], "token_endpoint"), scopes
+
+
+def authorization_server_metadata(
+    resource: str, *, session: requests.Session | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """Find the token endpoint for a protected resource (the transmitter).
 
     RFC 9728 protected-resource metadata gives ``authorization_servers[0]`` (and the
@@ -199,7 +211,9 @@ def discover_authorization_server(
     RFC 9728 document, the issuer itself is tried as the authorization server. A document
     naming another ``resource`` (RFC 9728 §3.3) or another ``issuer`` (RFC 8414 §3.3) is
     refused: it would decide where the client secret is sent.
-    Returns ``(token_endpoint, scopes)``; raises :class:`DiscoveryError`.
+    Returns ``(metadata, scopes)``: the RFC 8414 document (with a ``token_endpoint``,
+    and a ``registration_endpoint`` when the server offers RFC 7591 registration) and the
+    RFC 9728 ``scopes_supported``; raises :class:`DiscoveryError`.
     """
     session = session or http_session()
     scopes: list[str] = []
@@ -235,7 +249,7 @@ def discover_authorization_server(
                     f"authorization server metadata at {url} names issuer "
                     f"{meta.get('issuer')!r}, not {server!r} (RFC 8414 §3.3)"
                 )
-            return check_url(meta["token_endpoint"], "token_endpoint"), scopes
+            return meta, scopes
     raise DiscoveryError(
         f"no token endpoint found for {resource}: give one explicitly (--token-endpoint)"
     )

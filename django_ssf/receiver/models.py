@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ActionRecord",
+    "ClientRegistration",
     "InboundSET",
     "PendingVerification",
     "ReceiverStream",
@@ -62,7 +63,8 @@ def generate_authorization_header() -> str:
 AUTH_NONE = "none"
 AUTH_BEARER = "bearer"
 AUTH_CLIENT_CREDENTIALS = "client_credentials"
-
+# Client credentials grant authenticated with our client key (RFC 7523 §2.2): no secret.
+AUTH_PRIVATE_KEY_JWT = "private_key_jwt"
 
 class Transmitter(models.Model):
     """A remote SSF transmitter, added by its issuer URL (SSF §7.2).
@@ -75,6 +77,7 @@ class Transmitter(models.Model):
     AUTH_NONE = AUTH_NONE
     AUTH_BEARER = AUTH_BEARER
     AUTH_CLIENT_CREDENTIALS = AUTH_CLIENT_CREDENTIALS
+    AUTH_PRIVATE_KEY_JWT = AUTH_PRIVATE_KEY_JWT
 
     issuer = models.CharField(max_length=512, unique=True)
     # The URL the discovery document was actually read from (ssf-, risc- or sse-configuration).
@@ -174,12 +177,13 @@ class ReceiverStream(models.Model):
     AUTH_NONE = AUTH_NONE
     AUTH_BEARER = AUTH_BEARER
     AUTH_CLIENT_CREDENTIALS = AUTH_CLIENT_CREDENTIALS
-    # More methods (e.g. private_key_jwt) can be added here; the client acquires tokens in
-    # one place (``TransmitterClient.fetch_token``).
+    AUTH_PRIVATE_KEY_JWT = AUTH_PRIVATE_KEY_JWT
+    # The client acquires tokens in one place (``TransmitterClient.fetch_token``).
     AUTH_CHOICES = [
         (AUTH_NONE, "none"),
         (AUTH_BEARER, "static bearer token"),
         (AUTH_CLIENT_CREDENTIALS, "OAuth client credentials"),
+        (AUTH_PRIVATE_KEY_JWT, "OAuth client credentials with private_key_jwt"),
     ]
 
     transmitter = models.ForeignKey(Transmitter, on_delete=models.CASCADE, related_name="streams")
@@ -540,3 +544,26 @@ class UserSessionRecord(models.Model):
 # first seen when their key was cycled): they count as older than any event, so a
 # revocation ends them (never the opposite).
 UNKNOWN_SESSION_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class ClientRegistration(models.Model):
+    """Our OAuth client at a transmitter, registered dynamically (RFC 7591, ``ssf_connect
+    --register``), with what RFC 7592 needs to read, update or delete it later."""
+
+    transmitter = models.ForeignKey(
+        Transmitter, on_delete=models.CASCADE, related_name="client_registrations"
+    )
+    client_id = models.CharField(max_length=255)
+    registration_client_uri = models.URLField(max_length=2048, blank=True)
+    # A secret we send again (RFC 7592 bearer token): encrypted at rest.
+    registration_access_token = EncryptedTextField(blank=True)
+    # The client information response as the transmitter returned it, secrets removed.
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "client registration"
+
+    def __str__(self) -> str:
+        return f"{self.client_id} at {self.transmitter.issuer}"

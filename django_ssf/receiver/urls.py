@@ -13,4 +13,6 @@ from . import views
 urlpatterns = [
     path("ssf/receiver/push/<str:push_id>", views.push_endpoint, name="ssf-receiver-push"),
     path("ssf/receiver/jwks.json", views.encryption_jwks, name="ssf-receiver-jwks"),
+    # Our private_key_jwt client keys (RFC 7523), registered as jwks_uri at transmitters.
+    path("ssf/receiver/client-jwks.json", views.client_jwks, name="ssf-receiver-client-jwks"),
 ]

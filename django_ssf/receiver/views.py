@@ -166,3 +166,18 @@ def encryption_jwks(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(get_key_provider().public_encryption_jwks())
     response["Cache-Control"] = "public, max-age=300"
     return response
+
+
+@login_not_required
+@require_GET
+def client_jwks(request: HttpRequest) -> JsonResponse:
+    """Our public client keys (JWK Set): the ``jwks_uri`` of our private_key_jwt clients.
+
+    Active and retiring keys are listed, so a transmitter holding a cached copy keeps
+    verifying our assertions during a rotation.
+    """
+    from ..keys.client_keys import client_jwks as published
+
+    response = JsonResponse(published())
+    response["Cache-Control"] = "public, max-age=300"
+    return response

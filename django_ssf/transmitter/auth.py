@@ -555,12 +555,68 @@ class SSFScopes(SettingsScopes):
 _validator_classes: dict[type, type] = {}
 
 
+def _registered_for_private_key_jwt(application: Any) -> bool:
+    from .models import ClientRegistration
+    from .registration import PRIVATE_KEY_JWT
+
+    if application is None or getattr(application, "pk", None) is None:
+        return False
+    return ClientRegistration.objects.filter(
+        receiver__application=application, token_endpoint_auth_method=PRIVATE_KEY_JWT
+    ).exists()
+
+
+def _authenticate_with_assertion(request: Any, assertion_type: Any, assertion: Any) -> bool:
+    """Authenticate the token request's client by its ``client_assertion`` (RFC 7523 §2.2)."""
+    import logging
+
+    from .client_assertion import (
+        ASSERTION_TYPE_JWT_BEARER,
+        ClientAssertionError,
+        verify_client_assertion,
+    )
+
+    log = logging.getLogger("django_ssf.transmitter.client_assertion")
+    if not ssf_settings.TRANSMITTER_PRIVATE_KEY_JWT_ENABLED:
+        log.info("client assertion refused: TRANSMITTER_PRIVATE_KEY_JWT_ENABLED is off")
+        return False
+    if assertion_type != ASSERTION_TYPE_JWT_BEARER or not assertion:
+        log.info("client assertion refused: unsupported client_assertion_type")
+        return False
+    if getattr(request, "client_secret", None) or request.headers.get("HTTP_AUTHORIZATION"):
+        # RFC 6749 §2.3: a client must not use more than one authentication method.
+        log.info("client assertion refused: another authentication method was also used")
+        return False
+    try:
+        application = verify_client_assertion(assertion, getattr(request, "client_id", None))
+    except ClientAssertionError as exc:
+        log.info("client assertion refused: %s", exc)
+        return False
+    request.client = application
+    request.client_id = application.client_id
+    return True
+
+
 def ssf_validator_class() -> type:
     """The host's ``OAUTH2_VALIDATOR_CLASS`` with :class:`SSFScopes` applied to scopes."""
     base = oauth2_settings.OAUTH2_VALIDATOR_CLASS
     if base not in _validator_classes:
 
         class SSFOAuth2Validator(base):  # type: ignore[misc, valid-type]
+            def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+                """``private_key_jwt`` (RFC 7523 §2.2) when an assertion is sent, else DOT's.
+
+                A client registered for ``private_key_jwt`` may not fall back to a client
+                secret (RFC 7591 §2: the registered method is the one it uses).
+                """
+                assertion_type = getattr(request, "client_assertion_type", None)
+                assertion = getattr(request, "client_assertion", None)
+                if assertion_type is not None or assertion is not None:
+                    return _authenticate_with_assertion(request, assertion_type, assertion)
+                if not super().authenticate_client(request, *args, **kwargs):
+                    return False
+                return not _registered_for_private_key_jwt(getattr(request, "client", None))
+
             def validate_scopes(
                 self,
                 client_id: str,

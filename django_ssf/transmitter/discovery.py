@@ -14,12 +14,14 @@ from django.urls import reverse
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core import jose as c_jose
 
 __all__ = [
     "authorization_server_metadata",
     "authorization_servers",
     "issuer_path",
     "protected_resource_metadata",
+    "registration_endpoint_url",
     "ssf_configuration",
     "token_endpoint_url",
 ]
@@ -99,10 +101,23 @@ def authorization_server_metadata() -> dict[str, Any]:
     no authorization endpoint is offered here). A host whose own authorization server is
     configured in ``SSF["TRANSMITTER_AUTHORIZATION_SERVER"]`` publishes its own document.
     """
-    return {
+    methods = ["client_secret_basic", "client_secret_post"]
+    data: dict[str, Any] = {
         "issuer": str(ssf_settings.TRANSMITTER_ISSUER),
         "token_endpoint": token_endpoint_url(),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
         "scopes_supported": _scopes(),
     }
+    if ssf_settings.TRANSMITTER_PRIVATE_KEY_JWT_ENABLED:
+        # RFC 8414 §2: the JWS algorithms accepted for private_key_jwt ("none" never is).
+        methods.append("private_key_jwt")
+        data["token_endpoint_auth_signing_alg_values_supported"] = list(c_jose.SIGNING_ALGORITHMS)
+    if ssf_settings.TRANSMITTER_REGISTRATION_ENABLED:
+        data["registration_endpoint"] = registration_endpoint_url()
+    return data
+
+
+def registration_endpoint_url() -> str:
+    """The RFC 7591 client registration endpoint of this transmitter."""
+    return _url("ssf-register")

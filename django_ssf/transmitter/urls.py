@@ -17,6 +17,7 @@ from .checks import missing_required_apps
 def _routes() -> list[URLPattern]:
     from . import views
     from .poll_views import PollView
+    from .registration_views import ClientConfigurationView, RegistrationView
 
     return [
         # Discovery (SSF §7.2) with the path-inserted form for an issuer with a path (§7.2.1).
@@ -54,6 +55,14 @@ def _routes() -> list[URLPattern]:
         ),
         path("ssf/jwks.json", views.JWKSView.as_view(), name="ssf-jwks"),
         path("ssf/oauth/token", views.SSFTokenView.as_view(), name="ssf-token"),
+        # Dynamic client registration (RFC 7591 §3) and management (RFC 7592 §2); 404
+        # unless SSF["TRANSMITTER_REGISTRATION_ENABLED"].
+        path("ssf/oauth/register", RegistrationView.as_view(), name="ssf-register"),
+        path(
+            "ssf/oauth/register/<str:client_id>",
+            ClientConfigurationView.as_view(),
+            name="ssf-register-client",
+        ),
         # Management API (SSF §8.1).
         path("ssf/streams", views.StreamsView.as_view(), name="ssf-streams"),
         path("ssf/status", views.StatusView.as_view(), name="ssf-status"),

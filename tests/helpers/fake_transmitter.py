@@ -116,6 +116,17 @@ class FakeTransmitter:
         self.patch_allowed = True  # False: PATCH answers 405 (updates are POSTed)
         self.poll_endpoint_in_config = True  # False: endpoint_url null (legacy)
         self.acks_field = "ack"  # what the poll endpoint reads ("acks": a draft one)
+        # Dynamic client registration (RFC 7591) + private_key_jwt (RFC 7523), off unless
+        # a test turns it on. ``fetch_client_jwks(uri)`` returns a registered client's key
+        # set (tests point it at the receiver's published keys); ``seen_jtis`` are the
+        # assertion ids already accepted.
+        self.registration_enabled = False
+        self.initial_access_token: str | None = None
+        self.registrations: dict[str, dict] = {}
+        self.registration_requests: list[tuple[str | None, Any]] = []
+        self.fetch_client_jwks = lambda uri: requests.get(uri, timeout=5).json()
+        self.seen_jtis: set[str] = set()
+        self.assertions: list[dict] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -401,7 +412,21 @@ def _make_handler(fake: FakeTransmitter):
                 raise Reply(200, {"resource": fake.issuer, "authorization_servers": [fake.base],
                                    "scopes_supported": ["ssf.read", "ssf.manage"]})
             if method == "GET" and path == "/.well-known/oauth-authorization-server":
-                raise Reply(200, {"issuer": fake.base, "token_endpoint": fake.base + "/token"})
+                as_meta = {"issuer": fake.base, "token_endpoint": fake.base + "/token"}
+                if fake.registration_enabled:
+                    as_meta["registration_endpoint"] = fake.base + "/register"
+                    as_meta["token_endpoint_auth_methods_supported"] = [
+                        "client_secret_basic", "private_key_jwt"]
+                raise Reply(200, as_meta)
+            if method == "POST" and path == "/register" and fake.registration_enabled:
+                self._register(body)
+            if method == "DELETE" and path.startswith("/register/"):
+                client_id = path.rsplit("/", 1)[-1]
+                if self.headers.get("Authorization") != f"Bearer rat-{client_id}" \
+                        or client_id not in fake.registrations:
+                    raise Reply(401, {"error": "invalid_token"})
+                del fake.registrations[client_id]
+                raise Reply(204)
             if method == "GET" and path == "/jwks":
                 fake.jwks_fetches += 1
                 raise Reply(200, fake.jwks())
@@ -429,9 +454,58 @@ def _make_handler(fake: FakeTransmitter):
                 self._poll(path.rsplit("/", 1)[-1], body)
             raise Reply(404, {"error": "no route"})
 
+        def _register(self, body) -> None:
+            header = self.headers.get("Authorization")
+            with fake._lock:
+                fake.registration_requests.append((header, body))
+            if fake.initial_access_token and header != f"Bearer {fake.initial_access_token}":
+                raise Reply(401, {"error": "invalid_token"})
+            if not isinstance(body, dict) or body.get("token_endpoint_auth_method") != \
+                    "private_key_jwt" or not body.get("jwks_uri"):
+                raise Reply(400, {"error": "invalid_client_metadata",
+                                   "error_description": "private_key_jwt with jwks_uri only"})
+            client_id = "dyn-" + secrets.token_hex(6)
+            fake.registrations[client_id] = dict(body)
+            raise Reply(201, {**body, "client_id": client_id,
+                               "registration_access_token": "rat-" + client_id,
+                               "registration_client_uri": f"{fake.base}/register/{client_id}"})
+
+        def _assertion_client(self, form: dict) -> str:
+            """RFC 7523 §3 checks of a private_key_jwt assertion; the client id if valid."""
+            if form.get("client_assertion_type") != [
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]:
+                raise Reply(401, {"error": "invalid_client"})
+            assertion = (form.get("client_assertion") or [""])[0]
+            try:
+                claims = jwt.decode(assertion, options={"verify_signature": False})
+                reg = fake.registrations[claims["iss"]]
+                header = jwt.get_unverified_header(assertion)
+                keys = fake.fetch_client_jwks(reg["jwks_uri"])["keys"]
+                jwk = next(k for k in keys if k["kid"] == header["kid"])
+                claims = jwt.decode(
+                    assertion, jwt.PyJWK(jwk).key, algorithms=[jwk["alg"]],
+                    audience=fake.base + "/token", issuer=claims["iss"],
+                    options={"require": ["exp", "jti", "sub"]})
+            except Exception:
+                raise Reply(401, {"error": "invalid_client"}) from None
+            if claims["sub"] != claims["iss"] or claims["jti"] in fake.seen_jtis:
+                raise Reply(401, {"error": "invalid_client"})
+            with fake._lock:
+                fake.seen_jtis.add(claims["jti"])
+                fake.assertions.append({"header": header, "claims": claims})
+            return claims["iss"]
+
         def _token(self) -> None:
             fake.token_requests += 1
             header = self.headers.get("Authorization", "")
+            form = parse_qs(self.raw_body.decode())
+            if "client_assertion" in form and not header:
+                self._assertion_client(form)
+                token = secrets.token_urlsafe(16)
+                with fake._lock:
+                    fake.tokens[token] = time.time() + fake.token_lifetime
+                raise Reply(200, {"access_token": token, "token_type": "Bearer",
+                                   "expires_in": fake.token_lifetime})
             try:
                 cid, _, secret = base64.b64decode(header.split(" ", 1)[1]).decode().partition(":")
             except Exception:

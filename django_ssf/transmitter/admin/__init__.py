@@ -1,3 +1,3 @@
 """Django admin of the transmitter app: receivers, streams and the outbox."""
 
-from . import events, outbox, streams  # noqa: F401
+from . import events, outbox, registration, streams  # noqa: F401

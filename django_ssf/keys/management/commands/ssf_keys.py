@@ -9,6 +9,8 @@ Examples::
     manage.py ssf_keys retire <kid> [--force]      # or --kid=<kid> if it starts with "-"
     manage.py ssf_keys retire --drained               # every retiring key with nothing pending
     manage.py ssf_keys reencrypt                      # after rotating KEYS_ENCRYPTION_SECRET
+    manage.py ssf_keys rotate-client [--alg ES256]    # new receiver client key (private_key_jwt)
+    manage.py ssf_keys retire-client <kid>            # unpublish a retiring client key
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ....core import jose
 from ....core.errors import SSFKeyError
-from ... import keystore
+from ... import client_keys, keystore
 
 
 def _iso(value: Any) -> str | None:
@@ -47,6 +49,17 @@ def encryption_key_dict(row: Any) -> dict:
         "alg": row.alg,
         "state": "active" if row.active else "inactive",
         "created_at": _iso(row.created_at),
+    }
+
+
+def client_key_dict(row: Any) -> dict:
+    return {
+        "kid": row.kid,
+        "use": "client",
+        "alg": row.alg,
+        "state": row.state,
+        "created_at": _iso(row.created_at),
+        "retired_at": _iso(row.retired_at),
     }
 
 
@@ -81,6 +94,21 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser(
+            "rotate-client",
+            help="New receiver client key (private_key_jwt); the old one stays published.",
+        )
+        p.add_argument(
+            "--alg",
+            help=f"One of {', '.join(jose.SIGNING_ALGORITHMS)} "
+            "(default SSF RECEIVER_CLIENT_KEY_ALG).",
+        )
+        p.add_argument("--json", action="store_true", help="Output JSON.")
+
+        p = sub.add_parser("retire-client", help="Unpublish a retiring receiver client key.")
+        p.add_argument("kid", help="Key id to retire.")
+        p.add_argument("--json", action="store_true", help="Output JSON.")
+
+        p = sub.add_parser(
             "reencrypt",
             help="Re-encrypt stored private keys and secrets under the newest at-rest secret.",
         )
@@ -103,7 +131,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         try:
-            result = getattr(self, f"_{action}")(options)
+            result = getattr(self, f"_{action.replace('-', '_')}")(options)
         except SSFKeyError as exc:
             raise CommandError(str(exc)) from exc
         if options.get("json"):
@@ -115,10 +143,11 @@ class Command(BaseCommand):
 
     # ---- actions -------------------------------------------------------------------------
     def _list(self, options: dict) -> list[dict]:
-        from ...models import EncryptionKey, SigningKey
+        from ...models import ClientKey, EncryptionKey, SigningKey
 
         rows = [signing_key_dict(r) for r in SigningKey.objects.all()]
         rows += [encryption_key_dict(r) for r in EncryptionKey.objects.all()]
+        rows += [client_key_dict(r) for r in ClientKey.objects.all()]
         if not options.get("json"):
             if not rows:
                 self.stdout.write("No keys yet (one is generated on first use).")
@@ -174,3 +203,19 @@ class Command(BaseCommand):
             ),
         )
         return signing_key_dict(row)
+
+    def _rotate_client(self, options: dict) -> dict:
+        row = client_keys.rotate_client_key(options["alg"])
+        self._say(
+            options,
+            self.style.SUCCESS(
+                f"Active client key is now {row.kid} ({row.alg}); the previous one stays published "
+                "until retire-client."
+            ),
+        )
+        return client_key_dict(row)
+
+    def _retire_client(self, options: dict) -> dict:
+        row = client_keys.retire_client_key(options["kid"])
+        self._say(options, self.style.SUCCESS(f"Client key {row.kid} is retired."))
+        return client_key_dict(row)

@@ -27,6 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("--token", help="a static bearer token for the control plane")
         parser.add_argument("--client-id", help="OAuth client id (client credentials grant)")
         parser.add_argument("--client-secret", help="OAuth client secret")
+        # ---- self-service onboarding (RFC 7591 + RFC 7523), see receiver/registration.py --
+        parser.add_argument(
+            "--register", action="store_true",
+            help="register our own OAuth client at the transmitter (RFC 7591) and authenticate "
+            "with our client key (private_key_jwt): no client secret on either side")
+        parser.add_argument("--initial-access-token", metavar="T",
+                            help="with --register: the token the transmitter's operator issued")
         parser.add_argument("--token-endpoint",
                             help="OAuth token endpoint (default: found via RFC 9728 / RFC 8414)")
         parser.add_argument("--scope",
@@ -59,6 +66,11 @@ class Command(BaseCommand):
             "primary key (only for a transmitter that holds our user ids)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["register"]:
+            self._register(options)
+            return
+        if options["initial_access_token"]:
+            raise CommandError("--initial-access-token needs --register")
         if options["token"] and options["client_id"]:
             raise CommandError("give either --token or --client-id/--client-secret, not both")
         if not (options["token"] or options["client_id"]):
@@ -85,6 +97,27 @@ class Command(BaseCommand):
                 poll_url=options["poll_url"],
                 new_stream=options["new_stream"],
                 stream=options["stream"],
+            )
+        except ControlPlaneError as exc:
+            raise CommandError(str(exc)) from exc
+        dump(self, stream.as_dict())
+
+    def _register(self, options: dict[str, Any]) -> None:
+        """``--register``: RFC 7591 registration, then a normal connect with private_key_jwt."""
+        from ...registration import register_and_connect
+
+        if options["token"] or options["client_id"] or options["client_secret"]:
+            raise CommandError("--register obtains its own client: drop --token/--client-*")
+        try:
+            stream = register_and_connect(
+                options["issuer"],
+                initial_access_token=options["initial_access_token"],
+                delivery=options["delivery"],
+                events=options["events"],
+                description=options["description"],
+                legacy=options["legacy"],
+                subject_issuers=options["subject_issuer"],
+                trust_own_issuer_subjects=options["trust_own_subjects"] or None,
             )
         except ControlPlaneError as exc:
             raise CommandError(str(exc)) from exc
