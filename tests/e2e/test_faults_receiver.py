@@ -41,7 +41,7 @@ from tests.e2e.faults import (
 )
 from tests.helpers.redis_server import RedisServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 SETS = int(os.environ.get("SSF_FAULT_SETS", "400"))
 DRAIN_BOUND = 120.0  # seconds from the end of the fault to everything processed
