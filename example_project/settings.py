@@ -140,7 +140,9 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "") or "
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery 5.7.0's worker exits when the Redis broker restarts while it holds unacknowledged
 # messages; this consumer keeps it running (see django_ssf.core.celery_worker).
-CELERY_WORKER_CONSUMER = "django_ssf.core.celery_worker:Consumer"
+CELERY_WORKER_CONSUMER = (
+    os.environ.get("CELERY_WORKER_CONSUMER") or "django_ssf.core.celery_worker:Consumer"
+)
 # Beat (``celery -A example_project worker -B``): only used when CELERY_BROKER_URL is set.
 CELERY_BEAT_SCHEDULE = {
     # Transmitter: re-enqueue push work whose task was lost, purge expired paused retention.
