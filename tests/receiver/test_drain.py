@@ -226,3 +226,23 @@ def test_request_drain_reports_whether_it_sent(fake, broker):
     assert request_drain(stream.pk) is True
     assert request_drain(stream.pk) is False
     assert len(broker.calls) == 1
+
+
+def test_the_sweeper_recreates_a_drain_whose_message_was_lost(client, fake, broker, settings):
+    """The message was sent, then lost (broker restart): only the sweeper can notice."""
+    from django_ssf.receiver.drain import sweep_pending
+
+    settings.SSF = {**settings.SSF, "RECEIVER_DRAIN_RESEND_AFTER": 15}
+    stream = make_stream(fake)
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    assert len(broker.calls) == 1  # ... and it never reaches a worker
+    # While the request is fresh the sweeper trusts it ...
+    assert sweep_pending(older_than=0) == 0
+    assert len(broker.calls) == 1
+    # ... once it is older than RECEIVER_DRAIN_RESEND_AFTER, it sends the drain again.
+    ReceiverStream.objects.filter(pk=stream.pk).update(
+        drain_requested_at=timezone.now() - dt.timedelta(seconds=16))
+    assert sweep_pending(older_than=0) == 1
+    assert broker.calls == [{"args": (stream.pk,), "countdown": None}] * 2
+    assert drain_task.run(stream.pk) == 1
+    assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSED
