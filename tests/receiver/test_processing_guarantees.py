@@ -272,3 +272,20 @@ def test_a_worker_whose_claim_was_taken_over_does_nothing(fake, alice):
     assert alice.is_active is True and not ActionRecord.objects.exists()
     assert process_claimed(pk, "second-worker").status == InboundSET.STATUS_PROCESSED
     assert ActionRecord.objects.filter(inbound_id=row.pk).count() == 1
+
+
+def test_the_marking_transaction_locks_the_row(fake, alice):
+    """PostgreSQL: step 2 holds the row (FOR UPDATE), so the sweeper's SKIP LOCKED passes it
+    by while a slow built-in action or atomic handler runs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    stream = make_stream(fake)
+    row = stored(fake, stream)
+    with CaptureQueriesContext(connection) as queries:
+        assert process_inbound(row.pk).status == InboundSET.STATUS_PROCESSED
+    sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
+    if connection.features.has_select_for_update:
+        assert "FOR UPDATE" in sql
+    else:  # SQLite: the claim token check inside the transaction is the guard
+        assert "CLAIM_TOKEN" in sql
