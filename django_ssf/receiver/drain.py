@@ -74,6 +74,12 @@ def request_drain(stream_pk: int, *, resend_after: float | None = None) -> bool:
     after = float(ssf_settings.RECEIVER_DRAIN_RESEND_AFTER if resend_after is None
                   else resend_after)
     lost = now - dt.timedelta(seconds=max(0.0, after))
+    # The common case under load first, with a read: a drain is on its way or running
+    # (seeing the flag set is as good as losing the UPDATE below, and takes no lock).
+    current = (ReceiverStream.objects.filter(pk=stream_pk)
+               .values_list("drain_requested_at", flat=True).first())
+    if current is not None and current >= lost:
+        return False
     won = ReceiverStream.objects.filter(pk=stream_pk).filter(
         Q(drain_requested_at__isnull=True) | Q(drain_requested_at__lt=lost)
     ).update(drain_requested_at=now)
