@@ -32,5 +32,7 @@ def enqueue(name: str, *args: Any, countdown: float | None = None) -> None:
     task = current_app.tasks.get(name)
     if task is None:
         current_app.send_task(name, args=tuple(args), **options)
+    elif not options:
+        task.delay(*args)
     else:
         task.apply_async(tuple(args), **options)

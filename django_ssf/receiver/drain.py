@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -26,7 +25,7 @@ from django.utils import timezone
 from ..conf import ssf_settings
 from . import scheduling
 from .models import InboundSET, ReceiverStream
-from .processing import process_claimed, process_inbound
+from .processing import new_claim_token, process_claimed, process_inbound
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +95,6 @@ def request_drain(stream_pk: int, *, resend_after: float | None = None) -> bool:
         )
         return False
     return True
-
-
-def new_claim_token() -> str:
-    """A fresh claim identity: the worker that holds it may mark the rows it claimed."""
-    return uuid.uuid4().hex
 
 
 def renew_lease(ids: list[int], token: str) -> int:

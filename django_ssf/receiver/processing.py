@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,12 @@ from .models import ActionRecord, InboundSET, ReceiverStream
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["process_claimed", "process_inbound"]
+__all__ = ["new_claim_token", "process_claimed", "process_inbound"]
+
+
+def new_claim_token() -> str:
+    """A fresh claim identity: the worker that holds it may mark the rows it claimed."""
+    return uuid.uuid4().hex
 
 
 def process_inbound(inbound_id: int, *, force: bool = False) -> InboundSET | None:
@@ -59,8 +65,6 @@ def process_inbound(inbound_id: int, *, force: bool = False) -> InboundSET | Non
     process the same SET. ``force`` also re-runs ``processed``, ``failed`` and stuck
     ``processing`` rows (the admin "reprocess" action).
     """
-    from .drain import new_claim_token
-
     claimable = [InboundSET.STATUS_ACCEPTED]
     if force:
         claimable += [InboundSET.STATUS_FAILED, InboundSET.STATUS_PROCESSED,
