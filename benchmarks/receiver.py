@@ -3,8 +3,9 @@
 Measures valid SETs per second through the RFC 8935 push endpoint, served by gunicorn with
 2 sync workers, validation and storage included (authorization header, stream lookup,
 JWS verification with the transmitter's cached JWKS, every claim and subject check, the
-insert unique on (transmitter, jti), and the debounced Celery enqueue of the stream's drain
-task on Redis; no worker runs, so the rows stay ``accepted``). Next to it, in the same run
+insert unique on (transmitter, jti), and the drain request of the stream - one conditional
+``UPDATE`` of the stream row per SET, one Celery message on Redis per burst; no worker
+runs, so the rows stay ``accepted``). Next to it, in the same run
 and with the same load generator, a *baseline*: a bare Django view that does the same
 signature check (PyJWT decode with the same key) and one insert. The aim is ≥ 80 % of the
 baseline.

@@ -245,14 +245,20 @@ DEFAULTS: dict[str, Any] = {
     "RECEIVER_ACTION_SESSION_REVOKED": True,
     "RECEIVER_ACTION_REVOKE_TOKENS": True,
     "RECEIVER_ACTION_DEACTIVATE_ACCOUNT": True,
-    # Processing is one debounced "drain" task per stream: a burst of pushed SETs sends
-    # one task, started this many seconds after the first SET of the burst.
-    "RECEIVER_DRAIN_DELAY": 0.5,
+    # Processing is one "drain" task per stream, sent at once (never with a countdown):
+    # while one is requested and not started, later SETs of the stream send nothing. A
+    # request older than this many seconds counts as lost (broker restart) and is sent
+    # again by the next SET or by the sweeper.
+    "RECEIVER_DRAIN_RESEND_AFTER": 15.0,
     # Time budget (seconds) of one drain task; a longer backlog continues in a new task.
     "RECEIVER_DRAIN_MAX_SECONDS": 60.0,
-    # A row left ``processing`` longer than this (its worker died) is handed back to the
-    # sweeper (``process_pending_sets``) and processed again.
-    "RECEIVER_PROCESSING_STALE_SECONDS": 600,
+    # The processing lease (seconds): a worker renews it while it works through its claimed
+    # rows; a row ``processing`` whose lease is older (its worker died) is handed back by
+    # the sweeper (``process_pending_sets``) and processed again.
+    "RECEIVER_PROCESSING_LEASE_SECONDS": 30.0,
+    # The sweeper: accepted SETs waiting longer than this many seconds get their drain
+    # requested again (it is what makes a lost drain message harmless).
+    "RECEIVER_SWEEP_AFTER": 5.0,
     # ---- the control-plane client and the poller ------------------------------------
     "RECEIVER_HTTP_TIMEOUT": 10.0,
     # Refresh a cached OAuth access token this many seconds before it expires.

@@ -13,6 +13,12 @@ Receiver side (every ``sender`` is the receiver-side stream model class):
 ``event_received``
     The normalised event, once per valid SET, when it is processed.
     kwargs: ``event`` (``ReceivedEvent``: type, subject, claims, txn, raw token, stream).
+``event_received_atomic``
+    Same ``event`` as ``event_received``, sent *inside* the transaction that runs the
+    built-in actions and marks the SET processed: a receiver's own database work commits
+    with that mark, or not at all (exactly once as far as this database goes). Receivers
+    must not call remote services (a crash retries the whole transaction). Use
+    ``@on_event(..., atomic=True)``, which also gives each receiver its own savepoint.
 ``set_processed``
     Handlers and built-in actions ran. kwargs: ``inbound``, ``event``, ``actions``.
 ``set_processing_failed``
@@ -58,6 +64,7 @@ set_received = Signal()
 set_validated = Signal()
 set_rejected = Signal()
 event_received = Signal()
+event_received_atomic = Signal()
 set_processed = Signal()
 set_processing_failed = Signal()
 

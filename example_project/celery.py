@@ -18,3 +18,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 app = Celery("example_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+if os.environ.get("SSF_DEMO_HANDLER_LOG"):
+    from . import handler_log  # noqa: F401  (connects the demo host handler)

@@ -143,6 +143,11 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "") or "celery"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery 5.7.0's worker exits when the Redis broker restarts while it holds unacknowledged
+# messages; this consumer keeps it running (see django_ssf.core.celery_worker).
+CELERY_WORKER_CONSUMER = (
+    os.environ.get("CELERY_WORKER_CONSUMER") or "django_ssf.core.celery_worker:Consumer"
+)
 # Beat (``celery -A example_project worker -B``): only used when CELERY_BROKER_URL is set.
 CELERY_BEAT_SCHEDULE = {
     # Transmitter: re-enqueue push work whose task was lost, purge expired paused retention.
@@ -154,11 +159,12 @@ CELERY_BEAT_SCHEDULE = {
     # a person watching the dashboard sees an event arrive; production uses 15-60 seconds.
     # It also sends the SSF §8.1.1 keep-alive calls for streams with an inactivity_timeout.
     "ssf-receiver-poll": {"task": "django_ssf.receiver.poll_streams", "schedule": 2.0},
-    # Receiver: process stored SETs whose processing task was lost, and hand back those
-    # whose worker died mid-processing.
+    # Receiver: hand back SETs whose worker died mid-processing (lease expired) and
+    # re-request the drain of SETs whose task was lost. Every few seconds: nothing else
+    # recreates the work of a lost message.
     "ssf-receiver-sweep": {
         "task": "django_ssf.receiver.process_pending_sets",
-        "schedule": 120.0,
+        "schedule": 5.0,
     },
     # Retention: redact and delete finished SETs past their retention, in short batches.
     "ssf-purge-outbox": {"task": "django_ssf.transmitter.purge", "schedule": 3600.0},

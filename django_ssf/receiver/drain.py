@@ -1,27 +1,31 @@
-"""The per-stream drain: process a stream's accepted SETs in order, debounced; the sweeper.
+"""The per-stream drain: process a stream's accepted SETs in order; the sweeper.
 
-After an accepted SET commits, :func:`request_drain` asks for one ``drain_stream`` task of
-its stream, at most one per ``RECEIVER_DRAIN_DELAY`` per process, so that a burst of SETs
-costs one Celery message rather than one per SET. :func:`drain_stream` claims the stream's
-rows in small batches (``accepted`` → ``processing``) and processes them oldest first.
-:func:`sweep_pending` (the ``process_pending_sets`` beat task) is the safety net for rows
-whose drain message was lost and for rows a dead worker left ``processing``.
+After an accepted SET commits, :func:`request_drain` sends one ``drain_stream`` task of
+its stream *at once* - never with a countdown: an ETA message is held unacknowledged by a
+worker, and such messages do not survive a broker restart (nor, with Celery 5.7.0, does
+the worker; see :mod:`django_ssf.core.celery_worker`). A burst costs one message, not one
+per SET, because the request is recorded on the stream row (``drain_requested_at``)
+until the drain starts. :func:`drain_stream` claims the stream's rows in small batches
+(``accepted`` → ``processing``, under a lease it renews) and processes them oldest first.
+:func:`sweep_pending` (the ``process_pending_sets`` beat task, run every few seconds) is
+what makes any lost message harmless: it hands back rows whose lease expired and requests
+the drain of every stream with SETs waiting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from . import scheduling
-from .models import InboundSET
-from .processing import process_claimed, process_inbound
+from .models import InboundSET, ReceiverStream
+from .processing import new_claim_token, process_claimed, process_inbound
 
 logger = logging.getLogger(__name__)
 
@@ -29,87 +33,62 @@ __all__ = [
     "DRAIN_BATCH",
     "claim_next_batch",
     "drain_stream",
-    "forget_scheduled_drains",
+    "new_claim_token",
+    "release_expired_leases",
+    "renew_lease",
     "request_drain",
-    "scheduled_drains",
     "sweep_pending",
 ]
 
 
 # ---- the per-stream drain -------------------------------------------------------------
 #
-# Why the debounce below never strands a SET (the reasoning the tests rely on):
+# Why the request flag never strands a SET (the reasoning the tests rely on):
 #
 # * ``request_drain(S)`` runs in ``on_commit``, i.e. strictly after the row it is called
 #   for is committed and visible to every other connection.
-# * When it sends, it first reads the clock (t0), then sends the task with
-#   ``countdown=D``: Celery stamps an ETA of at least t0 + D, and the worker does not start
-#   the task before its ETA. The process-local guard for S is set to expire at
-#   t0 + D - margin, i.e. *before* the task can start.
-# * A later call for S that finds the guard active returns without sending. Its row was
-#   committed before that call, hence before the guard expired, hence before the task
-#   started; the task's first query (which starts after the task does) sees it.
-# * Once the guard has expired a call sends a new task, whatever a running drain is
-#   doing. Several drains of one stream may overlap; each row is still processed once,
+# * It sets ``S.drain_requested_at`` only if it was clear (or older than
+#   RECEIVER_DRAIN_RESEND_AFTER), with one conditional UPDATE; only the caller that set
+#   it sends a task. The flag means "a drain is on its way or running"; a running drain
+#   keeps it fresh while it works.
+# * A drain that finds nothing more to claim clears the flag (committed), and *then* looks
+#   once more: a row whose request found the flag set was committed before that clear, so
+#   the second look sees it (and the drain takes the flag back and goes on); a row
+#   committed after the clear finds the flag clear and sends a new task.
+# * So a burst costs one message while a drain keeps up, and nothing waits on a delay.
+# * A lost message or a dead drain (broker restart, worker killed) leaves the flag set:
+#   once it is older than RECEIVER_DRAIN_RESEND_AFTER, the next SET or the sweeper sends
+#   the drain again. Drains of one stream may overlap; each row is still processed once,
 #   because a drain claims a row atomically before processing it.
-# * A lost message (broker down at send time, worker killed) leaves rows ``accepted``:
-#   the periodic sweeper ``process_pending_sets`` processes them (the safety net).
-# * Eager Celery (tests) runs the task inside ``apply_async``, before the guard could
-#   matter, so no guard is set then.
-
-_drain_lock = threading.Lock()
-# stream pk → time.monotonic() at which the scheduled drain task may start
-_drain_guard: dict[int, float] = {}
-# Clock-skew allowance between this process and the worker (the ETA is wall-clock time).
-DRAIN_GUARD_MARGIN = 0.1
+# * Eager Celery (tests, the embedded default) runs the task inside the send, which
+#   clears the flag again before ``request_drain`` returns.
 
 
-def scheduled_drains() -> dict[int, float]:
-    """Streams of this process whose drain is already on its way, and until when.
-
-    Values are ``time.monotonic()`` instants: until then, a new SET of that stream sends no
-    task, because the drain already sent will see it.
-    """
-    with _drain_lock:
-        return dict(_drain_guard)
-
-
-def forget_scheduled_drains() -> None:
-    """Forget the debounce guards of this process: the next SET of each stream sends a drain.
-
-    For a process that knows its messages were lost (and for tests); the sweeper makes up
-    for a lost drain anyway.
-    """
-    with _drain_lock:
-        _drain_guard.clear()
-
-
-def request_drain(stream_pk: int) -> bool:
+def request_drain(stream_pk: int, *, resend_after: float | None = None) -> bool:
     """Make sure a drain of stream ``stream_pk`` will run after now; True if one was sent.
 
     Call it only after the rows to process are committed (``transaction.on_commit``).
     """
-    t0 = time.monotonic()
-    # The common case under load, first: a drain is already due after now. (The guard is
-    # only ever set with a non-eager Celery app; reading the Celery configuration costs
-    # more than the rest of this function.)
-    if _drain_guard.get(stream_pk, 0.0) > t0:
+    now = timezone.now()
+    after = float(ssf_settings.RECEIVER_DRAIN_RESEND_AFTER if resend_after is None
+                  else resend_after)
+    lost = now - dt.timedelta(seconds=max(0.0, after))
+    # The common case under load first, with a read: a drain is on its way or running
+    # (seeing the flag set is as good as losing the UPDATE below, and takes no lock).
+    current = (ReceiverStream.objects.filter(pk=stream_pk)
+               .values_list("drain_requested_at", flat=True).first())
+    if current is not None and current >= lost:
         return False
-    eager = scheduling.eager()
-    delay = max(0.0, float(ssf_settings.RECEIVER_DRAIN_DELAY))
-    guard_until = t0 + max(0.0, delay - DRAIN_GUARD_MARGIN)
-    if not eager and guard_until > t0:
-        with _drain_lock:
-            if _drain_guard.get(stream_pk, 0.0) > t0:
-                return False
-            _drain_guard[stream_pk] = guard_until
+    won = ReceiverStream.objects.filter(pk=stream_pk).filter(
+        Q(drain_requested_at__isnull=True) | Q(drain_requested_at__lt=lost)
+    ).update(drain_requested_at=now)
+    if not won:
+        return False
     try:
-        scheduling.enqueue(scheduling.DRAIN_STREAM, stream_pk,
-                           countdown=None if eager else delay)
+        scheduling.enqueue(scheduling.DRAIN_STREAM, stream_pk)
     except Exception:
-        with _drain_lock:
-            if _drain_guard.get(stream_pk) == guard_until:
-                del _drain_guard[stream_pk]
+        ReceiverStream.objects.filter(pk=stream_pk, drain_requested_at=now).update(
+            drain_requested_at=None)
         logger.exception(
             "could not enqueue the drain of receiver stream %s; the sweeper will process "
             "its SETs", stream_pk,
@@ -118,8 +97,19 @@ def request_drain(stream_pk: int) -> bool:
     return True
 
 
-def claim_next_batch(stream_pk: int, size: int) -> list[int]:
+def renew_lease(ids: list[int], token: str) -> int:
+    """Extend the lease of the rows of ``ids`` still claimed by ``token``; returns how many."""
+    if not ids:
+        return 0
+    return InboundSET.objects.filter(
+        pk__in=ids, status=InboundSET.STATUS_PROCESSING, claim_token=token
+    ).update(claimed_at=timezone.now())
+
+
+def claim_next_batch(stream_pk: int, size: int, token: str = "") -> list[int]:
     """Atomically claim (``accepted`` → ``processing``) up to ``size`` oldest rows.
+
+    The rows get the lease (``claimed_at`` = now) and ``token`` (a fresh one when empty).
 
     PostgreSQL (and any backend with ``SKIP LOCKED``): rows another drain holds locked are
     skipped, so concurrent drains never wait on each other. Elsewhere (SQLite): every row
@@ -129,6 +119,7 @@ def claim_next_batch(stream_pk: int, size: int) -> list[int]:
     accepted = InboundSET.objects.filter(
         stream_id=stream_pk, status=InboundSET.STATUS_ACCEPTED
     ).order_by("received_at", "id")
+    token = token or new_claim_token()
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
             ids = list(
@@ -136,13 +127,14 @@ def claim_next_batch(stream_pk: int, size: int) -> list[int]:
             )
             if ids:
                 InboundSET.objects.filter(pk__in=ids).update(
-                    status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now()
+                    status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now(),
+                    claim_token=token,
                 )
         return ids
     claimed = []
     for pk in accepted.values_list("pk", flat=True)[:size]:
         if InboundSET.objects.filter(pk=pk, status=InboundSET.STATUS_ACCEPTED).update(
-            status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now()
+            status=InboundSET.STATUS_PROCESSING, claimed_at=timezone.now(), claim_token=token
         ):
             claimed.append(pk)
     return claimed
@@ -154,58 +146,112 @@ DRAIN_BATCH = 50
 def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> int:
     """Process every accepted SET of one stream, oldest first; returns how many.
 
-    Rows are claimed in small batches (a crash leaves at most one batch ``processing``).
-    When the time budget (``RECEIVER_DRAIN_MAX_SECONDS``) runs out with rows left, a new
-    drain is requested and this one returns.
+    Claims rows in small batches under one claim token, renewing the batch's lease (and
+    the stream's drain flag) at least every third of ``RECEIVER_PROCESSING_LEASE_SECONDS``:
+    a crash leaves at most one batch ``processing``, and the sweeper hands it back once
+    the lease has expired. Releases the stream's drain flag when done (see the reasoning
+    above). When the time budget (``RECEIVER_DRAIN_MAX_SECONDS``) runs out with rows left,
+    a new drain is requested and this one returns.
     """
+    streams = ReceiverStream.objects.filter(pk=stream_pk)
+    streams.update(drain_requested_at=timezone.now())
     budget = float(
         ssf_settings.RECEIVER_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds
     )
+    renew_every = max(0.0, float(ssf_settings.RECEIVER_PROCESSING_LEASE_SECONDS)) / 3
     deadline = time.monotonic() + budget
+    token = new_claim_token()
+    accepted = InboundSET.objects.filter(
+        stream_id=stream_pk, status=InboundSET.STATUS_ACCEPTED)
     done = 0
     while True:
-        ids = claim_next_batch(stream_pk, DRAIN_BATCH)
+        ids = claim_next_batch(stream_pk, DRAIN_BATCH, token)
         if not ids:
-            return done
+            streams.update(drain_requested_at=None)
+            if not accepted.exists():
+                return done
+            # Committed before the release: ours again, unless a new drain was sent.
+            if not streams.filter(drain_requested_at__isnull=True).update(
+                    drain_requested_at=timezone.now()):
+                return done
+            continue
+        renewed = time.monotonic()
         for index, pk in enumerate(ids):
-            if index and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if index and now >= deadline:
                 # Give the rest of the batch back, oldest first, for the next drain.
                 InboundSET.objects.filter(
-                    pk__in=ids[index:], status=InboundSET.STATUS_PROCESSING
-                ).update(status=InboundSET.STATUS_ACCEPTED)
-                request_drain(stream_pk)
+                    pk__in=ids[index:], status=InboundSET.STATUS_PROCESSING,
+                    claim_token=token,
+                ).update(status=InboundSET.STATUS_ACCEPTED, claim_token="")
+                request_drain(stream_pk, resend_after=0)
                 return done
-            process_claimed(pk)
-            done += 1
+            if now - renewed >= renew_every:
+                renew_lease(ids[index:], token)
+                streams.update(drain_requested_at=timezone.now())
+                renewed = now
+            if process_claimed(pk, token) is not None:
+                done += 1
         if time.monotonic() >= deadline:
-            if InboundSET.objects.filter(
-                stream_id=stream_pk, status=InboundSET.STATUS_ACCEPTED
-            ).exists():
-                request_drain(stream_pk)
+            if accepted.exists():
+                request_drain(stream_pk, resend_after=0)
+            else:
+                streams.update(drain_requested_at=None)
             return done
 
 
-def sweep_pending(*, older_than: float = 60.0, limit: int = 500) -> int:
-    """The safety net behind the drain: process what no drain picked up; returns how many.
+def release_expired_leases() -> int:
+    """Hand back (``processing`` → ``accepted``) rows whose lease expired; returns how many.
 
-    Accepted SETs waiting longer than ``older_than`` seconds lost their drain request
-    (broker down at enqueue time). Rows left ``processing`` longer than
-    ``RECEIVER_PROCESSING_STALE_SECONDS`` belong to a worker that died: they are handed
-    back first. Their processing may have been partly done: built-in actions are
-    idempotent, and host handlers are documented to be (at-least-once after a crash).
+    Rows whose processing transaction is running hold a row lock: on PostgreSQL they are
+    skipped (``SKIP LOCKED``) whatever their lease says, so a slow built-in action or
+    atomic handler is never run twice.
     """
-    now = timezone.now()
-    stale = now - dt.timedelta(seconds=float(ssf_settings.RECEIVER_PROCESSING_STALE_SECONDS))
-    processing = InboundSET.objects.filter(status=InboundSET.STATUS_PROCESSING)
-    processing.filter(claimed_at__lt=stale).update(status=InboundSET.STATUS_ACCEPTED)
-    processing.filter(claimed_at__isnull=True, received_at__lt=stale).update(
-        status=InboundSET.STATUS_ACCEPTED
+    lease = float(ssf_settings.RECEIVER_PROCESSING_LEASE_SECONDS)
+    expired = timezone.now() - dt.timedelta(seconds=lease)
+    stale = InboundSET.objects.filter(status=InboundSET.STATUS_PROCESSING).filter(
+        Q(claimed_at__lt=expired) | Q(claimed_at__isnull=True, received_at__lt=expired)
     )
-    cutoff = now - dt.timedelta(seconds=older_than)
-    ids = list(
-        InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    return sum(1 for pk in ids if process_inbound(pk) is not None)
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            ids = list(stale.select_for_update(skip_locked=True).values_list("pk", flat=True))
+            stale = InboundSET.objects.filter(pk__in=ids)
+        released = stale.update(status=InboundSET.STATUS_ACCEPTED, claim_token="")
+    if released:
+        logger.warning("handed back %s received SET(s) whose processing lease expired",
+                       released)
+    return released
 
+
+def sweep_pending(*, older_than: float | None = None, limit: int = 500) -> int:
+    """The safety net behind the drain; returns how many waiting SETs it found.
+
+    Hands back rows whose processing lease expired (their worker died), then, for every
+    stream with accepted SETs waiting longer than ``older_than`` seconds (default
+    ``RECEIVER_SWEEP_AFTER``), requests its drain again (a lost message's work is
+    recreated); if the broker refuses the task, drains the stream here. SETs with no
+    stream are processed here. Built-in actions commit with the row's "processed" mark,
+    so a handed-back row runs them once; host handlers are at least once.
+    """
+    release_expired_leases()
+    wait = float(ssf_settings.RECEIVER_SWEEP_AFTER if older_than is None else older_than)
+    cutoff = timezone.now() - dt.timedelta(seconds=wait)
+    waiting = InboundSET.objects.filter(
+        status=InboundSET.STATUS_ACCEPTED, received_at__lt=cutoff)
+    done = 0
+    streams = list(waiting.exclude(stream_id=None).values_list("stream_id", flat=True)
+                   .distinct().order_by())
+    for stream_pk in streams:
+        found = waiting.filter(stream_id=stream_pk).count()
+        if request_drain(stream_pk):
+            done += found
+            continue
+        flag = ReceiverStream.objects.filter(pk=stream_pk).values_list(
+            "drain_requested_at", flat=True).first()
+        if flag is None:  # not requested: the broker refused it; drain here
+            drain_stream(stream_pk)
+            done += found
+    ids = list(waiting.filter(stream_id=None).order_by("received_at")
+               .values_list("pk", flat=True)[:limit])
+    done += sum(1 for pk in ids if process_inbound(pk) is not None)
+    return done

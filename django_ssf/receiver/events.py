@@ -8,13 +8,29 @@ reach the stored row, the stream and the transmitter for anything else.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import InboundSET, ReceiverStream, Transmitter
 
-__all__ = ["ReceivedEvent"]
+__all__ = ["ReceivedEvent", "idempotency_key"]
+
+
+def idempotency_key(iss: str, jti: str) -> str:
+    """The stable key of one SET: SHA-256 (hex) of its issuer and ``jti``.
+
+    A ``jti`` is unique per issuer only (RFC 8417 §2.2), so the issuer is part of the key.
+    The hex digest has a fixed length (64) and no separator ambiguity, which makes it a
+    good unique column in a host's own tables.
+    """
+    digest = hashlib.sha256()
+    for part in (iss, jti):
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,16 @@ class ReceivedEvent:
     # "caep.initiating_entity: unknown value 'Duo policy'" (docs/conformance.md). The
     # claims are as the transmitter sent them: a flagged claim may have any JSON value.
     flags: tuple[str, ...] = ()
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across every run of this SET's processing (see :func:`idempotency_key`).
+
+        Host handlers are run *at least once*: after a crash the SET is processed again
+        with the same key, so a handler that records the key (e.g. in a unique column)
+        can skip work it already did.
+        """
+        return idempotency_key(self.iss, self.jti)
 
     @property
     def short_name(self) -> str:

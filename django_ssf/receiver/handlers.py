@@ -18,6 +18,20 @@ It is plain ``event_received.connect(..., weak=False, dispatch_uid=...)`` undern
 ``event_received.disconnect(dispatch_uid=...)`` undoes it, and the bookkeeping (an
 ``ActionRecord`` per receiver that ran or failed; a failure marks the SET ``failed`` and
 sends ``set_processing_failed``) is the same as for any other receiver.
+
+Delivery guarantees (see :mod:`django_ssf.receiver.processing`): a handler runs **at
+least once** per SET - after a worker crash it runs again, with the same
+``event.idempotency_key``. A handler that only changes this site's database can be made
+**exactly once** with ``atomic=True``::
+
+    @on_event("account-disabled", atomic=True)
+    def close_tickets(event):             # runs inside the transaction that marks the
+        Ticket.objects.filter(...).update(open=False)   # SET processed, in a savepoint
+
+It is then connected to ``event_received_atomic`` instead (disconnect it there): its
+database work commits together with the "processed" mark, or not at all. An atomic
+handler must not call remote services (they cannot be rolled back) and should be quick:
+it holds the row's lock.
 """
 
 from __future__ import annotations
@@ -26,7 +40,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..signals import event_received
+from django.db import transaction
+
+from ..signals import event_received, event_received_atomic
 
 __all__ = ["ALL_EVENTS", "NOT_APPLICABLE", "on_event", "resolve_event_type"]
 
@@ -68,13 +84,17 @@ def resolve_event_type(name: str) -> str:
     return candidates[0]
 
 
-def on_event(*event_types: str, dispatch_uid: str | None = None) -> Callable[[H], H]:
+def on_event(
+    *event_types: str, dispatch_uid: str | None = None, atomic: bool = False
+) -> Callable[[H], H]:
     """Decorator: connect ``func(event)`` to ``event_received`` for these event types.
 
     ``event_types`` are short names, URIs or ``"*"``. ``dispatch_uid`` defaults to the
     function's module and qualified name, so importing a module twice connects it once;
     pass your own to disconnect it later with ``event_received.disconnect(dispatch_uid=...)``.
-    Returns the function unchanged.
+    ``atomic=True`` connects it to ``event_received_atomic`` instead: it runs in its own
+    savepoint inside the transaction that marks the SET processed (exactly once for its
+    database work; see the module docstring). Returns the function unchanged.
     """
     if not event_types:
         raise TypeError("on_event() needs at least one event type (or '*')")
@@ -84,12 +104,16 @@ def on_event(*event_types: str, dispatch_uid: str | None = None) -> Callable[[H]
     def decorator(func: H) -> H:
         @functools.wraps(func)
         def receiver(sender: Any, event: Any, **kwargs: Any) -> Any:
-            if every or event.event_type in uris:
-                return func(event)
-            return NOT_APPLICABLE
+            if not (every or event.event_type in uris):
+                return NOT_APPLICABLE
+            if atomic:
+                with transaction.atomic():  # a savepoint: a failure undoes only this
+                    return func(event)
+            return func(event)
 
         uid = dispatch_uid or f"django_ssf.on_event:{func.__module__}.{func.__qualname__}"
-        event_received.connect(receiver, weak=False, dispatch_uid=uid)
+        signal = event_received_atomic if atomic else event_received
+        signal.connect(receiver, weak=False, dispatch_uid=uid)
         return func
 
     return decorator

@@ -223,6 +223,10 @@ class ReceiverStream(models.Model):
     # status, subjects, verification): the receiver activity that restarts the
     # transmitter's ``inactivity_timeout`` counter (SSF §8.1.1); drives the keep-alive.
     last_management_at = models.DateTimeField(null=True, blank=True)
+    # Set when a drain task of this stream was sent and has not started yet (the drain
+    # clears it first thing): later SETs send no message of their own. A request older
+    # than RECEIVER_DRAIN_RESEND_AFTER counts as lost (see receiver.drain.request_drain).
+    drain_requested_at = models.DateTimeField(null=True, blank=True)
     CREDENTIAL_FIELDS = ("auth_method", "bearer_token", "client_id", "client_secret",
                          "token_endpoint", "scope", "access_token", "access_token_expires_at")
 
@@ -411,9 +415,12 @@ class InboundSET(models.Model):
     )
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
-    # When a worker claimed the row for processing; lets the sweeper hand back rows whose
-    # worker died mid-processing (see receiver.tasks.process_pending_sets).
+    # The processing lease: when the claiming worker last renewed it (claimed_at) and
+    # which claim it is (claim_token). A row ``processing`` whose lease is older than
+    # RECEIVER_PROCESSING_LEASE_SECONDS belongs to a dead worker and is handed back by the
+    # sweeper; a worker marks the row only while its own token is still on it.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
     # When retention blanked token, claims and subject (RECEIVER_REDACT_AFTER): the row
     # stays as a record (jti, type, outcome, times) but can no longer be reprocessed.
     redacted_at = models.DateTimeField(null=True, blank=True)

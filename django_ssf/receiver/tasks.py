@@ -1,10 +1,12 @@
 """Celery tasks of the receiver.
 
 * ``drain_stream(stream_id)``: process every accepted SET of one stream in arrival order.
-  Enqueued by ingest after commit, debounced: a burst of SETs sends one task
-  (``RECEIVER_DRAIN_DELAY``; see :func:`django_ssf.receiver.drain.request_drain`).
-* ``process_pending_sets(older_than=60)``: sweeper for SETs whose task was lost (broker down
-  at enqueue time, worker killed); schedule it with Celery beat.
+  Enqueued by ingest after commit, at once (no countdown), one per burst (see
+  :func:`django_ssf.receiver.drain.request_drain`).
+* ``process_pending_sets()``: the sweeper. Hands back rows whose processing lease expired
+  (worker died) and re-requests the drain of streams with SETs waiting longer than
+  ``RECEIVER_SWEEP_AFTER`` (message lost: broker restart, worker killed). Nothing depends
+  on a message surviving, *provided* beat runs it often: every 5-10 seconds.
 * ``poll_streams()``: one short poll of every enabled poll stream, then the keep-alive;
   schedule it with beat.
 * ``purge()``: redact and delete received SETs past their retention (``RECEIVER_RETAIN_*``,
@@ -17,7 +19,7 @@
         "ssf-receiver-poll": {"task": "django_ssf.receiver.poll_streams",
                               "schedule": 30.0},
         "ssf-receiver-sweep": {"task": "django_ssf.receiver.process_pending_sets",
-                               "schedule": 300.0},
+                               "schedule": 5.0},
         "ssf-receiver-keepalive": {"task": "django_ssf.receiver.keep_streams_alive",
                                    "schedule": 300.0},
         "ssf-receiver-purge": {"task": "django_ssf.receiver.purge", "schedule": 3600.0},
@@ -48,8 +50,8 @@ def drain_stream(stream_id: int) -> int:
 
 
 @shared_task(name=scheduling.PROCESS_PENDING_SETS, ignore_result=True)
-def process_pending_sets(older_than: float = 60.0, limit: int = 500) -> int:
-    """Process accepted SETs that have waited longer than ``older_than`` seconds."""
+def process_pending_sets(older_than: float | None = None, limit: int = 500) -> int:
+    """The sweeper (see :func:`django_ssf.receiver.drain.sweep_pending`)."""
     from .drain import sweep_pending
 
     return sweep_pending(older_than=older_than, limit=limit)

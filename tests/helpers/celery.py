@@ -20,7 +20,9 @@ class Sent:
         self.calls: list[dict[str, Any]] = []
         self.fail = fail
 
-    def __call__(self, args: Any = None, countdown: float | None = None, **kwargs: Any) -> None:
+    def __call__(self, args: Any = None, kwargs: Any = None, countdown: float | None = None,
+                 **options: Any) -> None:
+        # ``kwargs`` second, as in ``Task.apply_async(args, kwargs, ...)`` (``delay`` passes it).
         if self.fail:
             raise ConnectionError("broker down")
         self.calls.append({"args": args, "countdown": countdown})

@@ -22,18 +22,15 @@ def live_receiver(settings, live_server):
 
 @pytest.fixture
 def broker(monkeypatch, settings) -> Iterator[Sent]:
-    """Celery not eager, the drain task's sends recorded; a fresh debounce guard.
+    """Celery not eager, the drain task's sends recorded (and not run).
 
     This is how production runs: a burst of pushes sends one drain task per stream.
     """
-    from django_ssf.receiver import drain as drain_module
     from django_ssf.receiver.tasks import drain_stream as drain_task
 
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False,
-                    "RECEIVER_DRAIN_DELAY": 0.5}
+                    }
     sent = Sent()
     monkeypatch.setattr(drain_task, "apply_async", sent)
-    drain_module.forget_scheduled_drains()
     with not_eager():
         yield sent
-    drain_module.forget_scheduled_drains()

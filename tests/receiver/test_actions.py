@@ -423,11 +423,11 @@ def test_process_pending_sets_sweeper(fake, client):
 
 
 def test_sweeper_hands_back_rows_whose_worker_died_mid_processing(fake, client, settings):
-    """A claim older than RECEIVER_PROCESSING_STALE_SECONDS is a dead worker's: redo it."""
+    """A lease older than RECEIVER_PROCESSING_LEASE_SECONDS is a dead worker's: redo it."""
     from django_ssf.receiver.ingest import ingest
     from django_ssf.receiver.tasks import process_pending_sets
 
-    settings.SSF = {**settings.SSF, "RECEIVER_PROCESSING_STALE_SECONDS": 600}
+    settings.SSF = {**settings.SSF, "RECEIVER_PROCESSING_LEASE_SECONDS": 600}
     stream = make_stream(fake)
     stuck = ingest(stream, fake.make_set(SESSION_REVOKED), process=False).inbound
     fresh = ingest(stream, fake.make_set(SESSION_REVOKED), process=False).inbound

@@ -1,15 +1,16 @@
-"""Processing as a debounced per-stream drain: one task per burst, exactly once, in order.
+"""Processing as a per-stream drain: one immediate task per burst, exactly once, in order.
 
 The guarantees under test (see ``django_ssf.receiver.drain.request_drain``): every row is
-persisted before the 202; a burst of SETs sends one drain task; a row committed while the
-debounce guard is active is seen by the task the guard stands for; each row is processed
-exactly once even when drains overlap; a lost task is made good by the sweeper.
+persisted before the 202; a burst of SETs sends one drain task, at once (no countdown: an
+ETA message does not survive a broker restart); a row committed while the request is
+pending is seen by the requested task; a row committed after the drain started sends a new
+one; a request older than RECEIVER_DRAIN_RESEND_AFTER counts as lost; each row is
+processed exactly once even when drains overlap; a lost task is made good by the sweeper.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from django.utils import timezone
@@ -19,7 +20,7 @@ from django_ssf.receiver import drain as drain_module
 from django_ssf.receiver.drain import drain_stream, request_drain
 from django_ssf.receiver.handlers import on_event
 from django_ssf.receiver.ingest import ingest
-from django_ssf.receiver.models import InboundSET
+from django_ssf.receiver.models import InboundSET, ReceiverStream
 from django_ssf.receiver.tasks import drain_stream as drain_task
 from django_ssf.signals import event_received
 from tests.helpers.celery import Sent, not_eager
@@ -40,37 +41,74 @@ def recorded():
     event_received.disconnect(dispatch_uid="handler")
 
 
-def test_a_burst_of_pushes_sends_one_delayed_drain(client, fake, broker):
+def test_a_burst_of_pushes_sends_one_immediate_drain(client, fake, broker):
     stream = make_stream(fake)
     for _ in range(20):
         response = post_set(client, stream, fake.make_set(SESSION_REVOKED))
         assert response.status_code == 202
-    # Persisted before the 202, not yet processed, one message for the whole burst.
+    # Persisted before the 202, not yet processed, one message for the whole burst, sent
+    # without a countdown.
     assert InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED).count() == 20
-    assert broker.calls == [{"args": (stream.pk,), "countdown": 0.5}]
+    assert broker.calls == [{"args": (stream.pk,), "countdown": None}]
 
 
-def test_rows_committed_under_the_guard_are_seen_by_the_guarded_task(
+def test_rows_committed_while_the_request_is_pending_are_seen_by_its_task(
     client, fake, broker, recorded
 ):
     stream = make_stream(fake)
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert len(broker.calls) == 1
-    # The guard expires before the task's earliest start (ETA = send time + countdown).
-    (guard_until,) = drain_module.scheduled_drains().values()
-    assert guard_until <= time.monotonic() + 0.5
+    assert ReceiverStream.objects.get(pk=stream.pk).drain_requested_at is not None
     # The task, whenever it runs, processes both rows (the second one sent no message).
     assert drain_task.run(*broker.calls[0]["args"]) == 2
     assert len(recorded) == 2
     assert set(InboundSET.objects.values_list("status", flat=True)) == {"processed"}
+    assert ReceiverStream.objects.get(pk=stream.pk).drain_requested_at is None
 
 
-def test_after_the_guard_expires_a_new_drain_is_sent(client, fake, broker, settings):
-    settings.SSF = {**settings.SSF, "RECEIVER_DRAIN_DELAY": 0.15}
+def test_rows_committed_while_a_drain_runs_send_nothing_and_are_drained(
+    client, fake, broker
+):
+    """While a drain keeps up, a burst costs one message: the running drain takes the rest."""
+    stream = make_stream(fake)
+    pushed: list[str] = []
+
+    def push_more(event):
+        # SETs that arrive while the drain is busy with the first one.
+        if len(pushed) < 3:
+            pushed.append(event.jti)
+            assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+
+    on_event("*", dispatch_uid="push-more")(push_more)
+    try:
+        assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+        assert drain_task.run(stream.pk) == 4
+    finally:
+        event_received.disconnect(dispatch_uid="push-more")
+    assert len(broker.calls) == 1
+    assert set(InboundSET.objects.values_list("status", flat=True)) == {"processed"}
+    assert ReceiverStream.objects.get(pk=stream.pk).drain_requested_at is None
+
+
+def test_a_row_committed_after_the_drain_started_sends_a_new_drain(client, fake, broker):
     stream = make_stream(fake)
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
-    time.sleep(0.1)  # guard = delay - 0.1 s margin = 0.05 s
+    assert drain_task.run(stream.pk) == 1  # releases the request when done
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    assert len(broker.calls) == 2
+
+
+def test_a_request_older_than_resend_after_counts_as_lost(client, fake, broker, settings):
+    settings.SSF = {**settings.SSF, "RECEIVER_DRAIN_RESEND_AFTER": 15}
+    stream = make_stream(fake)
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    # Its message was lost (broker restart): no drain ever clears the request.
+    ReceiverStream.objects.filter(pk=stream.pk).update(
+        drain_requested_at=timezone.now() - dt.timedelta(seconds=16))
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    assert len(broker.calls) == 2
+    # A fresh request is not duplicated.
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert len(broker.calls) == 2
 
@@ -142,7 +180,7 @@ def test_drain_budget_hands_the_rest_to_a_new_drain(fake, broker, recorded):
     assert len(recorded) == 1
     statuses = sorted(InboundSET.objects.values_list("status", flat=True))
     assert statuses == ["accepted", "accepted", "processed"]
-    assert broker.calls == [{"args": (stream.pk,), "countdown": 0.5}]
+    assert broker.calls == [{"args": (stream.pk,), "countdown": None}]
     assert drain_task.run(stream.pk) == 2
     assert len(recorded) == 3
 
@@ -154,12 +192,12 @@ def test_lost_enqueue_is_logged_and_the_sweeper_processes_the_row(
 
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False}
     monkeypatch.setattr(drain_task, "apply_async", Sent(fail=True))
-    drain_module.forget_scheduled_drains()
     stream = make_stream(fake)
     with not_eager():
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert "could not enqueue the drain" in caplog.text
-    assert not drain_module.scheduled_drains()  # the failed send leaves no guard behind
+    # The failed send leaves no pending request behind: the next SET or sweep sends one.
+    assert ReceiverStream.objects.get(pk=stream.pk).drain_requested_at is None
     row = InboundSET.objects.get()
     assert row.status == InboundSET.STATUS_ACCEPTED
     InboundSET.objects.filter(pk=row.pk).update(
@@ -168,14 +206,13 @@ def test_lost_enqueue_is_logged_and_the_sweeper_processes_the_row(
     assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSED
 
 
-def test_eager_celery_processes_at_once_without_a_guard(client, fake, settings):
+def test_eager_celery_processes_at_once_and_leaves_no_request(client, fake, settings):
     settings.SSF = {**settings.SSF, "RECEIVER_PROCESS_INLINE": False}
-    drain_module.forget_scheduled_drains()
     stream = make_stream(fake)
     for _ in range(2):
         assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     assert set(InboundSET.objects.values_list("status", flat=True)) == {"processed"}
-    assert not drain_module.scheduled_drains()
+    assert ReceiverStream.objects.get(pk=stream.pk).drain_requested_at is None
 
 
 def test_inline_processing_still_processes_in_the_request(client, fake, inline_processing):
@@ -189,3 +226,23 @@ def test_request_drain_reports_whether_it_sent(fake, broker):
     assert request_drain(stream.pk) is True
     assert request_drain(stream.pk) is False
     assert len(broker.calls) == 1
+
+
+def test_the_sweeper_recreates_a_drain_whose_message_was_lost(client, fake, broker, settings):
+    """The message was sent, then lost (broker restart): only the sweeper can notice."""
+    from django_ssf.receiver.drain import sweep_pending
+
+    settings.SSF = {**settings.SSF, "RECEIVER_DRAIN_RESEND_AFTER": 15}
+    stream = make_stream(fake)
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    assert len(broker.calls) == 1  # ... and it never reaches a worker
+    # While the request is fresh the sweeper trusts it ...
+    assert sweep_pending(older_than=0) == 0
+    assert len(broker.calls) == 1
+    # ... once it is older than RECEIVER_DRAIN_RESEND_AFTER, it sends the drain again.
+    ReceiverStream.objects.filter(pk=stream.pk).update(
+        drain_requested_at=timezone.now() - dt.timedelta(seconds=16))
+    assert sweep_pending(older_than=0) == 1
+    assert broker.calls == [{"args": (stream.pk,), "countdown": None}] * 2
+    assert drain_task.run(stream.pk) == 1
+    assert InboundSET.objects.get().status == InboundSET.STATUS_PROCESSED

@@ -1,7 +1,10 @@
 """The push hot path stays lean without giving up a guarantee.
 
-In autocommit (how the push view runs) a valid SET costs two SQL statements - the stream
-lookup and the INSERT; duplicates must still be caught by the unique constraint, and
+In autocommit (how the push view runs) a valid SET costs the stream lookup and the
+INSERT, then - after the commit - one read of the stream's drain request while a drain is
+already on its way (issue 12: the request lives in the database, not in a process-local
+countdown guard, so that no delayed message is needed; that read must come after the
+commit to be correct). Duplicates must still be caught by the unique constraint, and
 ``pre_save`` / ``post_save`` receivers of InboundSET must still run.
 """
 
@@ -27,7 +30,9 @@ def _no_touch(stream) -> None:
         last_event_at=timezone.now() + dt.timedelta(hours=1))
 
 
-def test_a_valid_push_is_one_select_and_one_insert(client, fake, broker):
+def test_a_valid_push_is_one_select_one_insert_and_one_read_of_the_drain_request(
+    client, fake, broker
+):
     stream = make_stream(fake)
     assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
     _no_touch(stream)
@@ -35,7 +40,8 @@ def test_a_valid_push_is_one_select_and_one_insert(client, fake, broker):
         response = post_set(client, stream, fake.make_set(SESSION_REVOKED))
     assert response.status_code == 202
     statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
-    assert statements == ["SELECT", "INSERT"]
+    assert statements == ["SELECT", "INSERT", "SELECT"]
+    assert "drain_requested_at" in queries.captured_queries[-1]["sql"]
     # The row was committed before the 202 and its drain was requested (once per burst).
     assert InboundSET.objects.filter(status=InboundSET.STATUS_ACCEPTED).count() == 2
     assert len(broker.calls) == 1
