@@ -194,6 +194,14 @@ class StreamDeliveryState(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_drain_at = models.DateTimeField(null=True, blank=True)
+    # Recoverable failures in a row with no success between them (stream-wide backoff).
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Set while the whole stream backs off: the earliest time of the next probe (one
+    # SET tried; success releases the backlog). ``None``: not backing off.
+    probe_at = models.DateTimeField(null=True, blank=True)
+    # When the delayed drain task booked by the last drain is due (one at a time); the
+    # sweeper replaces it if it is lost.
+    wake_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "stream delivery state"
