@@ -65,12 +65,13 @@ from ..signals import set_delivered, set_delivery_failed
 from . import outbox, scheduling
 from .encryption import outgoing_token, request_key_refetch
 from .fanout import STREAM_FIELDS
-from .models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
+from .models import DeliveryAttempt, OutboundSET, ProcessHeartbeat, Stream, StreamDeliveryState
 
 logger = logging.getLogger("django_ssf.transmitter.delivery")
 
 __all__ = [
     "RETRYABLE_SET_ERRORS",
+    "SWEEPER_HEARTBEAT",
     "DrainResult",
     "Outcome",
     "backoff_delay",
@@ -101,6 +102,9 @@ _MAX_DELTA_DIGITS = 12
 KIND_DELIVERED = "delivered"
 KIND_RETRY = "retry"
 KIND_FAILED = "failed"
+
+# The ProcessHeartbeat the sweeper writes on each run (``ssf_liveness`` reads it).
+SWEEPER_HEARTBEAT = "sweeper"
 
 # Why a leased drain stopped.
 _EMPTY = "empty"
@@ -910,6 +914,9 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         last_error_description="dropped: held longer than TRANSMITTER_PAUSED_RETENTION_SECONDS",
     )
     overflow = outbox.enforce_paused_retention()
+    ProcessHeartbeat.objects.update_or_create(
+        name=SWEEPER_HEARTBEAT, defaults={"at": timezone.now()}
+    )
     return {
         "requeued_streams": requeued,
         "released_stray": released,

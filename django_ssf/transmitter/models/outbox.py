@@ -35,6 +35,7 @@ from .streams import Stream
 __all__ = [
     "DeliveryAttempt",
     "OutboundSET",
+    "ProcessHeartbeat",
     "StreamDeliveryState",
     "StreamHealth",
     "SubjectOptState",
@@ -208,6 +209,24 @@ class StreamDeliveryState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_id}: lease {self.lease_owner or '-'} until {self.lease_until}"
+
+
+class ProcessHeartbeat(models.Model):
+    """When a periodic job last ran, for liveness checks (``ssf_liveness``).
+
+    The outbox sweeper writes ``"sweeper"`` each time it runs. It runs on a Celery worker
+    when beat sends it, so a recent heartbeat proves that beat, the broker, a worker and
+    the database all work.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "process heartbeat"
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class SubjectOptState(models.Model):
