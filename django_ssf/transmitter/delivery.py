@@ -16,8 +16,12 @@ One Celery task per stream (:func:`django_ssf.transmitter.tasks.deliver_stream`)
 3. classifies each answer (:func:`classify_response`), records one
    :class:`~django_ssf.transmitter.models.DeliveryAttempt` per POST and writes the batch's results
    in one transaction;
-4. on a recoverable failure backs the whole stream off (the failed SET stays at the
-   head of the queue) and schedules itself with ``apply_async(countdown=…)``.
+4. on a recoverable failure backs off that SET and, behind it, the later SETs of its
+   subject only (SSF orders per subject); after ``TRANSMITTER_PUSH_STREAM_BACKOFF_AFTER``
+   failures in a row (or a ``Retry-After``) the whole stream backs off and its head is
+   probed every ``TRANSMITTER_PUSH_PROBE_INTERVAL`` seconds; the first answer releases
+   the backlog. The drain books one delayed task for its next due work; the sweeper
+   replaces it if a broker or worker loses it.
 
 Retry policy (RFC 8935 §2, §4 leave it to the transmitter; checklist §12.1 item 13):
 
