@@ -170,6 +170,9 @@ DEFAULTS: dict[str, Any] = {
     # Consecutive recoverable failures (no success between them) after which the whole
     # stream backs off; below that only the failing SET's subject waits.
     "TRANSMITTER_PUSH_STREAM_BACKOFF_AFTER": 8,
+    # A push answered with 5xx/408/425/429 (no Retry-After) is tried again at once this
+    # many times before the SET backs off: the receiver answered, so it is up.
+    "TRANSMITTER_PUSH_IMMEDIATE_RETRIES": 2,
     # While a stream backs off, one SET is tried every this many seconds; the first
     # success releases the whole backlog at once.
     "TRANSMITTER_PUSH_PROBE_INTERVAL": 5.0,

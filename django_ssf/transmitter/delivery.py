@@ -462,7 +462,8 @@ class _Batch:
             if result == DeliveryAttempt.OUTCOME_FAILED:
                 row.status = OutboundSET.STATUS_FAILED
         self._track_stream(row, outcome, result, now)
-        self.rows.append(row)
+        if not self.rows or self.rows[-1] is not row:  # an immediate retry: same row
+            self.rows.append(row)
         self.attempts.append(
             DeliveryAttempt(
                 outbound_id=row.pk,
@@ -486,6 +487,7 @@ class _Batch:
             return
         if outcome.kind != KIND_RETRY:
             # The receiver answered (2xx or a final error): it is up.
+            self.blocked.discard(row.subject_key)  # an immediate retry got through
             state.consecutive_failures = 0
             if state.probe_at is not None:
                 state.probe_at = None
@@ -501,8 +503,9 @@ class _Batch:
         ):
             wait = float(ssf_settings.TRANSMITTER_PUSH_PROBE_INTERVAL)
             if outcome.retry_after is not None:
+                # The receiver said when: exactly then (0 = now), within our cap.
                 cap = float(ssf_settings.TRANSMITTER_PUSH_RETRY_MAX_DELAY)
-                wait = max(wait, min(outcome.retry_after, cap))
+                wait = min(outcome.retry_after, cap)
             state.probe_at = now + timedelta(seconds=max(0.0, wait))
             self.stream_backoff = True
 
@@ -534,17 +537,21 @@ class _Batch:
             return True
         now = timezone.now()
         delivered = [r for r in self.rows if r.status == OutboundSET.STATUS_DELIVERED]
+        tries: dict[int, int] = {}
+        for attempt in self.attempts:
+            tries[attempt.outbound_id] = tries.get(attempt.outbound_id, 0) + 1
         others = [r for r in self.rows if r.status != OutboundSET.STATUS_DELIVERED]
         try:
             with transaction.atomic():
-                by_status: dict[tuple[int | None, bool], list[int]] = {}
+                by_status: dict[tuple[int | None, bool, int], list[int]] = {}
                 for r in delivered:
-                    by_status.setdefault((r.last_http_status, r.encrypted), []).append(r.pk)
-                for (http_status, encrypted), pks in by_status.items():
+                    key = (r.last_http_status, r.encrypted, tries.get(r.pk, 1))
+                    by_status.setdefault(key, []).append(r.pk)
+                for (http_status, encrypted, n), pks in by_status.items():
                     OutboundSET.objects.filter(pk__in=pks).update(
                         status=OutboundSET.STATUS_DELIVERED,
                         delivered_at=now,
-                        attempts=F("attempts") + 1,
+                        attempts=F("attempts") + n,
                         last_http_status=http_status,
                         last_error_code="",
                         last_error_description="",
@@ -595,10 +602,11 @@ class _Batch:
 
     def _observe(self, now: datetime) -> None:
         """Count and log the outcomes just written (never before they are committed)."""
-        for row, attempt in zip(self.rows, self.attempts, strict=True):
+        for attempt in self.attempts:
             metrics.PUSH_ATTEMPTS.labels(attempt.outcome).inc()
             if attempt.latency_ms:  # 0: no request went out (no encryption key)
                 metrics.PUSH_DURATION.observe(attempt.latency_ms / 1000.0)
+        for row in self.rows:
             if row.status == OutboundSET.STATUS_DELIVERED:
                 metrics.TRANSMITTER_DELIVERED.labels(self.stream_id, "push").inc()
                 metrics.TRANSMITTER_DELIVERY_DELAY.labels("push").observe(
@@ -739,18 +747,38 @@ def _push_rows(
             # jwks_uri. The retry (invalid_key is retried) encrypts for a fresh copy.
             request_key_refetch(stream)
         kind = batch.record(row, outcome, latency)
-        result.attempts += 1
-        if kind == DeliveryAttempt.OUTCOME_DELIVERED:
-            result.delivered += 1
-        elif kind == DeliveryAttempt.OUTCOME_FAILED:
-            result.failed += 1
-        elif kind == DeliveryAttempt.OUTCOME_DEAD:
-            result.dead += 1
-        else:
-            result.retried += 1
+        _count(result, kind)
+        # A receiver that answered 5xx/408/429 without Retry-After is up: try this SET
+        # again at once (a few times) rather than backing it and its subject off.
+        immediate = int(ssf_settings.TRANSMITTER_PUSH_IMMEDIATE_RETRIES)
+        while (
+            immediate > 0
+            and kind == DeliveryAttempt.OUTCOME_RETRY
+            and not batch.stream_backoff
+            and outcome.http_status is not None
+            and outcome.retry_after is None
+            and outcome.error_code != c.ERR_INVALID_KEY
+            and time.monotonic() <= clock.deadline
+        ):
+            immediate -= 1
+            outcome, latency = _push(session, stream, row)
+            kind = batch.record(row, outcome, latency)
+            _count(result, kind)
         if batch.stream_backoff:
             return _BACKOFF
     return None
+
+
+def _count(result: DrainResult, kind: str) -> None:
+    result.attempts += 1
+    if kind == DeliveryAttempt.OUTCOME_DELIVERED:
+        result.delivered += 1
+    elif kind == DeliveryAttempt.OUTCOME_FAILED:
+        result.failed += 1
+    elif kind == DeliveryAttempt.OUTCOME_DEAD:
+        result.dead += 1
+    else:
+        result.retried += 1
 
 
 def _schedule(stream_pk: int, when: datetime) -> None:
@@ -781,8 +809,11 @@ def _book_wake(stream_pk: int) -> None:
         ).aggregate(at=Min("next_attempt_at"))["at"]
     if when is None:
         return
-    if state.wake_at is not None and now < state.wake_at <= when:
-        return  # an earlier wake-up is booked; that drain books the next one
+    if state.wake_at is not None and now + timedelta(seconds=1) < state.wake_at <= when:
+        # An earlier wake-up is booked and still ahead; that drain books the next one.
+        # (Within a second of it, this drain may *be* that wake-up, fired a little early:
+        # book again rather than risk booking none.)
+        return
     StreamDeliveryState.objects.filter(stream_id=stream_pk).update(wake_at=when)
     _schedule(stream_pk, when)
 

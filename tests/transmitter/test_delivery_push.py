@@ -595,7 +595,7 @@ def test_admin_outbox_pages_and_actions(admin_client_logged_in, receiver):
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     _emit(2)
-    state.script.append((500, {}, b""))
+    state.fail_next(3, 500)  # the first try and its two immediate retries
     drain_stream(stream.pk)
     changelist = reverse("admin:ssf_transmitter_outboundset_changelist")
     assert client.get(changelist).status_code == 200

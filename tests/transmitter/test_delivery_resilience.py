@@ -27,8 +27,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
+    # Immediate retries off unless a test turns them on: each test scripts every answer.
     ssf_settings_for(
-        settings, TRANSMITTER_PUSH_CONNECT_TIMEOUT=2.0, TRANSMITTER_PUSH_READ_TIMEOUT=2.0
+        settings,
+        TRANSMITTER_PUSH_CONNECT_TIMEOUT=2.0,
+        TRANSMITTER_PUSH_READ_TIMEOUT=2.0,
+        TRANSMITTER_PUSH_IMMEDIATE_RETRIES=0,
     )
 
 
@@ -181,11 +185,51 @@ def test_a_failing_set_holds_back_only_its_own_subject(receiver, settings, monke
     assert [_jti(r.body) for r in state.requests][5:] == [a1, a2]
 
 
-def test_intermittent_failures_keep_every_subjects_order_and_lose_nothing(
+def test_a_503_is_retried_at_once_a_few_times_before_the_set_backs_off(
     receiver, settings, monkeypatch
 ):
     ssf_settings_for(
-        settings, TRANSMITTER_PUSH_RETRY_BASE_DELAY=0.0, TRANSMITTER_PUSH_PROBE_INTERVAL=0.0
+        settings, TRANSMITTER_PUSH_IMMEDIATE_RETRIES=2, TRANSMITTER_PUSH_RETRY_BASE_DELAY=60.0
+    )
+    _scheduled(monkeypatch)
+    url, state = receiver
+    stream = make_stream(endpoint_url=url)
+    a1, a2, b1 = _emit("a"), _emit("a"), _emit("b")
+    state.fail_next(2, 503)  # a1 fails twice, then gets through on its second retry
+    result = drain_stream(stream.pk)
+    assert (result.delivered, result.retried, result.attempts) == (3, 2, 5)
+    assert [_jti(r.body) for r in state.requests] == [a1, a1, a1, a2, b1]
+    row = OutboundSET.objects.get(jti=a1)
+    assert (row.status, row.attempts) == ("delivered", 3)
+    assert row.attempts_log.count() == 3
+
+    state.fail_next(3, 503)  # three failures: a3 backs off after its two immediate retries
+    a3, b2 = _emit("a"), _emit("b")
+    result = drain_stream(stream.pk)
+    assert (result.delivered, result.retried) == (1, 3)
+    assert [_jti(r.body) for r in state.requests][5:] == [a3, a3, a3, b2]
+    assert OutboundSET.objects.get(jti=a3).status == "pending"
+
+
+def test_no_immediate_retry_when_the_receiver_asks_to_wait(receiver, settings, monkeypatch):
+    ssf_settings_for(settings, TRANSMITTER_PUSH_IMMEDIATE_RETRIES=2)
+    _scheduled(monkeypatch)
+    url, state = receiver
+    stream = make_stream(endpoint_url=url)
+    _emit("a")
+    state.fail_next(1, 503, headers={"Retry-After": "30"})
+    assert drain_stream(stream.pk).attempts == 1
+
+
+@pytest.mark.parametrize("immediate", [0, 2])
+def test_intermittent_failures_keep_every_subjects_order_and_lose_nothing(
+    receiver, settings, monkeypatch, immediate
+):
+    ssf_settings_for(
+        settings,
+        TRANSMITTER_PUSH_RETRY_BASE_DELAY=0.0,
+        TRANSMITTER_PUSH_PROBE_INTERVAL=0.0,
+        TRANSMITTER_PUSH_IMMEDIATE_RETRIES=immediate,
     )
     _scheduled(monkeypatch)
     url, state = receiver
