@@ -523,9 +523,11 @@ class _Batch:
                 f"{row.last_error_description} (dead-lettered after {row.attempts} attempts)"
             ).strip()
             return DeliveryAttempt.OUTCOME_DEAD
-        delay = (
-            outcome.retry_after if outcome.retry_after is not None else backoff_delay(row.attempts)
-        )
+        # The exponent counts backoff rounds, not attempts: a round is one try plus its
+        # immediate retries, so those do not stretch the SET's next wait.
+        per_round = 1 + max(0, int(ssf_settings.TRANSMITTER_PUSH_IMMEDIATE_RETRIES))
+        rounds = -(-row.attempts // per_round)
+        delay = outcome.retry_after if outcome.retry_after is not None else backoff_delay(rounds)
         # Clamp before building a timedelta: a receiver's Retry-After can be any size.
         delay = min(max(0.0, delay), max(0.0, (horizon_at - now).total_seconds()))
         row.next_attempt_at = min(now + timedelta(seconds=delay), horizon_at)

@@ -338,3 +338,22 @@ def test_sweeper_replaces_a_lost_probe_message(monkeypatch, settings):
     )
     assert delivery.sweep()["requeued_streams"] == 1
     assert queued == [0.0]
+
+
+def test_immediate_retries_do_not_stretch_the_sets_backoff(receiver, settings, monkeypatch):
+    """One round (a try and its two immediate retries) backs off like one failure: base."""
+    ssf_settings_for(
+        settings, TRANSMITTER_PUSH_IMMEDIATE_RETRIES=2, TRANSMITTER_PUSH_RETRY_BASE_DELAY=2.0
+    )
+    _scheduled(monkeypatch)
+    url, state = receiver
+    stream = make_stream(endpoint_url=url)
+    a1 = _emit("a")
+    state.fail_next(3, 503)
+    before = timezone.now()
+    drain_stream(stream.pk)
+    after = timezone.now()
+    row = OutboundSET.objects.get(jti=a1)
+    assert row.attempts == 3
+    # base * 2^0 (jitter at its ceiling) from the last try, not base * 2^2
+    assert before + timedelta(seconds=2) <= row.next_attempt_at <= after + timedelta(seconds=2)
