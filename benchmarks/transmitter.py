@@ -17,7 +17,7 @@ Environment: ``DATABASE_URL`` (default: a fresh SQLite file, WAL mode), ``BENCH_
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
 ``BENCH_POLL_SETS`` (default 3000), ``BENCH_LATENCY_RATES`` (steady push rates for the
 latency runs, default ``100,333``), ``BENCH_FAULT_EVENTS`` / ``BENCH_FAIL_RATE`` (the
-intermittent-503 run, default 2000 SETs, 0.3), ``BENCH_ONLY`` (comma-separated subset of
+intermittent-503 run, default 2000 SETs, 0.3; 0 SETs skips it), ``BENCH_ONLY`` (comma-separated subset of
 ``emit,poll,push``).
 
 This module is also the Django settings module and the Celery app of the worker it
@@ -497,6 +497,8 @@ def bench_push(bench: Bench, tmp: str) -> None:
         # and with a share of 503s, both measured now.
         n_fault = _env_int("BENCH_FAULT_EVENTS", 2000)
         fail_rate = float(os.environ.get("BENCH_FAIL_RATE", "0.3"))
+        if n_fault <= 0:  # BENCH_FAULT_EVENTS=0: skip the intermittent-failure run
+            return
         clean = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, 0.0)
         faulty = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, fail_rate)
         bench.add(
