@@ -17,8 +17,8 @@ Environment: ``DATABASE_URL`` (default: a fresh SQLite file, WAL mode), ``BENCH_
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
 ``BENCH_POLL_SETS`` (default 3000), ``BENCH_LATENCY_RATES`` (steady push rates for the
 latency runs, default ``100,333``), ``BENCH_FAULT_EVENTS`` / ``BENCH_FAIL_RATE`` (the
-intermittent-503 run, default 2000 SETs, 0.3; 0 SETs skips it), ``BENCH_ONLY`` (comma-separated subset of
-``emit,poll,push``).
+intermittent-503 run, default 2000 SETs, 0.3; 0 skips it), ``BENCH_ONLY``
+(comma-separated subset of ``emit,poll,push``).
 
 This module is also the Django settings module and the Celery app of the worker it
 starts (``celery -A benchmarks.transmitter worker``), so the benchmark is one file.
@@ -497,23 +497,8 @@ def bench_push(bench: Bench, tmp: str) -> None:
         # and with a share of 503s, both measured now.
         n_fault = _env_int("BENCH_FAULT_EVENTS", 2000)
         fail_rate = float(os.environ.get("BENCH_FAIL_RATE", "0.3"))
-        if n_fault <= 0:  # BENCH_FAULT_EVENTS=0: skip the intermittent-failure run
-            return
-        clean = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, 0.0)
-        faulty = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, fail_rate)
-        bench.add(
-            f"push: {n_fault} SETs ({n_fault // 10} subjects) with {fail_rate:.0%} 503s, "
-            "all delivered",
-            f"{faulty['all']:,.0f}/s ({faulty['seconds']:.1f} s)",
-            f"{clean['all']:,.0f}/s fault-free ({clean['seconds']:.1f} s)",
-            f"{faulty['all'] / clean['all']:.0%}",
-        )
-        bench.add(
-            f"push: {n_fault} SETs with {fail_rate:.0%} 503s, first 95% delivered",
-            f"{faulty['p95']:,.0f}/s",
-            f"{clean['p95']:,.0f}/s fault-free",
-            f"{faulty['p95'] / clean['p95']:.0%}",
-        )
+        if n_fault > 0:  # BENCH_FAULT_EVENTS=0 skips the intermittent-failure run
+            _bench_faults(bench, emit, event, arrivals, reset, session, url, n_fault, fail_rate)
     finally:
         worker.terminate()
         receiver.terminate()
@@ -523,6 +508,34 @@ def bench_push(bench: Bench, tmp: str) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     Stream.objects.all().delete()
+
+
+def _bench_faults(
+    bench: Bench,
+    emit: Any,
+    event: Any,
+    arrivals: Any,
+    reset: Any,
+    session: Any,
+    url: str,
+    n_fault: int,
+    fail_rate: float,
+) -> None:
+    """The same backlog shape (many subjects) fault-free and with ``fail_rate`` 503s."""
+    clean = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, 0.0)
+    faulty = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, fail_rate)
+    bench.add(
+        f"push: {n_fault} SETs ({n_fault // 10} subjects) with {fail_rate:.0%} 503s, all delivered",
+        f"{faulty['all']:,.0f}/s ({faulty['seconds']:.1f} s)",
+        f"{clean['all']:,.0f}/s fault-free ({clean['seconds']:.1f} s)",
+        f"{faulty['all'] / clean['all']:.0%}",
+    )
+    bench.add(
+        f"push: {n_fault} SETs with {fail_rate:.0%} 503s, first 95% delivered",
+        f"{faulty['p95']:,.0f}/s",
+        f"{clean['p95']:,.0f}/s fault-free",
+        f"{faulty['p95'] / clean['p95']:.0%}",
+    )
 
 
 # ---- poll ----------------------------------------------------------------------------------
