@@ -864,8 +864,15 @@ def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> DrainRe
         if heartbeat is not None:
             heartbeat.start()
         try:
+            retried_before = result.retried
             reason = _drain_leased(stream_pk, owner, clock, result)
-            if reason in (_EMPTY, _BACKOFF):
+            # Book a wake-up when this drain left new waiting work (a retry, a backoff)
+            # or found nothing to do (it may be a wake-up that fired early). A drain
+            # that only delivered leaves earlier bookings as they were: two queries
+            # fewer on the hot path.
+            if reason == _BACKOFF or (
+                reason == _EMPTY and (result.retried > retried_before or result.attempts == 0)
+            ):
                 _book_wake(stream_pk)
         finally:
             if heartbeat is not None:
