@@ -23,11 +23,14 @@ Environment: ``DATABASE_URL`` (default: a fresh SQLite file, WAL mode), ``BENCH_
 (default ``redis://127.0.0.1:6379/14``), ``BENCH_FLAT_STREAMS`` (default 1000),
 ``BENCH_FLAT_EMITS`` (timed emits per size, default 30), ``BENCH_FANOUT_EVENTS`` (events
 fanned out per worker count, default 8), ``BENCH_FANOUT_CHUNK`` (streams per fan-out
-chunk, default 500), ``BENCH_ONLY`` (``flat`` runs only the two
-issue-13 measures), ``BENCH_EMITS`` (emits to 100 streams, default
+chunk, default 500), ``BENCH_EMITS`` (emits to 100 streams, default
 20), ``BENCH_PUSH_STREAMS`` (default 4), ``BENCH_PUSH_EVENTS`` (events per stream,
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
-``BENCH_POLL_SETS`` (default 3000).
+``BENCH_POLL_SETS`` (default 3000), ``BENCH_LATENCY_RATES`` (steady push rates for the
+latency runs, default ``100,333``), ``BENCH_FAULT_EVENTS`` / ``BENCH_FAIL_RATE`` (the
+intermittent-503 run, default 2000 SETs, 0.3; 0 skips it), ``BENCH_ONLY``
+(comma-separated subset of ``flat,emit,poll,push``; ``flat`` is emit latency at 1 vs
+``BENCH_FLAT_STREAMS`` streams and fan-out throughput with 1 vs 2 workers).
 
 This module is also the Django settings module and the Celery app of the worker it
 starts (``celery -A benchmarks.transmitter worker``), so the benchmark is one file.
@@ -154,9 +157,16 @@ def _jti_of(token: bytes) -> str:
 
 
 def run_receiver(port_file: str) -> None:
-    """A threaded receiver answering 202, recording ``jti → arrival time``."""
+    """A threaded receiver answering 202, recording ``jti → arrival time``.
+
+    ``POST /config {"fail_rate": f, "seed": n}`` makes it answer a share ``f`` of the
+    pushes with 503 (seeded, so runs are comparable); failed pushes are not recorded.
+    """
+    import random
+
     arrivals: dict[str, float] = {}
     lock = threading.Lock()
+    config = {"fail_rate": 0.0, "rng": random.Random(0), "failed": 0}  # noqa: S311
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -179,10 +189,22 @@ def run_receiver(port_file: str) -> None:
             if self.path == "/reset":
                 with lock:
                     arrivals.clear()
+                    config["failed"] = 0
+                return self._reply(204)
+            if self.path == "/config":
+                data = json.loads(body or b"{}")
+                with lock:
+                    config["fail_rate"] = float(data.get("fail_rate", 0.0))
+                    config["rng"] = random.Random(int(data.get("seed", 0)))  # noqa: S311
                 return self._reply(204)
             with lock:
-                arrivals.setdefault(_jti_of(body), now)
-            self._reply(202)
+                if config["rng"].random() < config["fail_rate"]:
+                    config["failed"] += 1
+                    fail = True
+                else:
+                    arrivals.setdefault(_jti_of(body), now)
+                    fail = False
+            self._reply(503 if fail else 202)
 
         def do_GET(self) -> None:
             with lock:
@@ -544,6 +566,81 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _latency_rates() -> list[float]:
+    raw = os.environ.get("BENCH_LATENCY_RATES", "100,333")
+    return [float(r) for r in raw.split(",") if r.strip()]
+
+
+def _steady_latency(
+    emit: Any, event: Any, subject: dict, arrivals: Any, reset: Any, rate: float, n_streams: int
+) -> list[float]:
+    """Emit to every push stream at ``rate`` SETs/s in all for ~3 s; commit→arrival in ms."""
+    reset()
+    commit_at: dict[str, float] = {}
+    interval = n_streams / rate  # one emit makes n_streams SETs
+    emits = max(1, int(3.0 / interval))
+    start = time.monotonic()
+    for i in range(emits):
+        delay = start + i * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        for j in emit(event, subject):
+            commit_at[j] = time.time()
+    _wait_until(lambda: len(arrivals()) >= len(commit_at), 120, 0.2)
+    got = arrivals()
+    return [(got[j] - t) * 1000 for j, t in commit_at.items() if j in got]
+
+
+def _faulty_backlog(
+    emit: Any,
+    event: Any,
+    arrivals: Any,
+    reset: Any,
+    session: Any,
+    url: str,
+    total: int,
+    fail_rate: float,
+) -> dict[str, float]:
+    """Commit ``total`` SETs to one push stream (``total/10`` subjects, round robin), with
+    the receiver failing ``fail_rate`` of the pushes; delivered SETs per second."""
+    from django.db import transaction
+
+    from django_ssf.core import constants as c
+    from django_ssf.transmitter.models import Stream
+
+    stream = Stream.objects.create(
+        aud=f"https://faulty-{uuid.uuid4().hex[:8]}.bench",
+        events_delivered=[c.CAEP_SESSION_REVOKED],
+        delivery_method=c.DELIVERY_PUSH,
+        endpoint_url=f"{url}/events/faulty",
+    )
+    reset()
+    session.post(url + "/config", data=json.dumps({"fail_rate": fail_rate, "seed": 7}), timeout=10)
+    subjects = [{"format": "email", "email": f"s{i}@example.com"} for i in range(total // 10)]
+    try:
+        with transaction.atomic():
+            for i in range(total):
+                emit(event, subjects[i % len(subjects)], streams=[stream])
+        committed = time.time()
+        ok = _wait_until(lambda: len(arrivals()) >= total, 600, 0.5)
+        got = arrivals()
+        if not ok:
+            raise SystemExit(f"faults: only {len(got)} of {total} SETs arrived")
+    finally:
+        session.post(url + "/config", data=json.dumps({"fail_rate": 0.0}), timeout=10)
+        stream.delete()
+    # From the commit (or the first arrival, if the worker got there before this
+    # process read its clock): the delivery window.
+    start = min(committed, *got.values())
+    times = sorted(t - start for t in got.values())
+    k95 = max(0, int(0.95 * total) - 1)
+    return {
+        "seconds": times[-1],
+        "all": total / times[-1],
+        "p95": (k95 + 1) / times[k95],
+    }
+
+
 def bench_push(bench: Bench, tmp: str) -> None:
     import requests
     from django.db import transaction
@@ -617,24 +714,23 @@ def bench_push(bench: Bench, tmp: str) -> None:
             f"{push_rate / bare_rate:.0%}",
         )
 
-        # 2) Latency at a steady rate: commit → arrival per SET.
-        reset()
-        commit_at: dict[str, float] = {}
-        steady_events = min(n_events, 300)
-        for _ in range(steady_events):
-            for j in emit(event, subject):
-                commit_at[j] = time.time()
-            time.sleep(0.01)
-        _wait_until(lambda: len(arrivals()) >= len(commit_at), 120, 0.2)
-        got = arrivals()
-        lat = [(got[j] - t) * 1000 for j, t in commit_at.items() if j in got]
-        bench.add(
-            f"push: latency commit→arrival, steady ~{int(n_streams / 0.012)} SETs/s "
-            f"({len(lat)} SETs)",
-            f"p50 {_pct(lat, 50):.1f} / p95 {_pct(lat, 95):.1f} / p99 {_pct(lat, 99):.1f} ms",
-            f"bare POST p50 {_pct(bare_lat, 50):.2f} / p99 {_pct(bare_lat, 99):.2f} ms",
-            "-",
-        )
+        # 2) Latency at steady rates: commit → arrival per SET. Emits are paced on a
+        # schedule (not sleep-after-emit), so the offered rate is what the label says.
+        for rate in _latency_rates():
+            lat = _steady_latency(emit, event, subject, arrivals, reset, rate, n_streams)
+            bench.add(
+                f"push: latency commit→arrival, steady {rate:g} SETs/s ({len(lat)} SETs)",
+                f"p50 {_pct(lat, 50):.1f} / p95 {_pct(lat, 95):.1f} / p99 {_pct(lat, 99):.1f} ms",
+                f"bare POST p50 {_pct(bare_lat, 50):.2f} / p99 {_pct(bare_lat, 99):.2f} ms",
+                "-",
+            )
+
+        # 3) Intermittent failures: the same backlog shape (many subjects), fault-free
+        # and with a share of 503s, both measured now.
+        n_fault = _env_int("BENCH_FAULT_EVENTS", 2000)
+        fail_rate = float(os.environ.get("BENCH_FAIL_RATE", "0.3"))
+        if n_fault > 0:  # BENCH_FAULT_EVENTS=0 skips the intermittent-failure run
+            _bench_faults(bench, emit, event, arrivals, reset, session, url, n_fault, fail_rate)
     finally:
         worker.terminate()
         receiver.terminate()
@@ -644,6 +740,34 @@ def bench_push(bench: Bench, tmp: str) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     Stream.objects.all().delete()
+
+
+def _bench_faults(
+    bench: Bench,
+    emit: Any,
+    event: Any,
+    arrivals: Any,
+    reset: Any,
+    session: Any,
+    url: str,
+    n_fault: int,
+    fail_rate: float,
+) -> None:
+    """The same backlog shape (many subjects) fault-free and with ``fail_rate`` 503s."""
+    clean = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, 0.0)
+    faulty = _faulty_backlog(emit, event, arrivals, reset, session, url, n_fault, fail_rate)
+    bench.add(
+        f"push: {n_fault} SETs ({n_fault // 10} subjects) with {fail_rate:.0%} 503s, all delivered",
+        f"{faulty['all']:,.0f}/s ({faulty['seconds']:.1f} s)",
+        f"{clean['all']:,.0f}/s fault-free ({clean['seconds']:.1f} s)",
+        f"{faulty['all'] / clean['all']:.0%}",
+    )
+    bench.add(
+        f"push: {n_fault} SETs with {fail_rate:.0%} 503s, first 95% delivered",
+        f"{faulty['p95']:,.0f}/s",
+        f"{clean['p95']:,.0f}/s fault-free",
+        f"{faulty['p95'] / clean['p95']:.0%}",
+    )
 
 
 # ---- poll ----------------------------------------------------------------------------------
@@ -763,11 +887,15 @@ def main() -> None:
         flush=True,
     )
     bench = Bench()
-    bench_emit_latency(bench)
-    bench_fanout(bench)
-    if os.environ.get("BENCH_ONLY") != "flat":
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "flat,emit,poll,push").split(",")))
+    if "flat" in only:
+        bench_emit_latency(bench)
+        bench_fanout(bench)
+    if "emit" in only:
         bench_emit(bench)
+    if "poll" in only:
         bench_poll(bench)
+    if "push" in only:
         bench_push(bench, tmp)
     print()
     print(bench.table())

@@ -182,6 +182,19 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_PUSH_DRAIN_MAX_SECONDS": 60.0,
     # Keep-alive connections per host in each worker thread's push session.
     "TRANSMITTER_PUSH_POOL_MAXSIZE": 10,
+    # Drain lease (seconds): how long a stream stays claimed by a worker that stopped
+    # renewing it. A live drain renews it from a heartbeat thread every third of it, so
+    # a killed worker's streams are taken over within about this long.
+    "TRANSMITTER_PUSH_LEASE_SECONDS": 10.0,
+    # Consecutive recoverable failures (no success between them) after which the whole
+    # stream backs off; below that only the failing SET's subject waits.
+    "TRANSMITTER_PUSH_STREAM_BACKOFF_AFTER": 8,
+    # A push answered with 5xx/408/425/429 (no Retry-After) is tried again at once this
+    # many times before the SET backs off: the receiver answered, so it is up.
+    "TRANSMITTER_PUSH_IMMEDIATE_RETRIES": 2,
+    # While a stream backs off, one SET is tried every this many seconds; the first
+    # success releases the whole backlog at once.
+    "TRANSMITTER_PUSH_PROBE_INTERVAL": 5.0,
     # Paused-stream retention (SSF §8.1.2.1, IOP §2.3.5).
     "TRANSMITTER_PAUSED_RETENTION_MAX_EVENTS": 10_000,
     "TRANSMITTER_PAUSED_RETENTION_SECONDS": 7 * 24 * 3600,
@@ -202,8 +215,10 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_EMIT_FANOUT": "deferred",
     # Streams handled per fan-out transaction (one signature and one row each).
     "TRANSMITTER_FANOUT_CHUNK_SIZE": 500,
-    # Sweeper: re-enqueue pending rows (and events not fanned out) older than this many seconds.
-    "TRANSMITTER_SWEEPER_GRACE_SECONDS": 60,
+    # Sweeper: re-enqueue push streams whose next attempt or probe is overdue by more
+    # than this many seconds, and events not fanned out that long after their emit (a
+    # delayed task or a fan-out lost with a broker or a worker).
+    "TRANSMITTER_SWEEPER_GRACE_SECONDS": 10,
     # ---- retention (django_ssf.transmitter.retention, ssf_purge_outbox) -------------
     # How long finished outbound SETs are kept, counted from their creation: seconds, a
     # timedelta, or None = forever. Pending and held SETs are never purged.

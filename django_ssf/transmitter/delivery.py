@@ -16,8 +16,12 @@ One Celery task per stream (:func:`django_ssf.transmitter.tasks.deliver_stream`)
 3. classifies each answer (:func:`classify_response`), records one
    :class:`~django_ssf.transmitter.models.DeliveryAttempt` per POST and writes the batch's results
    in one transaction;
-4. on a recoverable failure backs the whole stream off (the failed SET stays at the
-   head of the queue) and schedules itself with ``apply_async(countdown=…)``.
+4. on a recoverable failure backs off that SET and, behind it, the later SETs of its
+   subject only (SSF orders per subject); after ``TRANSMITTER_PUSH_STREAM_BACKOFF_AFTER``
+   failures in a row (or a ``Retry-After``) the whole stream backs off and its head is
+   probed every ``TRANSMITTER_PUSH_PROBE_INTERVAL`` seconds; the first answer releases
+   the backlog. The drain books one delayed task for its next due work; the sweeper
+   replaces it if a broker or worker loses it.
 
 Retry policy (RFC 8935 §2, §4 leave it to the transmitter; checklist §12.1 item 13):
 
@@ -50,7 +54,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
@@ -65,12 +69,13 @@ from ..signals import set_delivered, set_delivery_failed
 from . import outbox, scheduling
 from .encryption import outgoing_token, request_key_refetch
 from .fanout import STREAM_FIELDS
-from .models import DeliveryAttempt, OutboundSET, Stream, StreamDeliveryState
+from .models import DeliveryAttempt, OutboundSET, ProcessHeartbeat, Stream, StreamDeliveryState
 
 logger = logging.getLogger("django_ssf.transmitter.delivery")
 
 __all__ = [
     "RETRYABLE_SET_ERRORS",
+    "SWEEPER_HEARTBEAT",
     "DrainResult",
     "Outcome",
     "backoff_delay",
@@ -102,10 +107,12 @@ KIND_DELIVERED = "delivered"
 KIND_RETRY = "retry"
 KIND_FAILED = "failed"
 
+# The ProcessHeartbeat the sweeper writes on each run (``ssf_liveness`` reads it).
+SWEEPER_HEARTBEAT = "sweeper"
+
 # Why a leased drain stopped.
 _EMPTY = "empty"
 _BACKOFF = "backoff"
-_RETRY = "retry"
 _BUDGET = "budget"
 _GONE = "gone"
 _LOST = "lost-lease"
@@ -325,14 +332,23 @@ def _push(session: requests.Session, stream: Stream, row: OutboundSET) -> tuple[
 # ---- lease --------------------------------------------------------------------------------
 
 
-def _lease_seconds() -> float:
+def _lease_seconds(*, heartbeat: bool) -> float:
+    """How long a lease lasts.
+
+    With a heartbeat thread renewing it: ``TRANSMITTER_PUSH_LEASE_SECONDS``. Without one
+    (a drain inside a transaction) it is renewed only between requests, so it must
+    outlast the slowest request.
+    """
+    lease = max(0.1, float(ssf_settings.TRANSMITTER_PUSH_LEASE_SECONDS))
+    if heartbeat:
+        return lease
     per_request = float(ssf_settings.TRANSMITTER_PUSH_CONNECT_TIMEOUT) + float(
         ssf_settings.TRANSMITTER_PUSH_READ_TIMEOUT
     )
-    return max(60.0, 4 * per_request)
+    return max(lease, 2 * per_request + 1.0)
 
 
-def _acquire_lease(stream_pk: int, owner: str) -> bool:
+def _acquire_lease(stream_pk: int, owner: str, *, heartbeat: bool) -> bool:
     now = timezone.now()
     if not StreamDeliveryState.objects.filter(stream_id=stream_pk).exists():
         if not Stream.objects.filter(pk=stream_pk).exists():
@@ -347,12 +363,12 @@ def _acquire_lease(stream_pk: int, owner: str) -> bool:
         if connection.features.has_select_for_update_skip_locked:
             if not list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True)):
                 return False
-        until = now + timedelta(seconds=_lease_seconds())
+        until = now + timedelta(seconds=_lease_seconds(heartbeat=heartbeat))
         return qs.update(lease_owner=owner, lease_until=until) == 1
 
 
-def _renew_lease(stream_pk: int, owner: str) -> bool:
-    until = timezone.now() + timedelta(seconds=_lease_seconds())
+def _renew_lease(stream_pk: int, owner: str, seconds: float) -> bool:
+    until = timezone.now() + timedelta(seconds=seconds)
     return (
         StreamDeliveryState.objects.filter(stream_id=stream_pk, lease_owner=owner).update(
             lease_until=until
@@ -367,6 +383,44 @@ def _release_lease(stream_pk: int, owner: str) -> None:
     )
 
 
+class _Heartbeat:
+    """Renews a drain's lease every third of its length from a thread of its own.
+
+    The lease can then be short (a killed worker's streams are free again within
+    ``TRANSMITTER_PUSH_LEASE_SECONDS``) and still cover a request that takes longer than
+    the lease. The thread uses its own database connection and closes it when it stops.
+    If a renewal finds the lease taken over, :attr:`lost` is set and the drain stops
+    before its next request.
+    """
+
+    def __init__(self, stream_pk: int, owner: str, seconds: float) -> None:
+        self.stream_pk, self.owner, self.seconds = stream_pk, owner, seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"ssf-lease-{stream_pk}", daemon=True
+        )
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.seconds / 3):
+                try:
+                    if not _renew_lease(self.stream_pk, self.owner, self.seconds):
+                        self.lost.set()
+                        return
+                except Exception:  # the DB hiccuped: try again at the next beat
+                    logger.exception("could not renew the lease of stream pk=%s", self.stream_pk)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(5.0, self.seconds))
+
+
 # ---- draining -----------------------------------------------------------------------------
 
 
@@ -375,9 +429,19 @@ class _Batch:
     stream_pk: int
     rows: list[OutboundSET] = field(default_factory=list)
     attempts: list[DeliveryAttempt] = field(default_factory=list)
-    retry_at: datetime | None = None
     # The stream's SSF stream_id: the label of its metrics and log records.
     stream_id: str = ""
+    # The stream's backoff bookkeeping (written with the batch) and whether this batch
+    # is a probe of a stream that backs off.
+    state: StreamDeliveryState | None = None
+    probing: bool = False
+    # Subjects whose SET failed in this batch: their later SETs wait (per-subject order).
+    blocked: set[str] = field(default_factory=set)
+    # A success after a stream-wide backoff: the backlog is due at once.
+    released: bool = False
+    # The whole stream now backs off (too many failures in a row, a failed probe, a
+    # Retry-After): stop the batch.
+    stream_backoff: bool = False
 
     def record(self, row: OutboundSET, outcome: Outcome, latency_ms: float) -> str:
         """Apply ``outcome`` to ``row`` in memory; returns the resulting attempt outcome."""
@@ -397,7 +461,9 @@ class _Batch:
                 result = self._schedule_retry(row, outcome, now)
             if result == DeliveryAttempt.OUTCOME_FAILED:
                 row.status = OutboundSET.STATUS_FAILED
-        self.rows.append(row)
+        self._track_stream(row, outcome, result, now)
+        if not self.rows or self.rows[-1] is not row:  # an immediate retry: same row
+            self.rows.append(row)
         self.attempts.append(
             DeliveryAttempt(
                 outbound_id=row.pk,
@@ -414,6 +480,35 @@ class _Batch:
         )
         return result
 
+    def _track_stream(self, row: OutboundSET, outcome: Outcome, result: str, now: datetime) -> None:
+        """Per-subject and stream-wide backoff after one attempt (see :func:`drain_stream`)."""
+        state = self.state
+        if state is None:
+            return
+        if outcome.kind != KIND_RETRY:
+            # The receiver answered (2xx or a final error): it is up.
+            self.blocked.discard(row.subject_key)  # an immediate retry got through
+            state.consecutive_failures = 0
+            if state.probe_at is not None:
+                state.probe_at = None
+                self.released = True
+            return
+        self.blocked.add(row.subject_key)
+        state.consecutive_failures += 1
+        threshold = max(1, int(ssf_settings.TRANSMITTER_PUSH_STREAM_BACKOFF_AFTER))
+        if (
+            self.probing
+            or outcome.retry_after is not None
+            or state.consecutive_failures >= threshold
+        ):
+            wait = float(ssf_settings.TRANSMITTER_PUSH_PROBE_INTERVAL)
+            if outcome.retry_after is not None:
+                # The receiver said when: exactly then (0 = now), within our cap.
+                cap = float(ssf_settings.TRANSMITTER_PUSH_RETRY_MAX_DELAY)
+                wait = min(outcome.retry_after, cap)
+            state.probe_at = now + timedelta(seconds=max(0.0, wait))
+            self.stream_backoff = True
+
     def _schedule_retry(self, row: OutboundSET, outcome: Outcome, now: datetime) -> str:
         if outcome.error_code in RETRYABLE_SET_ERRORS and row.attempts > int(
             ssf_settings.TRANSMITTER_PUSH_INVALID_KEY_RETRIES
@@ -428,13 +523,14 @@ class _Batch:
                 f"{row.last_error_description} (dead-lettered after {row.attempts} attempts)"
             ).strip()
             return DeliveryAttempt.OUTCOME_DEAD
-        delay = (
-            outcome.retry_after if outcome.retry_after is not None else backoff_delay(row.attempts)
-        )
+        # The exponent counts backoff rounds, not attempts: a round is one try plus its
+        # immediate retries, so those do not stretch the SET's next wait.
+        per_round = 1 + max(0, int(ssf_settings.TRANSMITTER_PUSH_IMMEDIATE_RETRIES))
+        rounds = -(-row.attempts // per_round)
+        delay = outcome.retry_after if outcome.retry_after is not None else backoff_delay(rounds)
         # Clamp before building a timedelta: a receiver's Retry-After can be any size.
         delay = min(max(0.0, delay), max(0.0, (horizon_at - now).total_seconds()))
         row.next_attempt_at = min(now + timedelta(seconds=delay), horizon_at)
-        self.retry_at = row.next_attempt_at
         return DeliveryAttempt.OUTCOME_RETRY
 
     def flush(self) -> bool:
@@ -443,17 +539,21 @@ class _Batch:
             return True
         now = timezone.now()
         delivered = [r for r in self.rows if r.status == OutboundSET.STATUS_DELIVERED]
+        tries: dict[int, int] = {}
+        for attempt in self.attempts:
+            tries[attempt.outbound_id] = tries.get(attempt.outbound_id, 0) + 1
         others = [r for r in self.rows if r.status != OutboundSET.STATUS_DELIVERED]
         try:
             with transaction.atomic():
-                by_status: dict[tuple[int | None, bool], list[int]] = {}
+                by_status: dict[tuple[int | None, bool, int], list[int]] = {}
                 for r in delivered:
-                    by_status.setdefault((r.last_http_status, r.encrypted), []).append(r.pk)
-                for (http_status, encrypted), pks in by_status.items():
+                    key = (r.last_http_status, r.encrypted, tries.get(r.pk, 1))
+                    by_status.setdefault(key, []).append(r.pk)
+                for (http_status, encrypted, n), pks in by_status.items():
                     OutboundSET.objects.filter(pk__in=pks).update(
                         status=OutboundSET.STATUS_DELIVERED,
                         delivered_at=now,
-                        attempts=F("attempts") + 1,
+                        attempts=F("attempts") + n,
                         last_http_status=http_status,
                         last_error_code="",
                         last_error_description="",
@@ -473,13 +573,19 @@ class _Batch:
                         ]
                     )
                 DeliveryAttempt.objects.bulk_create(self.attempts)
-                if self.retry_at is not None:
-                    # Back the whole stream off: the failed SET stays at the head.
+                if self.state is not None:
+                    StreamDeliveryState.objects.filter(stream_id=self.stream_pk).update(
+                        consecutive_failures=self.state.consecutive_failures,
+                        probe_at=self.state.probe_at,
+                    )
+                if self.released:
+                    # A probe got through after a stream-wide backoff: the SETs that
+                    # backed off while the receiver was down are due now.
                     OutboundSET.objects.filter(
                         stream_id=self.stream_pk,
                         status=OutboundSET.STATUS_PENDING,
-                        next_attempt_at__lt=self.retry_at,
-                    ).update(next_attempt_at=self.retry_at)
+                        next_attempt_at__gt=now,
+                    ).update(next_attempt_at=now)
         except IntegrityError:
             logger.info("stream pk=%s vanished during delivery; results discarded", self.stream_pk)
             return False
@@ -496,13 +602,13 @@ class _Batch:
                 )
         return True
 
-
     def _observe(self, now: datetime) -> None:
         """Count and log the outcomes just written (never before they are committed)."""
-        for row, attempt in zip(self.rows, self.attempts, strict=True):
+        for attempt in self.attempts:
             metrics.PUSH_ATTEMPTS.labels(attempt.outcome).inc()
             if attempt.latency_ms:  # 0: no request went out (no encryption key)
                 metrics.PUSH_DURATION.observe(attempt.latency_ms / 1000.0)
+        for row in self.rows:
             if row.status == OutboundSET.STATUS_DELIVERED:
                 metrics.TRANSMITTER_DELIVERED.labels(self.stream_id, "push").inc()
                 metrics.TRANSMITTER_DELIVERY_DELAY.labels("push").observe(
@@ -548,26 +654,52 @@ class _DrainClock:
     deadline: float
     renew_every: float
     renew_at: float
+    lease_seconds: float
+    heartbeat: _Heartbeat | None = None
 
 
-def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResult) -> str:
+def _due_rows(stream: Stream, now: datetime, limit: int) -> list[OutboundSET]:
+    """The next SETs to push: due, oldest first, none behind a SET of its subject that
+    backs off (per-subject order; other subjects go on)."""
+    qs = OutboundSET.objects.filter(stream_id=stream.pk, status=OutboundSET.STATUS_PENDING)
+    if stream.status != c.STATUS_ENABLED:
+        qs = qs.filter(bypass_pause=True)
+    waiting = qs.filter(next_attempt_at__gt=now).values("subject_key")
+    return list(
+        qs.filter(next_attempt_at__lte=now).exclude(subject_key__in=waiting).order_by("id")[:limit]
+    )
+
+
+def _drain_leased(stream_pk: int, owner: str, clock: _DrainClock, result: DrainResult) -> str:
     session = get_session()
-    renew_every = _lease_seconds() / 3
-    clock = _DrainClock(owner, deadline, renew_every, time.monotonic() + renew_every)
     batch_size = max(1, int(ssf_settings.TRANSMITTER_PUSH_BATCH_SIZE))
+    state = StreamDeliveryState.objects.filter(stream_id=stream_pk).first()
+    if state is None:
+        return _GONE
     while True:
         stream = _load_stream(stream_pk)
         if stream is None or not stream.is_push:
             return _GONE
-        enabled = stream.status == c.STATUS_ENABLED
         outbox.reconcile_with_status(stream)
-        qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING)
-        if not enabled:
-            qs = qs.filter(bypass_pause=True)
-        rows = list(qs.order_by("id")[:batch_size])
-        if not rows:
-            return _EMPTY
-        batch = _Batch(stream_pk, stream_id=stream.stream_id)
+        now = timezone.now()
+        probing = state.probe_at is not None
+        if probing:
+            if state.probe_at is not None and state.probe_at > now:
+                return _BACKOFF
+            # The stream backs off: try its head only, whatever its own backoff says.
+            qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING)
+            if stream.status != c.STATUS_ENABLED:
+                qs = qs.filter(bypass_pause=True)
+            rows = list(qs.order_by("id")[:1])
+            if not rows:
+                state.probe_at = None
+                StreamDeliveryState.objects.filter(stream_id=stream_pk).update(probe_at=None)
+                return _EMPTY
+        else:
+            rows = _due_rows(stream, now, batch_size)
+            if not rows:
+                return _EMPTY
+        batch = _Batch(stream_pk, stream_id=stream.stream_id, state=state, probing=probing)
         try:
             stop = _push_rows(session, stream, rows, batch, result, clock)
         finally:
@@ -576,8 +708,6 @@ def _drain_leased(stream_pk: int, owner: str, deadline: float, result: DrainResu
             flushed = batch.flush()
         if not flushed:
             return _GONE
-        if stop == _RETRY and batch.retry_at is not None:
-            _schedule(stream_pk, batch.retry_at)
         if stop is not None:
             return stop
 
@@ -592,17 +722,20 @@ def _push_rows(
 ) -> str | None:
     """POST ``rows`` in order, recording each outcome in ``batch``; returns why it stopped.
 
-    ``None`` means the whole batch went out (or the status changed): reload and go on.
+    ``None`` means the batch is done (or the status changed): reload and go on. A SET
+    whose subject already failed in this batch is skipped (it waits behind that one).
     """
     status_check_at = time.monotonic() + 1.0
     for row in rows:
-        if row.next_attempt_at > timezone.now():
-            return _BACKOFF
+        if row.subject_key in batch.blocked:
+            continue
         mono = time.monotonic()
         if mono > clock.deadline:
             return _BUDGET
+        if clock.heartbeat is not None and clock.heartbeat.lost.is_set():
+            return _LOST
         if mono >= clock.renew_at:
-            if not _renew_lease(stream.pk, clock.owner):
+            if not _renew_lease(stream.pk, clock.owner, clock.lease_seconds):
                 return _LOST
             clock.renew_at = mono + clock.renew_every
         if mono >= status_check_at:
@@ -616,17 +749,38 @@ def _push_rows(
             # jwks_uri. The retry (invalid_key is retried) encrypts for a fresh copy.
             request_key_refetch(stream)
         kind = batch.record(row, outcome, latency)
-        result.attempts += 1
-        if kind == DeliveryAttempt.OUTCOME_DELIVERED:
-            result.delivered += 1
-        elif kind == DeliveryAttempt.OUTCOME_FAILED:
-            result.failed += 1
-        elif kind == DeliveryAttempt.OUTCOME_DEAD:
-            result.dead += 1
-        else:
-            result.retried += 1
-            return _RETRY
+        _count(result, kind)
+        # A receiver that answered 5xx/408/429 without Retry-After is up: try this SET
+        # again at once (a few times) rather than backing it and its subject off.
+        immediate = int(ssf_settings.TRANSMITTER_PUSH_IMMEDIATE_RETRIES)
+        while (
+            immediate > 0
+            and kind == DeliveryAttempt.OUTCOME_RETRY
+            and not batch.stream_backoff
+            and outcome.http_status is not None
+            and outcome.retry_after is None
+            and outcome.error_code != c.ERR_INVALID_KEY
+            and time.monotonic() <= clock.deadline
+        ):
+            immediate -= 1
+            outcome, latency = _push(session, stream, row)
+            kind = batch.record(row, outcome, latency)
+            _count(result, kind)
+        if batch.stream_backoff:
+            return _BACKOFF
     return None
+
+
+def _count(result: DrainResult, kind: str) -> None:
+    result.attempts += 1
+    if kind == DeliveryAttempt.OUTCOME_DELIVERED:
+        result.delivered += 1
+    elif kind == DeliveryAttempt.OUTCOME_FAILED:
+        result.failed += 1
+    elif kind == DeliveryAttempt.OUTCOME_DEAD:
+        result.dead += 1
+    else:
+        result.retried += 1
 
 
 def _schedule(stream_pk: int, when: datetime) -> None:
@@ -639,32 +793,90 @@ def _schedule(stream_pk: int, when: datetime) -> None:
         )
 
 
+def _book_wake(stream_pk: int) -> None:
+    """Book one delayed drain for when the stream's next work is due (a probe, or the
+    earliest SET that backs off), unless one is already booked for no later.
+
+    The delayed message is only a shortcut: if a broker or worker loses it, the
+    sweeper starts the drain once that time is ``TRANSMITTER_SWEEPER_GRACE_SECONDS`` past.
+    """
+    now = timezone.now()
+    state = StreamDeliveryState.objects.filter(stream_id=stream_pk).first()
+    if state is None:
+        return
+    when = state.probe_at
+    if when is None:
+        when = OutboundSET.objects.filter(
+            stream_id=stream_pk, status=OutboundSET.STATUS_PENDING, next_attempt_at__gt=now
+        ).aggregate(at=Min("next_attempt_at"))["at"]
+    if when is None:
+        return
+    if state.wake_at is not None and now + timedelta(seconds=1) < state.wake_at <= when:
+        # An earlier wake-up is booked and still ahead; that drain books the next one.
+        # (Within a second of it, this drain may *be* that wake-up, fired a little early:
+        # book again rather than risk booking none.)
+        return
+    StreamDeliveryState.objects.filter(stream_id=stream_pk).update(wake_at=when)
+    _schedule(stream_pk, when)
+
+
 def _has_due_work(stream_pk: int) -> bool:
-    return OutboundSET.objects.filter(
-        stream_id=stream_pk, status=OutboundSET.STATUS_PENDING, next_attempt_at__lte=timezone.now()
-    ).exists()
+    now = timezone.now()
+    state = StreamDeliveryState.objects.filter(stream_id=stream_pk).first()
+    if state is not None and state.probe_at is not None:
+        return state.probe_at <= now
+    qs = OutboundSET.objects.filter(stream_id=stream_pk, status=OutboundSET.STATUS_PENDING)
+    waiting = qs.filter(next_attempt_at__gt=now).values("subject_key")
+    return qs.filter(next_attempt_at__lte=now).exclude(subject_key__in=waiting).exists()
 
 
 def drain_stream(stream_pk: int, *, max_seconds: float | None = None) -> DrainResult:
-    """Deliver the due pending SETs of one push stream, in order, until none is left.
+    """Deliver the due pending SETs of one push stream until none is left.
 
     Returns what happened. Safe to call concurrently for one stream: only the lease
     holder delivers; the others return at once. Stops after ``max_seconds``
     (``TRANSMITTER_PUSH_DRAIN_MAX_SECONDS``) and enqueues a follow-up task so one busy stream cannot
     keep a worker forever.
+
+    Order and backoff: SETs leave oldest first. A recoverable failure backs off that
+    SET, and the later SETs *of its subject* wait behind it (SSF keeps order per
+    subject only); other subjects go on. After ``TRANSMITTER_PUSH_STREAM_BACKOFF_AFTER``
+    failures in a row, or a ``Retry-After``, the whole stream backs off: then one SET
+    (the head) is tried every ``TRANSMITTER_PUSH_PROBE_INTERVAL`` seconds (not before a
+    ``Retry-After``), and the first answer releases the whole backlog at once.
     """
     budget = float(
         ssf_settings.TRANSMITTER_PUSH_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds
     )
     deadline = time.monotonic() + budget
     result = DrainResult()
+    # A heartbeat thread cannot see (or wait for) the rows of an open transaction.
+    use_heartbeat = not connection.in_atomic_block
+    lease = _lease_seconds(heartbeat=use_heartbeat)
     for _ in range(50):
         owner = uuid.uuid4().hex
-        if not _acquire_lease(stream_pk, owner):
+        if not _acquire_lease(stream_pk, owner, heartbeat=use_heartbeat):
             break
+        heartbeat = _Heartbeat(stream_pk, owner, lease) if use_heartbeat else None
+        clock = _DrainClock(
+            owner, deadline, lease / 3, time.monotonic() + lease / 3, lease, heartbeat
+        )
+        if heartbeat is not None:
+            heartbeat.start()
         try:
-            reason = _drain_leased(stream_pk, owner, deadline, result)
+            retried_before = result.retried
+            reason = _drain_leased(stream_pk, owner, clock, result)
+            # Book a wake-up when this drain left new waiting work (a retry, a backoff)
+            # or found nothing to do (it may be a wake-up that fired early). A drain
+            # that only delivered leaves earlier bookings as they were: two queries
+            # fewer on the hot path.
+            if reason == _BACKOFF or (
+                reason == _EMPTY and (result.retried > retried_before or result.attempts == 0)
+            ):
+                _book_wake(stream_pk)
         finally:
+            if heartbeat is not None:
+                heartbeat.stop()
             _release_lease(stream_pk, owner)
         if reason == _BUDGET:
             scheduling.enqueue(scheduling.DELIVER_STREAM, stream_pk)
@@ -712,6 +924,17 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         .values_list("stream_id", flat=True)
         .distinct()
     )
+    # A drain that died (killed worker) left its lease behind: once it expires the
+    # stream is requeued at once, without the grace. So is a stream whose probe is
+    # overdue (its delayed message was lost).
+    pending_push = OutboundSET.objects.filter(
+        status=OutboundSET.STATUS_PENDING, stream__delivery_method=c.DELIVERY_PUSH
+    ).values("stream_id")
+    stream_pks |= set(
+        StreamDeliveryState.objects.filter(stream_id__in=pending_push)
+        .filter(Q(lease_until__lte=now) & ~Q(lease_owner="") | Q(probe_at__lte=overdue))
+        .values_list("stream_id", flat=True)
+    )
     leased = set(
         StreamDeliveryState.objects.filter(
             stream_id__in=stream_pks, lease_until__gt=now
@@ -735,6 +958,9 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         last_error_description="dropped: held longer than TRANSMITTER_PAUSED_RETENTION_SECONDS",
     )
     overflow = outbox.enforce_paused_retention()
+    ProcessHeartbeat.objects.update_or_create(
+        name=SWEEPER_HEARTBEAT, defaults={"at": timezone.now()}
+    )
     return {
         "requeued_streams": requeued,
         "released_stray": released,

@@ -201,7 +201,7 @@ def test_retries_then_recovery_loses_nothing_and_keeps_order(receiver, settings)
     assert outcomes == [("retry", 503), ("retry", 503), ("retry", 500), ("delivered", 202)]
 
 
-def test_retry_backs_off_the_whole_stream_and_schedules_itself(receiver, monkeypatch):
+def test_retry_after_backs_off_the_whole_stream_and_schedules_itself(receiver, monkeypatch):
     url, state = receiver
     scheduled = []
     from django_ssf.transmitter import tasks
@@ -217,7 +217,10 @@ def test_retry_backs_off_the_whole_stream_and_schedules_itself(receiver, monkeyp
     assert len(state.requests) == 1  # the rest waits behind the head
     rows = _rows(stream)
     assert rows[0].last_error_code == "http_429"
-    assert all(r.next_attempt_at >= timezone.now() + timedelta(seconds=110) for r in rows)
+    assert rows[0].next_attempt_at >= timezone.now() + timedelta(seconds=110)
+    # Retry-After backs the whole stream off (no probe before it), not only the head.
+    state_row = StreamDeliveryState.objects.get(stream=stream)
+    assert state_row.probe_at >= timezone.now() + timedelta(seconds=110)
     assert scheduled and 110 <= scheduled[0] <= 121
     assert drain_stream(stream.pk).attempts == 0  # still backing off
 
@@ -592,7 +595,7 @@ def test_admin_outbox_pages_and_actions(admin_client_logged_in, receiver):
     url, state = receiver
     stream = make_stream(endpoint_url=url)
     _emit(2)
-    state.script.append((500, {}, b""))
+    state.fail_next(3, 500)  # the first try and its two immediate retries
     drain_stream(stream.pk)
     changelist = reverse("admin:ssf_transmitter_outboundset_changelist")
     assert client.get(changelist).status_code == 200

@@ -72,6 +72,7 @@ def test_backoff_delay_is_bounded_for_many_attempts():
 
 
 def test_many_attempts_row_is_retried_not_crashing_the_drain(settings):
+    ssf_settings_for(settings, TRANSMITTER_PUSH_IMMEDIATE_RETRIES=0)
     with stub_receiver() as (url, state):
         stream = make_stream(endpoint_url=url + "/push")
         (jti,) = _emit()

@@ -36,6 +36,7 @@ __all__ = [
     "DeliveryAttempt",
     "OutboundEvent",
     "OutboundSET",
+    "ProcessHeartbeat",
     "StreamDeliveryState",
     "StreamHealth",
     "SubjectOptState",
@@ -256,12 +257,38 @@ class StreamDeliveryState(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_drain_at = models.DateTimeField(null=True, blank=True)
+    # Recoverable failures in a row with no success between them (stream-wide backoff).
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Set while the whole stream backs off: the earliest time of the next probe (one
+    # SET tried; success releases the backlog). ``None``: not backing off.
+    probe_at = models.DateTimeField(null=True, blank=True)
+    # When the delayed drain task booked by the last drain is due (one at a time); the
+    # sweeper replaces it if it is lost.
+    wake_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "stream delivery state"
 
     def __str__(self) -> str:
         return f"{self.stream_id}: lease {self.lease_owner or '-'} until {self.lease_until}"
+
+
+class ProcessHeartbeat(models.Model):
+    """When a periodic job last ran, for liveness checks (``ssf_liveness``).
+
+    The outbox sweeper writes ``"sweeper"`` each time it runs. It runs on a Celery worker
+    when beat sends it, so a recent heartbeat proves that beat, the broker, a worker and
+    the database all work.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "process heartbeat"
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class SubjectOptState(models.Model):
