@@ -50,16 +50,19 @@ from ..signals import set_delivered, set_delivery_failed
 from .encryption import outgoing_token, request_key_refetch
 from .models import DeliveryAttempt, OutboundSET, Stream
 from .outbox import poll_waiter, reconcile_with_status
+from .wakeup import held_polls
 
 logger = logging.getLogger("django_ssf.transmitter.poll")
 
 __all__ = [
+    "HoldTicket",
     "PollRequest",
     "PollRequestError",
     "PollResult",
     "acknowledge",
     "fail_exhausted",
     "fetch_sets",
+    "hold_async",
     "parse_poll_request",
     "poll",
     "record_set_errors",
@@ -89,9 +92,21 @@ class PollResult:
     more_available: bool
     acked: int = 0
     errors_recorded: int = 0
+    #: Set by ``poll(..., hold=False)`` when the request should now be held (a long poll
+    #: with nothing to serve yet): the async view waits with :func:`hold_async`.
+    hold: HoldTicket | None = None
 
     def body(self) -> dict[str, Any]:
         return {"sets": self.sets, "moreAvailable": self.more_available}
+
+
+@dataclass
+class HoldTicket:
+    """What a held poll needs to finish: its stream, ``maxEvents`` and time left."""
+
+    stream: Stream
+    limit: int
+    timeout: float
 
 
 def parse_poll_request(data: object) -> PollRequest:
@@ -269,8 +284,7 @@ def fail_exhausted(stream: Stream) -> int:
         return 0
     now = timezone.now()
     description = (
-        f"served {cap} time(s) by poll without an acknowledgement "
-        "(TRANSMITTER_POLL_MAX_DELIVERIES)"
+        f"served {cap} time(s) by poll without an acknowledgement (TRANSMITTER_POLL_MAX_DELIVERIES)"
     )
     changed = OutboundSET.objects.filter(
         pk__in=[r.pk for r in rows], status=OutboundSET.STATUS_PENDING
@@ -388,13 +402,16 @@ def poll(
     timeout: float | None = None,
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    hold: bool = True,
 ) -> PollResult:
     """Serve one poll request for ``stream`` (see the module docstring).
 
     ``timeout`` overrides ``TRANSMITTER_POLL_LONG_POLL_TIMEOUT``. ``sleep`` replaces the wait
-    between
-    two outbox checks (tests); by default the wait ends early when
+    between two outbox checks (tests); by default the wait ends early when
     :func:`.outbox.notify_poll_waiters` is called for the stream.
+
+    With ``hold=False`` a poll that would be held returns at once with
+    :attr:`PollResult.hold` set, for :func:`hold_async` to wait without a thread.
     """
     metrics.POLL_REQUESTS.labels(stream.stream_id).inc()
     acked = acknowledge(stream, request.ack)
@@ -403,16 +420,28 @@ def poll(
     limit = cap if request.max_events is None else min(request.max_events, cap)
     wait = float(ssf_settings.TRANSMITTER_POLL_LONG_POLL_TIMEOUT if timeout is None else timeout)
     deadline = clock() + max(0.0, wait)
+    if not hold:
+        sets, more = fetch_sets(stream, limit)
+        result = PollResult(sets, more, acked, errors)
+        if not (sets or (limit == 0 and more) or request.return_immediately) and wait > 0:
+            result.hold = HoldTicket(stream, limit, wait)
+        return result
     with poll_waiter(stream.pk) as wake:
         sets, more = fetch_sets(stream, limit)
         if sets or (limit == 0 and more) or request.return_immediately:
             return PollResult(sets, more, acked, errors)
-        # Nothing to hand out: the request is held (a long poll) until SETs or the deadline.
+        # Nothing to hand out: the request is held (a long poll) until SETs or the deadline,
+        # unless its client (or this process) already holds as many as allowed.
+        client = str(stream.client_id)
+        if not held_polls.acquire_local(client):
+            metrics.POLL_HOLDS_REFUSED.inc()
+            return PollResult({}, more, acked, errors)
         metrics.LONG_POLLS_HELD.inc()
         try:
             return _hold(stream, limit, more, deadline, wake, sleep, clock, acked, errors)
         finally:
             metrics.LONG_POLLS_HELD.dec()
+            held_polls.release_local(client)
 
 
 def _hold(
@@ -446,3 +475,69 @@ def _hold(
         sets, more = fetch_sets(stream, limit)
         if sets or (limit == 0 and more):
             return PollResult(sets, more, acked, errors)
+
+
+def _recheck(stream: Stream, limit: int) -> tuple[str | None, dict[str, str], bool]:
+    """One look at the outbox for a held poll: ``(status, sets, more)``."""
+    status = _current_status(stream)
+    if status is None:  # deleted while waiting
+        return None, {}, False
+    stream.status = status
+    sets, more = fetch_sets(stream, limit)
+    return status, sets, more
+
+
+async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
+    """Hold a poll without a thread until SETs arrive for it or its timeout passes.
+
+    Waits on an :class:`asyncio.Event` woken by
+    :func:`.wakeup.notify_sets_available` (in this process, or from any process over
+    Redis). The outbox is read (through ``sync_to_async``) once after subscribing, so a
+    commit between the first read and the subscription is not missed, then only when
+    woken. Without a healthy cross-process channel (``"local"``, or Redis unreachable)
+    it also looks every ``TRANSMITTER_POLL_CHECK_INTERVAL`` seconds. A poll beyond
+    ``TRANSMITTER_POLL_MAX_HELD_PER_CLIENT`` / ``TRANSMITTER_POLL_MAX_HELD`` is answered
+    at once with what was available (``result``), as RFC 8936 §2.4 allows.
+    """
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from . import wakeup
+
+    stream, limit = ticket.stream, ticket.limit
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ticket.timeout
+    async with wakeup.held_polls.slot(str(stream.client_id), ticket.timeout) as ok:
+        if not ok:
+            metrics.POLL_HOLDS_REFUSED.inc()
+            return result
+        async with wakeup.async_waiter(stream.pk) as wake:
+            listener = await wakeup.redis_listener() if wakeup.uses_redis() else None
+            recheck = sync_to_async(_recheck)
+            metrics.LONG_POLLS_HELD.inc()
+            try:
+                more = result.more_available
+                first = True
+                interval = max(0.01, float(ssf_settings.TRANSMITTER_POLL_CHECK_INTERVAL))
+                while True:
+                    if not first:
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            return PollResult({}, more, result.acked, result.errors_recorded)
+                        if listener is None or not listener.healthy:
+                            remaining = min(remaining, interval)
+                        try:
+                            await asyncio.wait_for(wake.wait(), remaining)
+                        except TimeoutError:
+                            if listener is not None and listener.healthy:
+                                continue  # the deadline: answer at the top of the loop
+                        wake.clear()
+                    first = False
+                    status, sets, more = await recheck(stream, limit)
+                    if status is None:
+                        return PollResult({}, False, result.acked, result.errors_recorded)
+                    if sets or (limit == 0 and more):
+                        return PollResult(sets, more, result.acked, result.errors_recorded)
+            finally:
+                metrics.LONG_POLLS_HELD.dec()
