@@ -15,7 +15,9 @@ Environment: ``DATABASE_URL`` (default: a fresh SQLite file, WAL mode), ``BENCH_
 (default ``redis://127.0.0.1:6379/14``), ``BENCH_EMITS`` (emits to 100 streams, default
 20), ``BENCH_PUSH_STREAMS`` (default 4), ``BENCH_PUSH_EVENTS`` (events per stream,
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
-``BENCH_POLL_SETS`` (default 3000).
+``BENCH_POLL_SETS`` (default 3000), ``BENCH_POLL_ROUNDS`` (alternating rounds of the
+poll measure and its baseline, best of each, default 3), ``BENCH_ONLY`` (comma-separated
+parts to run, e.g. ``poll``; default all).
 
 This module is also the Django settings module and the Celery app of the worker it
 starts (``celery -A benchmarks.transmitter worker``), so the benchmark is one file.
@@ -428,13 +430,15 @@ def bench_poll(bench: Bench) -> None:
 
     from django_ssf.core import constants as c
     from django_ssf.transmitter.api import emit
-    from django_ssf.transmitter.models import OutboundSET, Stream
+    from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, ReceiverClient, Stream
 
     app = Application.objects.create(
         name="bench-poller",
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
     )
+    # Only a registered receiver holds SSF scopes (auth.effective_scopes).
+    ReceiverClient.objects.create(application=app, allowed_scopes="ssf.read")
     AccessToken.objects.create(
         application=app,
         token="bench-poll-token",
@@ -453,45 +457,65 @@ def bench_poll(bench: Bench) -> None:
         for _ in range(n):
             emit((c.CAEP_SESSION_REVOKED, {}), subject, streams=[stream])
 
+    rows = OutboundSET.objects.filter(stream=stream)
+
+    def reset() -> None:
+        rows.update(status=OutboundSET.STATUS_PENDING, served_at=None, attempts=0)
+        DeliveryAttempt.objects.all().delete()
+
     # Baseline: the same work in bare ORM calls, no view, no auth, no bookkeeping: read
     # a page of 1000 pending rows, serialise the answer, mark the previous page acked.
-    rows = OutboundSET.objects.filter(stream=stream)
-    started = time.perf_counter()
-    ack_ids: list[int] = []
-    while True:
-        with transaction.atomic():
-            if ack_ids:
-                rows.filter(id__in=ack_ids).update(status=OutboundSET.STATUS_DELIVERED)
-            page = list(
-                rows.filter(status=OutboundSET.STATUS_PENDING, served_at__isnull=True)
-                .exclude(id__in=ack_ids)
-                .order_by("id")
-                .values_list("id", "jti", "token")[:1000]
-            )
-        if not page:
-            break
-        json.dumps({"sets": {j: t for _, j, t in page}, "moreAvailable": True})
-        ack_ids = [i for i, _, _ in page]
-    base_rate = n / (time.perf_counter() - started)
-    rows.update(status=OutboundSET.STATUS_PENDING)
+    def baseline_round() -> float:
+        reset()
+        started = time.perf_counter()
+        ack_ids: list[int] = []
+        while True:
+            with transaction.atomic():
+                if ack_ids:
+                    rows.filter(id__in=ack_ids).update(status=OutboundSET.STATUS_DELIVERED)
+                page = list(
+                    rows.filter(status=OutboundSET.STATUS_PENDING, served_at__isnull=True)
+                    .exclude(id__in=ack_ids)
+                    .order_by("id")
+                    .values_list("id", "jti", "token")[:1000]
+                )
+            if not page:
+                break
+            json.dumps({"sets": {j: t for _, j, t in page}, "moreAvailable": True})
+            ack_ids = [i for i, _, _ in page]
+        return n / (time.perf_counter() - started)
 
     client = Client()
     path = reverse("ssf-poll", kwargs={"stream_id": stream.stream_id})
     headers = {"Authorization": "Bearer bench-poll-token"}
-    ack: list[str] = []
-    served = 0
-    started = time.perf_counter()
-    while True:
-        body = {"maxEvents": 1000, "returnImmediately": True, "ack": ack}
-        resp = client.post(path, json.dumps(body), content_type="application/json", headers=headers)
-        sets = resp.json()["sets"]
-        served += len(sets)
-        ack = list(sets)
-        if not sets:
-            break
-    elapsed = time.perf_counter() - started
-    acked = OutboundSET.objects.filter(stream=stream, status=OutboundSET.STATUS_DELIVERED).count()
-    rate = served / elapsed
+
+    def view_round() -> tuple[float, int, int]:
+        reset()
+        ack: list[str] = []
+        served = 0
+        started = time.perf_counter()
+        while True:
+            body = {"maxEvents": 1000, "returnImmediately": True, "ack": ack}
+            resp = client.post(
+                path, json.dumps(body), content_type="application/json", headers=headers
+            )
+            assert resp.status_code == 200, resp.content
+            sets = resp.json()["sets"]
+            served += len(sets)
+            ack = list(sets)
+            if not sets:
+                break
+        elapsed = time.perf_counter() - started
+        acked = rows.filter(status=OutboundSET.STATUS_DELIVERED).count()
+        return served / elapsed, served, acked
+
+    # Alternating rounds, best of each: on a shared machine the best round is the one
+    # least disturbed by other load, for both sides alike.
+    base_rate, rate, served, acked = 0.0, 0.0, 0, 0
+    for _ in range(_env_int("BENCH_POLL_ROUNDS", 3)):
+        base_rate = max(base_rate, baseline_round())
+        r, served, acked = view_round()
+        rate = max(rate, r)
     bench.add(
         f"poll: SETs served+acked/s (maxEvents 1000, {served} SETs, {acked} acked)",
         f"{rate:,.0f}/s",
@@ -531,9 +555,14 @@ def main() -> None:
         flush=True,
     )
     bench = Bench()
-    bench_emit(bench)
-    bench_poll(bench)
-    bench_push(bench, tmp)
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    for name, run in (
+        ("emit", lambda: bench_emit(bench)),
+        ("poll", lambda: bench_poll(bench)),
+        ("push", lambda: bench_push(bench, tmp)),
+    ):
+        if not only or name in only:
+            run()
     print()
     print(bench.table())
 
