@@ -529,6 +529,19 @@ def _hold(
             return PollResult(sets, more, acked, errors)
 
 
+def release_connections() -> None:
+    """Close this thread's database connections (outside a transaction only).
+
+    A held async poll does this before each wait, so that it holds no connection while
+    it waits; the next look at the outbox opens one again.
+    """
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
 def _recheck(stream: Stream, limit: int) -> tuple[str | None, dict[str, str], bool]:
     """One look at the outbox for a held poll: ``(status, sets, more)``."""
     status = _current_status(stream)
@@ -536,6 +549,8 @@ def _recheck(stream: Stream, limit: int) -> tuple[str | None, dict[str, str], bo
         return None, {}, False
     stream.status = status
     sets, more = fetch_sets(stream, limit)
+    if not (sets or (limit == 0 and more)):
+        release_connections()  # waiting again
     return status, sets, more
 
 

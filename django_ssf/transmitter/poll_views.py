@@ -27,7 +27,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .auth import ControlPlaneError, SSFAPIView, get_stream_or_404, load_json_body
-from .poll import PollRequestError, PollResult, hold_async, parse_poll_request, poll
+from .poll import (
+    PollRequestError,
+    PollResult,
+    hold_async,
+    parse_poll_request,
+    poll,
+    release_connections,
+)
 from .serializers import ErrorSerializer
 from .streams import record_activity
 
@@ -109,6 +116,11 @@ _first_pass_view = PollView.as_view(hold=False)
 def _first_pass(request: HttpRequest, stream_id: str) -> HttpResponse:
     response = _first_pass_view(request, stream_id=stream_id)
     response.render()
+    result = getattr(response, "ssf_poll", None)
+    if result is not None and result.hold is not None:
+        # About to wait: give the database connection back rather than keep one open
+        # per held poll (200 held polls must not need 200 connections).
+        release_connections()
     return response
 
 

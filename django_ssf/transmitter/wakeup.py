@@ -412,7 +412,10 @@ def _async_redis() -> Any:
     if client is None:
         for other in [k for k in _async_clients if k[0].is_closed()]:
             del _async_clients[other]
-        client = _async_clients[key] = aioredis.Redis.from_url(
-            key[1], socket_timeout=2, socket_connect_timeout=2
+        # A bounded pool that waits for a free connection: hundreds of polls taking or
+        # giving back their slot at once share a few connections instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            key[1], max_connections=20, timeout=5, socket_timeout=2, socket_connect_timeout=2
         )
+        client = _async_clients[key] = aioredis.Redis(connection_pool=pool)
     return client
