@@ -18,7 +18,8 @@ outbox check (every ``TRANSMITTER_POLL_CHECK_INTERVAL`` = 0.5 s, as before issue
 Environment: ``DATABASE_URL`` (default: a fresh SQLite file in WAL mode),
 ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``), ``BENCH_RECEIVERS``
 (default 200), ``BENCH_ROUNDS`` (emits per configuration, default 3),
-``BENCH_ROUNDS_ONE`` (emits at 1 receiver, default 20), ``BENCH_IDLE_SECONDS`` (the held window measured for CPU, default 5).
+``BENCH_ROUNDS_ONE`` (emits at 1 receiver, default 20), ``BENCH_IDLE_SECONDS`` (the held
+window measured for CPU, default 5).
 
 This module is also the Django settings module of the server and the emitter.
 """

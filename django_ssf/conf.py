@@ -188,6 +188,10 @@ DEFAULTS: dict[str, Any] = {
     # processes with the "redis" wake-up channel, per process otherwise.
     "TRANSMITTER_POLL_MAX_HELD_PER_CLIENT": 10,
     "TRANSMITTER_POLL_MAX_HELD": 1000,
+    # Database work of async poll requests running at once in one ASGI process (each
+    # runs in its own thread with its own connection): bounds the connections the poll
+    # endpoint opens when hundreds of polls arrive or wake together.
+    "TRANSMITTER_POLL_DB_CONCURRENCY": 8,
     # Seconds after which a served but unacknowledged poll SET is served again.
     "TRANSMITTER_POLL_REDELIVERY_DELAY": 30.0,
     # How many times a poll SET is served in all (RFC 8936 §2.4 MAY cap redelivery);

@@ -601,7 +601,8 @@ async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
                                 continue  # the deadline: answer at the top of the loop
                         wake.clear()
                     first = False
-                    status, sets, more = await recheck(stream, limit)
+                    async with wakeup.db_slot():
+                        status, sets, more = await recheck(stream, limit)
                     if status is None:
                         return PollResult({}, False, result.acked, result.errors_recorded)
                     if sets or (limit == 0 and more):

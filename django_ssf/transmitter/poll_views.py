@@ -37,6 +37,7 @@ from .poll import (
 )
 from .serializers import ErrorSerializer
 from .streams import record_activity
+from .wakeup import db_slot
 
 __all__ = ["PollView", "poll_endpoint"]
 
@@ -116,11 +117,10 @@ _first_pass_view = PollView.as_view(hold=False)
 def _first_pass(request: HttpRequest, stream_id: str) -> HttpResponse:
     response = _first_pass_view(request, stream_id=stream_id)
     response.render()
-    result = getattr(response, "ssf_poll", None)
-    if result is not None and result.hold is not None:
-        # About to wait: give the database connection back rather than keep one open
-        # per held poll (200 held polls must not need 200 connections).
-        release_connections()
+    # Give the database connection back now, held or not: the request's thread keeps
+    # it until the request ends otherwise, and a held poll must not keep one open
+    # (200 held polls must not need 200 connections).
+    release_connections()
     return response
 
 
@@ -128,7 +128,8 @@ async def poll_endpoint(request: HttpRequest, stream_id: str) -> HttpResponse:
     """``POST /ssf/poll/<stream_id>``: :class:`PollView`, with the wait held asynchronously."""
     if not isinstance(request, ASGIRequest):  # WSGI: the sync view holds its thread
         return await sync_to_async(_sync_view)(request, stream_id=stream_id)
-    response = await sync_to_async(_first_pass)(request, stream_id)
+    async with db_slot():
+        response = await sync_to_async(_first_pass)(request, stream_id)
     result: PollResult | None = getattr(response, "ssf_poll", None)
     if result is None or result.hold is None:
         return response

@@ -50,6 +50,7 @@ __all__ = [
     "HeldPolls",
     "RedisListener",
     "async_waiter",
+    "db_slot",
     "held_polls",
     "notify_poll_waiters",
     "notify_sets_available",
@@ -419,3 +420,21 @@ def _async_redis() -> Any:
         )
         client = _async_clients[key] = aioredis.Redis(connection_pool=pool)
     return client
+
+
+_db_semaphores: dict[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]] = {}
+
+
+def db_slot() -> asyncio.Semaphore:
+    """The running loop's bound on concurrent poll database work
+    (``TRANSMITTER_POLL_DB_CONCURRENCY``): Django runs each ASGI request's sync code in
+    a thread of its own, so without it 200 polls arriving together open 200 database
+    connections at once."""
+    loop = asyncio.get_running_loop()
+    size = max(1, int(ssf_settings.TRANSMITTER_POLL_DB_CONCURRENCY))
+    entry = _db_semaphores.get(loop)
+    if entry is None or entry[0] != size:
+        for other in [k for k in _db_semaphores if k.is_closed()]:
+            del _db_semaphores[other]
+        entry = _db_semaphores[loop] = (size, asyncio.Semaphore(size))
+    return entry[1]
