@@ -559,12 +559,13 @@ async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
 
     Waits on an :class:`asyncio.Event` woken by
     :func:`.wakeup.notify_sets_available` (in this process, or from any process over
-    Redis). The outbox is read (through ``sync_to_async``) once after subscribing, so a
+    Redis). The outbox is read (through ``sync_to_async``, at most
+    ``TRANSMITTER_POLL_DB_CONCURRENCY`` polls at once) once after subscribing, so a
     commit between the first read and the subscription is not missed, then only when
     woken. Without a healthy cross-process channel (``"local"``, or Redis unreachable)
     it also looks every ``TRANSMITTER_POLL_CHECK_INTERVAL`` seconds. A poll beyond
     ``TRANSMITTER_POLL_MAX_HELD_PER_CLIENT`` / ``TRANSMITTER_POLL_MAX_HELD`` is answered
-    at once with what was available (``result``), as RFC 8936 §2.4 allows.
+    at once with what is available, as RFC 8936 §2.4 allows.
     """
     import asyncio
 
@@ -575,37 +576,41 @@ async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
     stream, limit = ticket.stream, ticket.limit
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ticket.timeout
-    async with wakeup.held_polls.slot(str(stream.client_id), ticket.timeout) as ok:
-        if not ok:
-            metrics.POLL_HOLDS_REFUSED.inc()
-            return result
-        async with wakeup.async_waiter(stream.pk) as wake:
-            listener = await wakeup.redis_listener() if wakeup.uses_redis() else None
-            recheck = sync_to_async(_recheck)
+    recheck = sync_to_async(_recheck)
+    acked, errors = result.acked, result.errors_recorded
+    async with wakeup.async_waiter(stream.pk) as wake:
+        listener = await wakeup.redis_listener() if wakeup.uses_redis() else None
+        # Subscribed: one look closes the gap since the first read, before taking a slot.
+        async with wakeup.db_slot():
+            status, sets, more = await recheck(stream, limit)
+        if status is None:
+            return PollResult({}, False, acked, errors)
+        if sets or (limit == 0 and more):
+            return PollResult(sets, more, acked, errors)
+        async with wakeup.held_polls.slot(str(stream.client_id), ticket.timeout) as ok:
+            if not ok:
+                metrics.POLL_HOLDS_REFUSED.inc()
+                return PollResult({}, more, acked, errors)
             metrics.LONG_POLLS_HELD.inc()
             try:
-                more = result.more_available
-                first = True
                 interval = max(0.01, float(ssf_settings.TRANSMITTER_POLL_CHECK_INTERVAL))
                 while True:
-                    if not first:
-                        remaining = deadline - loop.time()
-                        if remaining <= 0:
-                            return PollResult({}, more, result.acked, result.errors_recorded)
-                        if listener is None or not listener.healthy:
-                            remaining = min(remaining, interval)
-                        try:
-                            await asyncio.wait_for(wake.wait(), remaining)
-                        except TimeoutError:
-                            if listener is not None and listener.healthy:
-                                continue  # the deadline: answer at the top of the loop
-                        wake.clear()
-                    first = False
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return PollResult({}, more, acked, errors)
+                    if listener is None or not listener.healthy:
+                        remaining = min(remaining, interval)
+                    try:
+                        await asyncio.wait_for(wake.wait(), remaining)
+                    except TimeoutError:
+                        if listener is not None and listener.healthy:
+                            continue  # the deadline: answer at the top of the loop
+                    wake.clear()
                     async with wakeup.db_slot():
                         status, sets, more = await recheck(stream, limit)
                     if status is None:
-                        return PollResult({}, False, result.acked, result.errors_recorded)
+                        return PollResult({}, False, acked, errors)
                     if sets or (limit == 0 and more):
-                        return PollResult(sets, more, result.acked, result.errors_recorded)
+                        return PollResult(sets, more, acked, errors)
             finally:
                 metrics.LONG_POLLS_HELD.dec()
