@@ -19,7 +19,8 @@ Environment: ``DATABASE_URL`` (default: a fresh SQLite file in WAL mode),
 ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``), ``BENCH_RECEIVERS``
 (default 200), ``BENCH_ROUNDS`` (emits per configuration, default 3),
 ``BENCH_ROUNDS_ONE`` (emits at 1 receiver, default 20), ``BENCH_IDLE_SECONDS`` (the held
-window measured for CPU, default 5).
+window measured for CPU, default 5), ``BENCH_PG_POOL`` (set: PostgreSQL through Django's
+psycopg connection pool, ``OPTIONS["pool"]``; needs ``psycopg-pool``).
 
 This module is also the Django settings module of the server and the emitter.
 """
@@ -70,7 +71,10 @@ def _database() -> dict:
     if url:
         import dj_database_url
 
-        return dj_database_url.parse(url, conn_max_age=0)
+        db = dj_database_url.parse(url, conn_max_age=0)
+        if os.environ.get("BENCH_PG_POOL"):  # Django's psycopg connection pool
+            db.setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 16}
+        return db
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("BENCH_SQLITE", "/tmp/ssf-longpoll-bench.sqlite3"),  # noqa: S108
