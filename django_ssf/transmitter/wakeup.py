@@ -392,9 +392,11 @@ class HeldPolls:
             yield ok
         finally:
             if ok:
-                try:
-                    await client_.zrem(keys[0], member)
-                    await client_.zrem(keys[1], member)
+                try:  # one round trip before the answer goes out
+                    pipe = client_.pipeline(transaction=False)
+                    pipe.zrem(keys[0], member)
+                    pipe.zrem(keys[1], member)
+                    await pipe.execute()
                 except Exception:  # the entries expire on their own
                     logger.warning("could not release a held-poll slot in Redis")
 
