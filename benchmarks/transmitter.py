@@ -26,11 +26,13 @@ fanned out per worker count, default 8), ``BENCH_FANOUT_CHUNK`` (streams per fan
 chunk, default 500), ``BENCH_EMITS`` (emits to 100 streams, default
 20), ``BENCH_PUSH_STREAMS`` (default 4), ``BENCH_PUSH_EVENTS`` (events per stream,
 default 500), ``BENCH_WORKER_CONCURRENCY`` (worker threads, default 4),
-``BENCH_POLL_SETS`` (default 3000), ``BENCH_LATENCY_RATES`` (steady push rates for the
-latency runs, default ``100,333``), ``BENCH_FAULT_EVENTS`` / ``BENCH_FAIL_RATE`` (the
-intermittent-503 run, default 2000 SETs, 0.3; 0 skips it), ``BENCH_ONLY``
-(comma-separated subset of ``flat,emit,poll,push``; ``flat`` is emit latency at 1 vs
-``BENCH_FLAT_STREAMS`` streams and fan-out throughput with 1 vs 2 workers).
+``BENCH_POLL_SETS`` (default 3000), ``BENCH_POLL_ROUNDS`` (alternating rounds of the
+poll measure and its baseline, best of each, default 3), ``BENCH_LATENCY_RATES`` (steady
+push rates for the latency runs, default ``100,333``), ``BENCH_FAULT_EVENTS`` /
+``BENCH_FAIL_RATE`` (the intermittent-503 run, default 2000 SETs, 0.3; 0 skips it),
+``BENCH_ONLY`` (comma-separated subset of ``flat,emit,poll,push``; default all; ``flat``
+is emit latency at 1 vs ``BENCH_FLAT_STREAMS`` streams and fan-out throughput with 1 vs 2
+workers).
 
 This module is also the Django settings module and the Celery app of the worker it
 starts (``celery -A benchmarks.transmitter worker``), so the benchmark is one file.
@@ -784,13 +786,15 @@ def bench_poll(bench: Bench) -> None:
 
     from django_ssf.core import constants as c
     from django_ssf.transmitter.api import emit
-    from django_ssf.transmitter.models import OutboundSET, Stream
+    from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, ReceiverClient, Stream
 
     app = Application.objects.create(
         name="bench-poller",
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
     )
+    # Only a registered receiver holds SSF scopes (auth.effective_scopes).
+    ReceiverClient.objects.create(application=app, allowed_scopes="ssf.read")
     AccessToken.objects.create(
         application=app,
         token="bench-poll-token",
@@ -809,45 +813,65 @@ def bench_poll(bench: Bench) -> None:
         for _ in range(n):
             emit((c.CAEP_SESSION_REVOKED, {}), subject, streams=[stream])
 
+    rows = OutboundSET.objects.filter(stream=stream)
+
+    def reset() -> None:
+        rows.update(status=OutboundSET.STATUS_PENDING, served_at=None, attempts=0)
+        DeliveryAttempt.objects.all().delete()
+
     # Baseline: the same work in bare ORM calls, no view, no auth, no bookkeeping: read
     # a page of 1000 pending rows, serialise the answer, mark the previous page acked.
-    rows = OutboundSET.objects.filter(stream=stream)
-    started = time.perf_counter()
-    ack_ids: list[int] = []
-    while True:
-        with transaction.atomic():
-            if ack_ids:
-                rows.filter(id__in=ack_ids).update(status=OutboundSET.STATUS_DELIVERED)
-            page = list(
-                rows.filter(status=OutboundSET.STATUS_PENDING, served_at__isnull=True)
-                .exclude(id__in=ack_ids)
-                .order_by("id")
-                .values_list("id", "jti", "token")[:1000]
-            )
-        if not page:
-            break
-        json.dumps({"sets": {j: t for _, j, t in page}, "moreAvailable": True})
-        ack_ids = [i for i, _, _ in page]
-    base_rate = n / (time.perf_counter() - started)
-    rows.update(status=OutboundSET.STATUS_PENDING)
+    def baseline_round() -> float:
+        reset()
+        started = time.perf_counter()
+        ack_ids: list[int] = []
+        while True:
+            with transaction.atomic():
+                if ack_ids:
+                    rows.filter(id__in=ack_ids).update(status=OutboundSET.STATUS_DELIVERED)
+                page = list(
+                    rows.filter(status=OutboundSET.STATUS_PENDING, served_at__isnull=True)
+                    .exclude(id__in=ack_ids)
+                    .order_by("id")
+                    .values_list("id", "jti", "token")[:1000]
+                )
+            if not page:
+                break
+            json.dumps({"sets": {j: t for _, j, t in page}, "moreAvailable": True})
+            ack_ids = [i for i, _, _ in page]
+        return n / (time.perf_counter() - started)
 
     client = Client()
     path = reverse("ssf-poll", kwargs={"stream_id": stream.stream_id})
     headers = {"Authorization": "Bearer bench-poll-token"}
-    ack: list[str] = []
-    served = 0
-    started = time.perf_counter()
-    while True:
-        body = {"maxEvents": 1000, "returnImmediately": True, "ack": ack}
-        resp = client.post(path, json.dumps(body), content_type="application/json", headers=headers)
-        sets = resp.json()["sets"]
-        served += len(sets)
-        ack = list(sets)
-        if not sets:
-            break
-    elapsed = time.perf_counter() - started
-    acked = OutboundSET.objects.filter(stream=stream, status=OutboundSET.STATUS_DELIVERED).count()
-    rate = served / elapsed
+
+    def view_round() -> tuple[float, int, int]:
+        reset()
+        ack: list[str] = []
+        served = 0
+        started = time.perf_counter()
+        while True:
+            body = {"maxEvents": 1000, "returnImmediately": True, "ack": ack}
+            resp = client.post(
+                path, json.dumps(body), content_type="application/json", headers=headers
+            )
+            assert resp.status_code == 200, resp.content
+            sets = resp.json()["sets"]
+            served += len(sets)
+            ack = list(sets)
+            if not sets:
+                break
+        elapsed = time.perf_counter() - started
+        acked = rows.filter(status=OutboundSET.STATUS_DELIVERED).count()
+        return served / elapsed, served, acked
+
+    # Alternating rounds, best of each: on a shared machine the best round is the one
+    # least disturbed by other load, for both sides alike.
+    base_rate, rate, served, acked = 0.0, 0.0, 0, 0
+    for _ in range(_env_int("BENCH_POLL_ROUNDS", 3)):
+        base_rate = max(base_rate, baseline_round())
+        r, served, acked = view_round()
+        rate = max(rate, r)
     bench.add(
         f"poll: SETs served+acked/s (maxEvents 1000, {served} SETs, {acked} acked)",
         f"{rate:,.0f}/s",
@@ -887,16 +911,15 @@ def main() -> None:
         flush=True,
     )
     bench = Bench()
-    only = set(filter(None, os.environ.get("BENCH_ONLY", "flat,emit,poll,push").split(",")))
-    if "flat" in only:
-        bench_emit_latency(bench)
-        bench_fanout(bench)
-    if "emit" in only:
-        bench_emit(bench)
-    if "poll" in only:
-        bench_poll(bench)
-    if "push" in only:
-        bench_push(bench, tmp)
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    for name, run in (
+        ("flat", lambda: (bench_emit_latency(bench), bench_fanout(bench))),
+        ("emit", lambda: bench_emit(bench)),
+        ("poll", lambda: bench_poll(bench)),
+        ("push", lambda: bench_push(bench, tmp)),
+    ):
+        if not only or name in only:
+            run()
     print()
     print(bench.table())
 

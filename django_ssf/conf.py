@@ -203,6 +203,27 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMITTER_POLL_MAX_EVENTS_CAP": 1000,
     # Longest pause (seconds) between two outbox checks of a waiting long poll.
     "TRANSMITTER_POLL_CHECK_INTERVAL": 0.5,
+    # How a commit that makes poll SETs available wakes the long polls waiting for them
+    # (django_ssf.transmitter.wakeup): "local" wakes the polls of the committing process
+    # only (others see the SET at their next outbox check); "redis" publishes on a Redis
+    # pub/sub channel, so a poll held by any ASGI process wakes at once without checking
+    # the outbox while it waits.
+    "TRANSMITTER_POLL_WAKEUP": "local",
+    # Redis of the "redis" wake-up channel and of the cross-process held-poll counters;
+    # None = the Django setting CELERY_BROKER_URL when it is a redis:// URL.
+    "TRANSMITTER_POLL_WAKEUP_REDIS_URL": None,
+    # Prefix of the Redis channel and keys (sites sharing one Redis need different ones).
+    "TRANSMITTER_POLL_WAKEUP_PREFIX": "ssf:poll:",
+    # Long polls held at once, per client (OAuth application) and overall. A poll beyond
+    # either bound is answered at once with what is available, as if returnImmediately
+    # were true (RFC 8936 §2.4 lets the transmitter not hold a poll). Counted across
+    # processes with the "redis" wake-up channel, per process otherwise.
+    "TRANSMITTER_POLL_MAX_HELD_PER_CLIENT": 10,
+    "TRANSMITTER_POLL_MAX_HELD": 1000,
+    # Database work of async poll requests running at once in one ASGI process (each
+    # runs in its own thread with its own connection): bounds the connections the poll
+    # endpoint opens when hundreds of polls arrive or wake together.
+    "TRANSMITTER_POLL_DB_CONCURRENCY": 8,
     # Seconds after which a served but unacknowledged poll SET is served again.
     "TRANSMITTER_POLL_REDELIVERY_DELAY": 30.0,
     # How many times a poll SET is served in all (RFC 8936 §2.4 MAY cap redelivery);

@@ -10,6 +10,13 @@
 ``SECRET_KEY``        Django secret (a development default is used when unset)
 ``DEBUG``             "1" for debug mode
 ``ALLOWED_HOSTS``     comma-separated; default: the issuer's host and the loopback names
+``SSF_POLL_WAKEUP``   "redis" or "local": how a commit wakes held long polls (default:
+                      "redis" when CELERY_BROKER_URL is a redis:// URL, else "local")
+
+Production serves the site with the ASGI application (``example_project.asgi``), so that
+RFC 8936 long polls are held without a thread each, e.g.::
+
+    uvicorn example_project.asgi:application --host 0.0.0.0 --port 8000
 
 Two sites run from this one module, each with its own database and issuer, e.g.::
 
@@ -68,6 +75,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "example_project.urls"
 WSGI_APPLICATION = "example_project.wsgi.application"
+ASGI_APPLICATION = "example_project.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -135,6 +143,11 @@ SSF = {
     # create` (RFC 7591) and authenticate with private_key_jwt (RFC 7523), no secret.
     "TRANSMITTER_REGISTRATION_ENABLED": True,
     "TRANSMITTER_PRIVATE_KEY_JWT_ENABLED": True,
+    # Wake held long polls from any process (Celery workers included) through Redis
+    # pub/sub; the two demo sites share one Redis, so each has its own channel.
+    "TRANSMITTER_POLL_WAKEUP": os.environ.get("SSF_POLL_WAKEUP")
+    or ("redis" if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else "local"),
+    "TRANSMITTER_POLL_WAKEUP_PREFIX": f"ssf:poll:{SSF_ISSUER}:",
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"

@@ -34,6 +34,7 @@ __all__ = [
     "ENABLED",
     "JWKS_FETCHES",
     "LONG_POLLS_HELD",
+    "POLL_HOLDS_REFUSED",
     "POLL_REQUESTS",
     "PROCESSING_DELAY",
     "PROCESSING_DURATION",
@@ -146,6 +147,11 @@ TRANSMITTER_SERVED = _counter(
 LONG_POLLS_HELD = _gauge(
     "ssf_transmitter_long_polls_held",
     "Poll requests waiting for SETs right now (long polls held open).",
+    (),
+)
+POLL_HOLDS_REFUSED = _counter(
+    "ssf_transmitter_poll_holds_refused",
+    "Long polls answered at once because their client or the site held the most allowed.",
     (),
 )
 

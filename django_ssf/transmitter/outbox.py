@@ -12,9 +12,7 @@ and :mod:`.poll`, is what keeps those modules from importing one another.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import Count
@@ -24,6 +22,7 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from . import scheduling
 from .models import OutboundSET, Stream, StreamDeliveryState
+from .wakeup import notify_poll_waiters, notify_sets_available, poll_waiter
 
 logger = logging.getLogger("django_ssf.transmitter")
 
@@ -76,44 +75,9 @@ def on_commit_enqueue(stream_pks: Iterable[int]) -> None:
 
 
 def on_commit_wake_pollers(stream_pks: Iterable[int]) -> None:
-    """After commit, wake this process's long polls waiting on these poll streams."""
-    pks = sorted(set(stream_pks))
-    if pks:
-        transaction.on_commit(lambda: notify_poll_waiters(pks), robust=True)
-
-
-_waiters_lock = threading.Lock()
-_waiters: dict[int, set[threading.Event]] = {}
-
-
-def notify_poll_waiters(stream_pks: Iterable[int]) -> int:
-    """Wake the long polls of this process waiting on these streams (call after commit).
-
-    Returns how many waiting polls were woken, so that a caller (or a test) can tell a
-    wake-up from a poll that would only have seen the SET at its next outbox check.
-    """
-    with _waiters_lock:
-        events = [ev for pk in set(stream_pks) for ev in _waiters.get(pk, ())]
-    for ev in events:
-        ev.set()
-    return len(events)
-
-
-@contextmanager
-def poll_waiter(stream_pk: int) -> Iterator[threading.Event]:
-    """An event set by :func:`notify_poll_waiters` for ``stream_pk`` while the block runs."""
-    ev = threading.Event()
-    with _waiters_lock:
-        _waiters.setdefault(stream_pk, set()).add(ev)
-    try:
-        yield ev
-    finally:
-        with _waiters_lock:
-            group = _waiters.get(stream_pk)
-            if group is not None:
-                group.discard(ev)
-                if not group:
-                    del _waiters[stream_pk]
+    """After commit, wake the long polls waiting on these poll streams, in any process
+    with the Redis wake-up channel (:func:`.wakeup.notify_sets_available`)."""
+    notify_sets_available(stream_pks)
 
 
 # ---- keeping rows in line with the stream's status ----------------------------------

@@ -45,21 +45,25 @@ from ..conf import ssf_settings
 from ..core import constants as c
 from ..core import metrics
 from ..core.errors import SSFKeyError
+from ..core.jose import is_jwe
 from ..core.setlog import log_set
 from ..signals import set_delivered, set_delivery_failed
 from .encryption import outgoing_token, request_key_refetch
 from .models import DeliveryAttempt, OutboundSET, Stream
 from .outbox import poll_waiter, reconcile_with_status
+from .wakeup import held_polls
 
 logger = logging.getLogger("django_ssf.transmitter.poll")
 
 __all__ = [
+    "HoldTicket",
     "PollRequest",
     "PollRequestError",
     "PollResult",
     "acknowledge",
     "fail_exhausted",
     "fetch_sets",
+    "hold_async",
     "parse_poll_request",
     "poll",
     "record_set_errors",
@@ -89,9 +93,21 @@ class PollResult:
     more_available: bool
     acked: int = 0
     errors_recorded: int = 0
+    #: Set by ``poll(..., hold=False)`` when the request should now be held (a long poll
+    #: with nothing to serve yet): the async view waits with :func:`hold_async`.
+    hold: HoldTicket | None = None
 
     def body(self) -> dict[str, Any]:
         return {"sets": self.sets, "moreAvailable": self.more_available}
+
+
+@dataclass
+class HoldTicket:
+    """What a held poll needs to finish: its stream, ``maxEvents`` and time left."""
+
+    stream: Stream
+    limit: int
+    timeout: float
 
 
 def parse_poll_request(data: object) -> PollRequest:
@@ -139,7 +155,12 @@ def parse_poll_request(data: object) -> PollRequest:
 
 
 def acknowledge(stream: Stream, jtis: list[str]) -> int:
-    """Mark this stream's SETs named in ``jtis`` delivered; returns how many changed."""
+    """Mark this stream's SETs named in ``jtis`` delivered; returns how many changed.
+
+    One ``SELECT`` of the columns the metrics and the log records need (model
+    instances only when :data:`~django_ssf.set_delivered` has listeners) and one
+    ``UPDATE``: acknowledging a page of 1000 SETs costs two queries.
+    """
     if not jtis:
         return 0
     now = timezone.now()
@@ -147,16 +168,38 @@ def acknowledge(stream: Stream, jtis: list[str]) -> int:
         stream_id=stream.pk, jti__in=jtis, status__in=OutboundSET.UNDELIVERED_STATUSES
     )
     # Read before the update: the metrics and log records name each SET acknowledged.
-    rows = list(qs.only("id", "jti", "txn", "stream_id", "event_type", "created_at"))
-    count = qs.update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
-    for row in rows:
+    listeners = set_delivered.has_listeners()
+    instances: list[OutboundSET] = []
+    if listeners:
+        instances = list(qs.only("id", "jti", "txn", "stream_id", "event_type", "created_at"))
+        rows = [(r.pk, r.jti, r.txn, r.event_type, r.created_at) for r in instances]
+    else:
+        rows = list(qs.values_list("id", "jti", "txn", "event_type", "created_at"))
+    if not rows:
+        return 0
+    # By primary key (cheaper than the jti lookup again), still only if undelivered.
+    count = OutboundSET.objects.filter(
+        pk__in=[r[0] for r in rows], status__in=OutboundSET.UNDELIVERED_STATUSES
+    ).update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
+    metrics.TRANSMITTER_DELIVERED.labels(stream.stream_id, "poll").inc(len(rows))
+    delay = metrics.TRANSMITTER_DELIVERY_DELAY.labels("poll")
+    log_on = logger.isEnabledFor(logging.INFO)
+    for _, jti, txn, event_type, created_at in rows:
+        delay.observe(max(0.0, (now - created_at).total_seconds()))
+        if log_on:
+            log_set(
+                logger,
+                logging.INFO,
+                "acknowledged by poll",
+                jti=jti,
+                stream=stream.stream_id,
+                outcome="delivered",
+                txn=txn,
+                event_type=event_type,
+            )
+    for row in instances:
         row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
-        _observe(stream, row, "delivered")
-        metrics.TRANSMITTER_DELIVERY_DELAY.labels("poll").observe(
-            max(0.0, (now - row.created_at).total_seconds())
-        )
-        if set_delivered.has_listeners():
-            set_delivered.send(sender=OutboundSET, outbound=row)
+        set_delivered.send(sender=OutboundSET, outbound=row)
     return count
 
 
@@ -269,8 +312,7 @@ def fail_exhausted(stream: Stream) -> int:
         return 0
     now = timezone.now()
     description = (
-        f"served {cap} time(s) by poll without an acknowledgement "
-        "(TRANSMITTER_POLL_MAX_DELIVERIES)"
+        f"served {cap} time(s) by poll without an acknowledgement (TRANSMITTER_POLL_MAX_DELIVERIES)"
     )
     changed = OutboundSET.objects.filter(
         pk__in=[r.pk for r in rows], status=OutboundSET.STATUS_PENDING
@@ -343,8 +385,30 @@ def _encrypt_for_serving(stream: Stream, rows: list[OutboundSET]) -> list[Outbou
     return ready
 
 
+def _record_served(pks: list[int], now: Any) -> None:
+    """One ``served`` :class:`DeliveryAttempt` per SET, in a single ``INSERT ... SELECT``
+    (building 1000 model instances for ``bulk_create`` cost more than the rest of a poll)."""
+    qn = connection.ops.quote_name
+    attempts, outbound = DeliveryAttempt._meta.db_table, OutboundSET._meta.db_table
+    marks = ", ".join(["%s"] * len(pks))
+    # Only quoted table/column names are interpolated; every value is a bound parameter.
+    columns = ", ".join(qn(name) for name in ("outbound_id", "at", "error", "outcome"))
+    sql = (
+        f"INSERT INTO {qn(attempts)} ({columns}) SELECT {qn('id')}, %s, %s, %s "  # noqa: S608
+        f"FROM {qn(outbound)} WHERE {qn('id')} IN ({marks})"
+    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [at, "", DeliveryAttempt.OUTCOME_SERVED, *pks])
+
+
 def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
-    """Serve up to ``limit`` available SETs (oldest first); returns ``(sets, more)``."""
+    """Serve up to ``limit`` available SETs (oldest first); returns ``(sets, more)``.
+
+    Rows are read as tuples (model instances only for an encrypted stream, whose
+    per-SET encryption may record an error on the row), marked served with one
+    ``UPDATE`` per form (JWS/JWE) and logged as served attempts with one ``INSERT``.
+    """
     reconcile_with_status(stream)
     fail_exhausted(stream)
     if limit <= 0:
@@ -354,27 +418,29 @@ def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
         qs = _available(stream.pk, stream.status).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
-        rows = list(qs.only("id", "jti", "token", "encrypted", "stream_id")[: limit + 1])
-        more = len(rows) > limit
-        rows = _encrypt_for_serving(stream, rows[:limit])
-        if rows:
-            pks = [r.pk for r in rows]
+        served: list[tuple[int, str, str, bool]]
+        if stream.is_encrypted:
+            objs = list(qs.only("id", "jti", "token", "encrypted", "stream_id")[: limit + 1])
+            more = len(objs) > limit
+            objs = _encrypt_for_serving(stream, objs[:limit])
+            served = [(r.pk, r.jti, r.token, r.encrypted) for r in objs]
+        else:
+            tuples = list(qs.values_list("id", "jti", "token")[: limit + 1])
+            more = len(tuples) > limit
+            # A stored JWE (written when SETs were encrypted at emit time) goes out as is.
+            served = [(pk, jti, token, is_jwe(token)) for pk, jti, token in tuples[:limit]]
+        if served:
             by_form: dict[bool, list[int]] = {}
-            for r in rows:
-                by_form.setdefault(r.encrypted, []).append(r.pk)
+            for pk, _, _, encrypted in served:
+                by_form.setdefault(encrypted, []).append(pk)
             for encrypted, form_pks in by_form.items():  # one UPDATE unless forms differ
                 OutboundSET.objects.filter(pk__in=form_pks).update(
                     served_at=now, attempts=F("attempts") + 1, encrypted=encrypted
                 )
-            DeliveryAttempt.objects.bulk_create(
-                [
-                    DeliveryAttempt(outbound_id=pk, at=now, outcome=DeliveryAttempt.OUTCOME_SERVED)
-                    for pk in pks
-                ]
-            )
-    if rows:
-        metrics.TRANSMITTER_SERVED.labels(stream.stream_id).inc(len(rows))
-    return {r.jti: r.token for r in rows}, more
+            _record_served([pk for pk, _, _, _ in served], now)
+    if served:
+        metrics.TRANSMITTER_SERVED.labels(stream.stream_id).inc(len(served))
+    return {jti: token for _, jti, token, _ in served}, more
 
 
 def _current_status(stream: Stream) -> str | None:
@@ -388,13 +454,16 @@ def poll(
     timeout: float | None = None,
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    hold: bool = True,
 ) -> PollResult:
     """Serve one poll request for ``stream`` (see the module docstring).
 
     ``timeout`` overrides ``TRANSMITTER_POLL_LONG_POLL_TIMEOUT``. ``sleep`` replaces the wait
-    between
-    two outbox checks (tests); by default the wait ends early when
+    between two outbox checks (tests); by default the wait ends early when
     :func:`.outbox.notify_poll_waiters` is called for the stream.
+
+    With ``hold=False`` a poll that would be held returns at once with
+    :attr:`PollResult.hold` set, for :func:`hold_async` to wait without a thread.
     """
     metrics.POLL_REQUESTS.labels(stream.stream_id).inc()
     acked = acknowledge(stream, request.ack)
@@ -403,16 +472,28 @@ def poll(
     limit = cap if request.max_events is None else min(request.max_events, cap)
     wait = float(ssf_settings.TRANSMITTER_POLL_LONG_POLL_TIMEOUT if timeout is None else timeout)
     deadline = clock() + max(0.0, wait)
+    if not hold:
+        sets, more = fetch_sets(stream, limit)
+        result = PollResult(sets, more, acked, errors)
+        if not (sets or (limit == 0 and more) or request.return_immediately) and wait > 0:
+            result.hold = HoldTicket(stream, limit, wait)
+        return result
     with poll_waiter(stream.pk) as wake:
         sets, more = fetch_sets(stream, limit)
         if sets or (limit == 0 and more) or request.return_immediately:
             return PollResult(sets, more, acked, errors)
-        # Nothing to hand out: the request is held (a long poll) until SETs or the deadline.
+        # Nothing to hand out: the request is held (a long poll) until SETs or the deadline,
+        # unless its client (or this process) already holds as many as allowed.
+        client = str(stream.client_id)
+        if not held_polls.acquire_local(client):
+            metrics.POLL_HOLDS_REFUSED.inc()
+            return PollResult({}, more, acked, errors)
         metrics.LONG_POLLS_HELD.inc()
         try:
             return _hold(stream, limit, more, deadline, wake, sleep, clock, acked, errors)
         finally:
             metrics.LONG_POLLS_HELD.dec()
+            held_polls.release_local(client)
 
 
 def _hold(
@@ -446,3 +527,90 @@ def _hold(
         sets, more = fetch_sets(stream, limit)
         if sets or (limit == 0 and more):
             return PollResult(sets, more, acked, errors)
+
+
+def release_connections() -> None:
+    """Close this thread's database connections (outside a transaction only).
+
+    A held async poll does this before each wait, so that it holds no connection while
+    it waits; the next look at the outbox opens one again.
+    """
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
+def _recheck(stream: Stream, limit: int) -> tuple[str | None, dict[str, str], bool]:
+    """One look at the outbox for a held poll: ``(status, sets, more)``."""
+    status = _current_status(stream)
+    if status is None:  # deleted while waiting
+        return None, {}, False
+    stream.status = status
+    sets, more = fetch_sets(stream, limit)
+    if not (sets or (limit == 0 and more)):
+        release_connections()  # waiting again
+    return status, sets, more
+
+
+async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
+    """Hold a poll without a thread until SETs arrive for it or its timeout passes.
+
+    Waits on an :class:`asyncio.Event` woken by
+    :func:`.wakeup.notify_sets_available` (in this process, or from any process over
+    Redis). The outbox is read (through ``sync_to_async``, at most
+    ``TRANSMITTER_POLL_DB_CONCURRENCY`` polls at once) once after subscribing, so a
+    commit between the first read and the subscription is not missed, then only when
+    woken. Without a healthy cross-process channel (``"local"``, or Redis unreachable)
+    it also looks every ``TRANSMITTER_POLL_CHECK_INTERVAL`` seconds. A poll beyond
+    ``TRANSMITTER_POLL_MAX_HELD_PER_CLIENT`` / ``TRANSMITTER_POLL_MAX_HELD`` is answered
+    at once with what is available, as RFC 8936 §2.4 allows.
+    """
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from . import wakeup
+
+    stream, limit = ticket.stream, ticket.limit
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ticket.timeout
+    recheck = sync_to_async(_recheck)
+    acked, errors = result.acked, result.errors_recorded
+    async with wakeup.async_waiter(stream.pk) as wake:
+        listener = await wakeup.redis_listener() if wakeup.uses_redis() else None
+        # Subscribed: one look closes the gap since the first read, before taking a slot.
+        async with wakeup.db_slot():
+            status, sets, more = await recheck(stream, limit)
+        if status is None:
+            return PollResult({}, False, acked, errors)
+        if sets or (limit == 0 and more):
+            return PollResult(sets, more, acked, errors)
+        async with wakeup.held_polls.slot(str(stream.client_id), ticket.timeout) as ok:
+            if not ok:
+                metrics.POLL_HOLDS_REFUSED.inc()
+                return PollResult({}, more, acked, errors)
+            metrics.LONG_POLLS_HELD.inc()
+            try:
+                interval = max(0.01, float(ssf_settings.TRANSMITTER_POLL_CHECK_INTERVAL))
+                while True:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return PollResult({}, more, acked, errors)
+                    if listener is None or not listener.healthy:
+                        remaining = min(remaining, interval)
+                    try:
+                        await asyncio.wait_for(wake.wait(), remaining)
+                    except TimeoutError:
+                        if listener is not None and listener.healthy:
+                            continue  # the deadline: answer at the top of the loop
+                    wake.clear()
+                    async with wakeup.db_slot():
+                        status, sets, more = await recheck(stream, limit)
+                    if status is None:
+                        return PollResult({}, False, acked, errors)
+                    if sets or (limit == 0 and more):
+                        return PollResult(sets, more, acked, errors)
+            finally:
+                metrics.LONG_POLLS_HELD.dec()

@@ -16,7 +16,7 @@ from .checks import missing_required_apps
 
 def _routes() -> list[URLPattern]:
     from . import views
-    from .poll_views import PollView
+    from .poll_views import poll_endpoint
     from .registration_views import ClientConfigurationView, RegistrationView
 
     return [
@@ -69,8 +69,9 @@ def _routes() -> list[URLPattern]:
         path("ssf/subjects:add", views.AddSubjectView.as_view(), name="ssf-subjects-add"),
         path("ssf/subjects:remove", views.RemoveSubjectView.as_view(), name="ssf-subjects-remove"),
         path("ssf/verify", views.VerificationView.as_view(), name="ssf-verify"),
-        # Delivery: the RFC 8936 poll endpoint, one URL per stream (SSF §6.1.2).
-        path("ssf/poll/<str:stream_id>", PollView.as_view(), name="ssf-poll"),
+        # Delivery: the RFC 8936 poll endpoint, one URL per stream (SSF §6.1.2); an async
+        # view, so that a long poll held under ASGI costs no thread.
+        path("ssf/poll/<str:stream_id>", poll_endpoint, name="ssf-poll"),
     ]
 
 

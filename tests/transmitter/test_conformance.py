@@ -26,10 +26,10 @@ from django_ssf.core import constants as c
 from django_ssf.core.subjects import validate_subject
 from django_ssf.transmitter import api as tx
 from django_ssf.transmitter import errors as stream_errors
-from django_ssf.transmitter import outbox
 from django_ssf.transmitter import poll as poll_service
 from django_ssf.transmitter import status as status_service
 from django_ssf.transmitter import subjects as subject_service
+from django_ssf.transmitter import wakeup
 from django_ssf.transmitter.delivery import drain_stream
 from django_ssf.transmitter.models import DeliveryAttempt, OutboundSET, Stream
 from tests.helpers.transmitter_control import (
@@ -310,14 +310,15 @@ def test_long_poll_wakes_when_a_set_is_committed_meanwhile(
         settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=8.0, TRANSMITTER_POLL_CHECK_INTERVAL=interval
     )
     notified: list[tuple[set[int], int]] = []  # (streams announced, polls woken)
-    real_notify = outbox.notify_poll_waiters
+    # The in-process wake-up of sync polls lives in wakeup (outbox re-exports it).
+    real_notify = wakeup.notify_poll_waiters
 
     def notify_poll_waiters(pks) -> int:
         woken = real_notify(pks) if notify else 0
         notified.append((set(pks), woken))
         return woken
 
-    monkeypatch.setattr(outbox, "notify_poll_waiters", notify_poll_waiters)
+    monkeypatch.setattr(wakeup, "notify_poll_waiters", notify_poll_waiters)
     app = make_receiver("long-poller")
     bearer = BearerClient(make_token(app))
     config = create_stream(bearer, {"events_requested": [SESSION_REVOKED]})
