@@ -73,6 +73,35 @@ async def _until_held(stream_pk: int, limit: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _slots_taken() -> int:
+    """Held-poll slots taken: in this process, or in Redis with the Redis channel."""
+    from asgiref.sync import sync_to_async
+
+    from django_ssf.conf import ssf_settings
+
+    if not wakeup.uses_redis():
+        return wakeup.held_polls.held_here()
+
+    def zcard() -> int:
+        import redis
+
+        client = redis.Redis.from_url(ssf_settings.TRANSMITTER_POLL_WAKEUP_REDIS_URL)
+        try:
+            return int(client.zcard(f"{ssf_settings.TRANSMITTER_POLL_WAKEUP_PREFIX}held"))
+        finally:
+            client.close()
+
+    return await sync_to_async(zcard, thread_sensitive=False)()
+
+
+async def _until_slots_taken(count: int, limit: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while await _slots_taken() < count:
+        assert loop.time() < end, "the poll never took its slot"
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 def local_settings(settings):
     ssf_settings_for(
@@ -253,12 +282,14 @@ def _hold_then_probe(held_pairs, probe_pair):
         from asgiref.sync import sync_to_async
 
         held = [asyncio.ensure_future(_apost(s, t, {})) for s, t in held_pairs]
-        for s, _ in held_pairs:
+        for number, (s, _) in enumerate(held_pairs, 1):
             await _until_held(s.pk)
+            # Waiting on the stream comes before taking a slot: wait for the slot too.
+            await _until_slots_taken(number)
         probe = asyncio.ensure_future(_apost(*probe_pair, {}))
         loop = asyncio.get_running_loop()
         end = loop.time() + 10
-        while not probe.done() and probe_pair[0].pk not in wakeup._async_waiters:
+        while not probe.done() and await _slots_taken() <= len(held_pairs):
             assert loop.time() < end
             await asyncio.sleep(0.01)
         probe_was_held = not probe.done()
