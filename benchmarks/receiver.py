@@ -316,8 +316,11 @@ def main(*, as_json: bool = False) -> int:
     )
     stream = ReceiverStream.objects.create(
         transmitter=transmitter, stream_id="bench-stream", iss=TRANSMITTER_ISSUER,
-        aud=AUDIENCE, authorization_header="Bearer bench-push-secret",
+        aud=AUDIENCE,
     )
+    # Only the secret's digest is stored (the model has no clear-text column any more).
+    stream.set_authorization_header("Bearer bench-push-secret")
+    stream.save(update_fields=["authorization_header_hash"])
     push_url = stream.push_url()
     connection.close()
 
