@@ -13,8 +13,11 @@ their row (:func:`apply_control_event`): they are state, not business events.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from ..core import constants as c
@@ -166,17 +169,80 @@ def store_valid(
     if not control and not transaction.get_connection().in_atomic_block:
         # The common case, in autocommit: the insert is its own transaction (a duplicate
         # jti raises IntegrityError with nothing to roll back); no BEGIN/COMMIT round trip.
-        row.save(force_insert=True)
+        _insert(row)
         if touch:
             _touch_last_event(stream, now)
         return row
     with transaction.atomic():
-        row.save(force_insert=True)
+        _insert(row)
         if touch:
             _touch_last_event(stream, now)
         if control:
             apply_control_event(stream, row, validated, pending)
     return row
+
+
+# Backends whose INSERT ... RETURNING answers one plain row (Django's own
+# ``fetch_returned_insert_columns`` is ``cursor.fetchone()`` there); elsewhere ``save()``.
+_PREPARED_INSERT_VENDORS = ("postgresql", "sqlite")
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """The INSERT of :func:`_insert` for one database alias, compiled once."""
+
+    sql: str
+    fields: tuple[Any, ...]
+
+
+_inserts: dict[str, _Insert] = {}
+
+
+def _prepare_insert(alias: str, row: InboundSET) -> _Insert:
+    from django.db.models.sql import InsertQuery
+
+    meta = InboundSET._meta
+    fields = tuple(f for f in meta.local_concrete_fields if not f.generated and f is not meta.pk)
+    query = InsertQuery(InboundSET)
+    query.insert_values(fields, [row])
+    compiler = query.get_compiler(using=alias)
+    compiler.returning_fields = [meta.pk]
+    ((sql, _params),) = compiler.as_sql()
+    return _Insert(sql, fields)
+
+
+def _insert(row: InboundSET) -> None:
+    """``row.save(force_insert=True)`` without compiling the same INSERT on every push.
+
+    Django's compiler builds the same SQL for every row of this model; here that compiler
+    builds it once per process and database, and each push only converts its values with
+    the fields' own ``get_db_prep_save`` (as the compiler does) and reads the new ``pk``
+    back. With ``pre_save`` / ``post_save`` receivers of InboundSET, a value the ORM would
+    have to compile (an expression) or another database backend, it is plain ``save()``.
+    """
+    if pre_save.has_listeners(InboundSET) or post_save.has_listeners(InboundSET):
+        row.save(force_insert=True)
+        return
+    alias = router.db_for_write(InboundSET, instance=row)
+    connection = connections[alias]
+    if connection.vendor not in _PREPARED_INSERT_VENDORS:
+        row.save(force_insert=True)
+        return
+    prepared = _inserts.get(alias)
+    if prepared is None:
+        prepared = _inserts[alias] = _prepare_insert(alias, row)
+    values = [field.pre_save(row, True) for field in prepared.fields]
+    if any(hasattr(value, "resolve_expression") for value in values):
+        row.save(force_insert=True)
+        return
+    params = [field.get_db_prep_save(value, connection)
+              for field, value in zip(prepared.fields, values, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(prepared.sql, params)
+        (pk,) = cursor.fetchone()
+    row.pk = pk
+    row._state.adding = False
+    row._state.db = alias
 
 
 def _touch_last_event(stream: ReceiverStream, now: dt.datetime) -> None:

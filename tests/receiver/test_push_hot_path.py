@@ -83,3 +83,52 @@ def test_model_signal_receivers_still_run(client, fake, broker):
         post_save.disconnect(receiver, sender=InboundSET)
     (row,) = InboundSET.objects.all()
     assert seen == [(row.pk, True)]
+
+
+def test_the_token_is_parsed_once_and_the_signature_checked_by_pyjwt(client, fake, broker,
+                                                                     monkeypatch):
+    """Validation already splits, base64url-checks and decodes every segment; PyJWS must
+    not do it all again (its character checks were a third of the signature step). The
+    signature itself is still PyJWT's algorithm, and a bad one is still refused."""
+    import jwt
+
+    def reparse(*args, **kwargs):
+        raise AssertionError("the SET was parsed a second time by PyJWS")
+
+    monkeypatch.setattr(jwt.PyJWS, "decode_complete", reparse)
+    stream = make_stream(fake)
+    token = fake.make_set(SESSION_REVOKED)
+    assert post_set(client, stream, token).status_code == 202
+    head, payload, signature = fake.make_set(SESSION_REVOKED).split(".")
+    forged = f"{head}.{payload}.{signature[:-8]}{'A' * 8}"
+    response = post_set(client, stream, forged)
+    assert response.status_code == 400
+    assert response.json()["err"] == "invalid_key"
+
+
+def test_the_insert_is_not_compiled_again_for_every_push(client, fake, broker, monkeypatch):
+    """The INSERT's SQL is the same for every push: built once per process and database,
+    not by the ORM's compiler on every request (when no model signal receivers listen)."""
+    from django.db.models.sql.compiler import SQLInsertCompiler
+
+    stream = make_stream(fake)
+    assert post_set(client, stream, fake.make_set(SESSION_REVOKED)).status_code == 202
+    compiled: list[int] = []
+    original = SQLInsertCompiler.as_sql
+
+    def counting(self, *args, **kwargs):
+        compiled.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLInsertCompiler, "as_sql", counting)
+    token = fake.make_set(SESSION_REVOKED, txn="txn-hot-path")
+    assert post_set(client, stream, token).status_code == 202
+    assert compiled == []
+    row = InboundSET.objects.get(txn="txn-hot-path")
+    # Every column as the ORM would have written it.
+    assert row.status == InboundSET.STATUS_ACCEPTED and row.stream_id == stream.pk
+    assert row.transmitter_id == stream.transmitter_id and row.token == token
+    assert row.claims["txn"] == "txn-hot-path" and row.claims["jti"] == row.jti
+    assert row.subject == row.claims["sub_id"] and row.flags == []
+    assert row.event_type == SESSION_REVOKED and row.via == InboundSET.VIA_PUSH
+    assert row.received_at is not None and row.duplicate_of_id is None
