@@ -84,11 +84,11 @@ def test_register_with_initial_access_token_then_receive_scim_and_provision(site
     assert stream["status"] == c.STATUS_ENABLED
     app.manage("ssf_verify", str(stream["id"]), timeout=120)
 
-    # No client secret exists on either side: the app stored none, and the IdP's
+    # No client secret exists on either side: the app's stream stored none, and the IdP's
     # registration says private_key_jwt with the app's client JWKS URL.
     app_side = json.loads(_python(app, (
-        "import json; from django_ssf.receiver.models import Transmitter as T;"
-        "t = T.objects.get(); print(json.dumps([t.auth_method, t.client_id, t.client_secret]))"
+        "import json; from django_ssf.receiver.models import ReceiverStream as S;"
+        "s = S.objects.get(); print(json.dumps([s.auth_method, s.client_id, s.client_secret]))"
     )))
     assert app_side[0] == "private_key_jwt" and app_side[2] == ""
     idp_side = json.loads(_python(idp, (
