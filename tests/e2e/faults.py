@@ -105,13 +105,22 @@ def kill(site: Site, name: str, sig: int = signal.SIGKILL) -> int:
     return proc.pid
 
 
+# (site key, process name) of the scripts started by run_script: they are meant to exit.
+_SCRIPTS: set[tuple[str, str]] = set()
+
+
 def exited_on_their_own(*sites: Site) -> list[str]:
-    """``site/name (rc)`` of every process still registered that is no longer running."""
+    """``site/name (rc)`` of every process still registered that is no longer running.
+
+    A :func:`run_script` process that finished with exit code 0 did what it was for and
+    is not counted; one that failed is.
+    """
     return [
         f"{site.key}/{name} exited {proc.returncode}:\n{site.log_tail(name, 40)}"
         for site in sites
         for name, proc in site.processes.items()
         if proc.poll() is not None
+        and not ((site.key, name) in _SCRIPTS and proc.returncode == 0)
     ]
 
 
@@ -136,6 +145,7 @@ def run_script(site: Site, code: str, name: str = "script") -> subprocess.Popen:
     The process is expected to exit: callers ``wait()`` it and pop it themselves (see
     :func:`finish_script`).
     """
+    _SCRIPTS.add((site.key, name))
     return site.spawn(name, [site.python, str(MANAGE), "shell", "-c", code])
 
 
