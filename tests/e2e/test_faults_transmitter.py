@@ -4,11 +4,13 @@ Two live sites: the IdP (the transmitter under test) pushes to the app. The IdP'
 worker and beat use a throw-away Redis (:class:`RedisServer`) that the test may restart; the
 app uses the shared e2e Redis. Each scenario emits ``SSF_FAULT_SETS`` (default 400) CAEP
 session-revoked SETs about the demo user, breaks something mid-stream, and then asserts
-(with the receiver fault tests' :meth:`Scenario.assert_outcome`) that
+(:meth:`TxScenario.assert_outcome`, after the receiver fault tests' one) that
 
 * every SET is stored once at the receiver;
 * every SET ran the built-in action exactly once and the demo host handler at least once
   with the SET's idempotency key;
+* the SETs (all about one subject) were first stored in the order the transmitter
+  queued them (per-subject order);
 * no process exited by itself (the test is the only one that kills);
 * everything is stored and processed within ``DRAIN_BOUND`` seconds of the end of the fault
   (generous, for a loaded 2-core machine).
@@ -94,7 +96,17 @@ class TxScenario(Scenario):
         repeats = len([k for k in keys if k in expected]) - len(expected)
         print(f"host handler: {len(expected)} SETs, {repeats} repeated run(s) (at least once); "
               f"{self.redelivered()} redelivery(ies) recorded as duplicates")
+        self.assert_order()
         assert not exited_on_their_own(*self.demo.sites)
+
+    def assert_order(self) -> None:
+        """The burst's SETs (one subject) were first stored in the transmitter's order."""
+        sent = dict(sql(self.demo.idp, "SELECT jti, id FROM ssf_transmitter_outboundset "
+                        "WHERE event_type = %s", (EVENT,)))
+        arrived = [sent[jti] for (jti,) in sql(
+            self.app, "SELECT jti FROM ssf_receiver_inboundset WHERE event_type = %s "
+            f"AND {ORIGINAL} ORDER BY id", (EVENT,))]
+        assert arrived == sorted(arrived), "per-subject order kept at the receiver"
 
     def emit_burst(self, count: int = SETS, name: str = "emit") -> None:
         """Emit ``count`` SETs in the background (``manage.py shell`` on the IdP)."""
