@@ -164,7 +164,9 @@ CELERY_WORKER_CONSUMER = (
 # Beat (``celery -A example_project worker -B``): only used when CELERY_BROKER_URL is set.
 CELERY_BEAT_SCHEDULE = {
     # Transmitter: re-enqueue push work whose task was lost, purge expired paused retention.
-    "ssf-sweep-outbox": {"task": "django_ssf.transmitter.sweep_outbox", "schedule": 30.0},
+    # Every 10 s (the documented recommendation): with TRANSMITTER_SWEEPER_GRACE_SECONDS (10)
+    # this bounds how long a lost drain or recovery probe stays lost to about 20 s.
+    "ssf-sweep-outbox": {"task": "django_ssf.transmitter.sweep_outbox", "schedule": 10.0},
     # Transmitter: SSF §8.1.1 inactivity_timeout (a no-op while TRANSMITTER_INACTIVITY_TIMEOUT is
     # None).
     "ssf-inactivity": {"task": "django_ssf.transmitter.check_inactivity", "schedule": 300.0},
