@@ -1,0 +1,61 @@
+"""The worker consumer's tolerance of a collected broker connection (Celery 5.7.0).
+
+A task running while the Redis connection is lost finishes after the worker reconnected
+and acknowledges on a channel of the old, collected connection: kombu then reads the
+detached transport and raises ``AttributeError``, which ends the worker. These tests use
+a throw-away ``redis-server`` (never the shared one).
+"""
+
+from __future__ import annotations
+
+import pytest
+from kombu import Connection
+
+from django_ssf.core.celery_worker import tolerate_detached_channels
+from tests.helpers.redis_server import RedisServer
+
+
+@pytest.fixture
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+def _collected_channel(url: str, *, tolerant: bool):
+    connection = Connection(url)
+    channel = connection.channel()
+    channel.basic_qos(0, 1, False)
+    if tolerant:
+        assert tolerate_detached_channels(connection) == 1
+    connection.collect()  # what Celery 5.7.0 does on a connection error
+    return channel
+
+
+def test_an_ack_on_a_collected_connection_raises_without_the_workaround(redis_server):
+    channel = _collected_channel(redis_server.url(), tolerant=False)
+    with pytest.raises(AttributeError):
+        channel.basic_ack("delivered-before-the-restart")
+
+
+def test_an_ack_or_reject_on_a_collected_connection_is_logged_not_fatal(redis_server, caplog):
+    channel = _collected_channel(redis_server.url(), tolerant=True)
+    assert channel.basic_ack("delivered-before-the-restart") is None
+    assert channel.basic_reject("another", requeue=False) is None
+    assert sum("delivers it again" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_an_attribute_error_on_a_live_channel_still_propagates(redis_server):
+    connection = Connection(redis_server.url())
+    try:
+        channel = connection.channel()
+        tolerate_detached_channels(connection)
+        tolerate_detached_channels(connection)  # wrapping twice changes nothing
+
+        def broken_ack(tag):  # a bug, not a lost connection
+            raise AttributeError("a bug")
+
+        channel.qos.ack = broken_ack
+        with pytest.raises(AttributeError, match="a bug"):
+            channel.basic_ack("tag")
+    finally:
+        connection.release()
