@@ -36,12 +36,10 @@ __all__ = [
     "STREAM_FIELDS",
     "Chunk",
     "SubjectRow",
-    "candidate_streams",
     "is_opted_out",
     "opt_state_for_event",
     "related_subject_keys",
     "select_chunk",
-    "select_streams",
     "stream_wants_subject",
 ]
 
@@ -86,25 +84,6 @@ def related_subject_keys(subject: dict) -> set[str]:
             if isinstance(ident, dict):
                 keys.add(subject_key(ident))
     return keys
-
-
-def candidate_streams(
-    event_type: str, streams: Iterable[Stream | int] | None = None
-) -> list[Stream]:
-    """Streams that are enabled or paused and deliver ``event_type`` (one query).
-
-    Disabled streams are left out: they neither transmit nor hold (SSF §8.1.2.1). On
-    databases with JSON containment (PostgreSQL) the event type is filtered in SQL;
-    elsewhere (SQLite has no ``contains`` for JSON arrays) in Python.
-    """
-    qs = Stream.objects.filter(status__in=(c.STATUS_ENABLED, c.STATUS_PAUSED)).only(*STREAM_FIELDS)
-    if streams is not None:
-        pks = [s.pk if isinstance(s, Stream) else int(s) for s in streams]
-        qs = qs.filter(pk__in=pks)
-    if connection.features.supports_json_field_contains:
-        qs = qs.filter(events_delivered__contains=[event_type])
-        return list(qs.order_by("id"))
-    return [s for s in qs.order_by("id") if event_type in (s.events_delivered or ())]
 
 
 def _subject_rows(stream_pks: Sequence[int], subject: dict) -> dict[int, list[SubjectRow]]:
@@ -169,24 +148,6 @@ def is_opted_out(subject: dict, event_type: str) -> bool:
     return opt_state_for_event(subject) == SubjectOptState.STATE_OPT_OUT
 
 
-def select_streams(
-    event_type: str, subject: dict, streams: Iterable[Stream | int] | None = None
-) -> list[Stream]:
-    """Every stream that must get (or hold) this event about this subject."""
-    if is_opted_out(subject, event_type):
-        return []
-    candidates = candidate_streams(event_type, streams)
-    if not candidates:
-        return []
-    key = subject_key(subject)
-    rows = _subject_rows([s.pk for s in candidates], subject)
-    return [
-        s
-        for s in candidates
-        if stream_wants_subject(s.default_subjects, rows.get(s.pk, ()), subject, key)
-    ]
-
-
 @dataclass(frozen=True)
 class Chunk:
     """One chunk of a fan-out: the streams that get the event, and where the next starts.
@@ -212,8 +173,9 @@ def select_chunk(
 ) -> Chunk:
     """The next chunk of streams, in primary-key order after ``after``, that get the event.
 
-    Same rules as :func:`select_streams` (the RISC opt-out is checked once, by emit),
-    restricted to at most ``limit`` candidate streams with ``pk > after`` that existed
+    Enabled or paused streams that deliver ``event_type`` (disabled streams neither
+    transmit nor hold, SSF §8.1.2.1) and want ``subject`` (the RISC opt-out is checked
+    once, by emit), at most ``limit`` candidate streams with ``pk > after`` that existed
     at ``emitted_at``: a stream created after the event was emitted never gets it.
     Two queries per chunk, whatever its size.
     """

@@ -59,3 +59,39 @@ def test_an_attribute_error_on_a_live_channel_still_propagates(redis_server):
             channel.basic_ack("tag")
     finally:
         connection.release()
+
+
+def test_the_consumer_survives_celerys_collect_then_close_then_late_ack(
+    redis_server, monkeypatch, caplog
+):
+    """What Celery 5.7.0 does on a connection error, with both failure paths in it."""
+    from celery.worker.consumer import Consumer as CeleryConsumer
+
+    from django_ssf.core.celery_worker import Consumer
+
+    connection = Connection(redis_server.url())
+    channel = connection.channel()
+    channel.basic_qos(0, 1, False)
+
+    def restore_fails() -> None:  # kombu restoring unacked messages via the gone transport
+        raise AttributeError("'NoneType' object has no attribute 'hostname'")
+
+    connection.close = restore_fails  # type: ignore[method-assign]
+    steps: list[str] = []
+
+    def celery_5_7_0(self, exc):
+        self.connection.collect()
+        steps.append("collected")
+        self.connection.close()
+        steps.append("closed")
+        channel.basic_ack("finished-after-the-reconnect")
+        steps.append("acked")
+
+    monkeypatch.setattr(CeleryConsumer, "on_connection_error_after_connected", celery_5_7_0)
+    consumer = Consumer.__new__(Consumer)
+    consumer.connection = connection
+    consumer.on_connection_error_after_connected(ConnectionError("broker restarted"))
+    assert steps == ["collected", "closed", "acked"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("could not be restored now" in m for m in messages)
+    assert any("delivers it again" in m for m in messages)

@@ -287,6 +287,45 @@ def test_management_command_issues_a_usable_token(capsys):
     assert _register({"client_name": "c"}, token).status_code == 401
 
 
+def test_management_command_lists_revokes_and_approves(settings, capsys):
+    call_command("ssf_registration_token", "create", "--description", "partner Y")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    row = InitialAccessToken.objects.get()
+    settings.SSF = {**settings.SSF, "TRANSMITTER_REGISTRATION_REQUIRE_APPROVAL": True}
+    client_id = _register({"client_name": "pending rx"}, token).json()["client_id"]
+
+    call_command("ssf_registration_token", "list")
+    listed = capsys.readouterr().out
+    assert f"token #{row.pk} 'partner Y' used 1/1" in listed and "(unusable)" in listed
+    assert f"client {client_id} 'pending rx'" in listed and "(pending)" in listed
+
+    call_command("ssf_registration_token", "approve", client_id)
+    assert f"approved {client_id}" in capsys.readouterr().out
+    receiver = ReceiverClient.objects.get(application__client_id=client_id)
+    assert not receiver.registration.is_pending and receiver.scope_set
+    call_command("ssf_registration_token", "list")
+    assert "(approved)" in capsys.readouterr().out
+
+    call_command("ssf_registration_token", "create", "--uses", "3")
+    second = InitialAccessToken.objects.latest("pk")
+    capsys.readouterr()
+    call_command("ssf_registration_token", "revoke", str(second.pk))
+    assert f"revoked token #{second.pk}" in capsys.readouterr().out
+    second.refresh_from_db()
+    assert second.revoked and not second.usable
+
+
+def test_management_command_refuses_what_it_cannot_do():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("ssf_registration_token", "create", "--uses", "0")
+    with pytest.raises(CommandError, match="no initial access token #999"):
+        call_command("ssf_registration_token", "revoke", "999")
+    with pytest.raises(CommandError, match="no registration for client 'nobody'"):
+        call_command("ssf_registration_token", "approve", "nobody")
+
+
 # ---- admin -------------------------------------------------------------------------------
 
 
