@@ -113,11 +113,27 @@ def test_client_key_rotation_keeps_the_old_key_published_until_retired():
     assert len(kids) == 2 and kids[1] == old_kid  # new active first, old still there
     new_kid = kids[0]
     assert ClientKey.objects.get(kid=new_kid).state == "active"
-    call_command("ssf_keys", "retire-client", old_kid, stdout=io.StringIO())
+    # --kid= form: a thumbprint kid may start with "-" (argparse would take it for an option)
+    call_command("ssf_keys", "retire-client", f"--kid={old_kid}", stdout=io.StringIO())
     assert [k["kid"] for k in _published_jwks()["keys"]] == [new_kid]
     assert ClientKey.objects.get(kid=old_kid).private_key_encrypted == ""
     with pytest.raises(CommandError, match="active"):
-        call_command("ssf_keys", "retire-client", new_kid)
+        call_command("ssf_keys", "retire-client", f"--kid={new_kid}")
+
+
+def test_retire_client_takes_a_kid_that_starts_with_a_dash():
+    """One thumbprint in 64 starts with "-": it can be given as --kid=KID."""
+    for _ in range(2):  # the first key, then a new one: the first is retiring
+        call_command("ssf_keys", "rotate-client", stdout=io.StringIO())
+    retiring = ClientKey.objects.get(state="retiring")
+    ClientKey.objects.filter(pk=retiring.pk).update(kid="-" + retiring.kid[1:])
+    out = io.StringIO()
+    call_command("ssf_keys", "retire-client", "--kid=-" + retiring.kid[1:], stdout=out)
+    assert "is retired" in out.getvalue()
+    with pytest.raises(CommandError, match="once"):
+        call_command("ssf_keys", "retire-client", "abc", "--kid=abc")
+    with pytest.raises(CommandError, match="needs a kid"):
+        call_command("ssf_keys", "retire-client")
 
 
 def test_after_rotation_assertions_are_signed_with_the_new_key(dcr_fake):

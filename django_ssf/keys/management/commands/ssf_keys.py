@@ -11,6 +11,7 @@ Examples::
     manage.py ssf_keys reencrypt                      # after rotating KEYS_ENCRYPTION_SECRET
     manage.py ssf_keys rotate-client [--alg ES256]    # new receiver client key (private_key_jwt)
     manage.py ssf_keys retire-client <kid>            # unpublish a retiring client key
+                                                      # (or --kid=<kid>)
 """
 
 from __future__ import annotations
@@ -105,7 +106,13 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser("retire-client", help="Unpublish a retiring receiver client key.")
-        p.add_argument("kid", help="Key id to retire.")
+        p.add_argument("kid", nargs="?", help="Key id to retire.")
+        p.add_argument(
+            "--kid",
+            dest="kid_option",
+            metavar="KID",
+            help="Key id to retire (use --kid=KID for a kid that starts with '-').",
+        )
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser(
@@ -216,6 +223,13 @@ class Command(BaseCommand):
         return client_key_dict(row)
 
     def _retire_client(self, options: dict) -> dict:
-        row = client_keys.retire_client_key(options["kid"])
+        # A kid is an RFC 7638 thumbprint (base64url): one in 64 starts with "-", which
+        # argparse would take for an option, hence --kid=KID as well.
+        if options["kid"] and options["kid_option"]:
+            raise CommandError("give the kid once, either positionally or with --kid")
+        kid = options["kid"] or options["kid_option"]
+        if not kid:
+            raise CommandError("retire-client needs a kid")
+        row = client_keys.retire_client_key(kid)
         self._say(options, self.style.SUCCESS(f"Client key {row.kid} is retired."))
         return client_key_dict(row)
