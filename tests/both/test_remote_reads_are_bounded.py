@@ -7,7 +7,6 @@ the read must end with the caller's own error type, never hang.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from django_ssf.receiver.jwks import JWKSFetchError, fetch_jwks
 from django_ssf.receiver.models import ReceiverStream, Transmitter
 from django_ssf.receiver.poller import poll_stream
 from django_ssf.transmitter import encryption
+from tests.helpers.threads import outcome_of as run_bounded
 
 POLL = "urn:ietf:rfc:8936"
 # Generous: each read gives up within about its read timeout (2 s here).
@@ -42,20 +42,7 @@ def small_limits(settings):
 
 def outcome_of(func: Callable[[], Any]) -> Any:
     """Run ``func`` in a thread; its return value or exception, or a failure if it hangs."""
-    out: list[Any] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            out.append(func())
-        except Exception as exc:  # handed to the test
-            out.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    assert done.wait(WAIT), f"still reading after {WAIT} s"
-    return out[0]
+    return run_bounded(func, WAIT)
 
 
 def _transmitter(url: str, **metadata: str) -> Transmitter:

@@ -29,6 +29,7 @@ from django_ssf.receiver.discovery import (
 from django_ssf.receiver.jwks import JWKSFetchError, fetch_jwks
 from django_ssf.receiver.models import ReceiverStream, Transmitter
 from django_ssf.receiver.poller import poll_stream
+from tests.helpers.threads import outcome_of as run_bounded
 
 POLL = "urn:ietf:rfc:8936"
 MODES = ["endless", "oversized", "trickle", "slow-headers"]
@@ -111,20 +112,7 @@ def small_limits(settings):
 
 def outcome_of(func: Callable[[], Any]) -> Any:
     """Run ``func`` in a thread; its return value or exception, or a failure if it hangs."""
-    out: list[Any] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            out.append(func())
-        except Exception as exc:  # handed to the test
-            out.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    assert done.wait(WAIT), f"still reading after {WAIT} s"
-    return out[0]
+    return run_bounded(func, WAIT)
 
 
 def _transmitter(url: str, **fields: Any) -> Transmitter:
