@@ -18,7 +18,9 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import models, transaction
+from django.db import models
+
+from .db import write_atomic
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -107,7 +109,7 @@ def delete_in_batches(
     total = 0
     model = queryset.model
     for pks in _batches(queryset, order_by, batch_size):
-        with transaction.atomic(using=queryset.db):
+        with write_atomic(using=queryset.db):
             doomed = _lock(queryset, pks)
             if doomed:
                 model._default_manager.using(queryset.db).filter(pk__in=doomed).delete()
@@ -137,7 +139,7 @@ def update_in_batches(
         return queryset.count()
     total = 0
     for pks in _batches(queryset, order_by, batch_size):
-        with transaction.atomic(using=queryset.db):
+        with write_atomic(using=queryset.db):
             done = _lock(queryset, pks)
             if done:
                 queryset.model._default_manager.using(queryset.db).filter(pk__in=done).update(

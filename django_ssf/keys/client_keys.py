@@ -15,11 +15,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import jose
+from ..core.db import write_atomic
 from ..core.errors import SSFKeyError
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def active_client_key() -> ClientKeyHandle:
     row = ClientKey.objects.filter(state=ClientKey.STATE_ACTIVE).first()
     if row is None:
         try:
-            with transaction.atomic():
+            with write_atomic():
                 row = _new_row(str(ssf_settings.RECEIVER_CLIENT_KEY_ALG))
             logger.info("created receiver client key %s", row.kid)
         except IntegrityError:  # another process created it first
@@ -94,7 +95,7 @@ def rotate_client_key(alg: str | None = None) -> Any:
     """Make a new active client key; the current one becomes retiring (still published)."""
     from .models import ClientKey
 
-    with transaction.atomic():
+    with write_atomic():
         ClientKey.objects.select_for_update().filter(state=ClientKey.STATE_ACTIVE).update(
             state=ClientKey.STATE_RETIRING
         )
@@ -107,7 +108,7 @@ def retire_client_key(kid: str) -> Any:
     """Unpublish a retiring client key and erase its private half."""
     from .models import ClientKey
 
-    with transaction.atomic():
+    with write_atomic():
         row = ClientKey.objects.select_for_update().filter(kid=kid).first()
         if row is None:
             raise SSFKeyError(f"no client key {kid!r}")

@@ -25,11 +25,12 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldError, ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import jose
+from ..core.db import write_atomic
 from ..core.errors import SSFKeyError
 
 logger = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ class DatabaseKeyProvider(KeyProvider):
 
         for _attempt in range(3):
             try:
-                with transaction.atomic():
+                with write_atomic():
                     active = (
                         SigningKey.objects.select_for_update()
                         .filter(state=SigningKey.STATE_ACTIVE)
@@ -306,7 +307,7 @@ class DatabaseKeyProvider(KeyProvider):
             )
         if state not in (SigningKey.STATE_NEXT, SigningKey.STATE_ACTIVE):
             raise SSFKeyError("a new signing key is either 'next' or 'active'")
-        with transaction.atomic():
+        with write_atomic():
             if state == SigningKey.STATE_ACTIVE:
                 if SigningKey.objects.filter(state=SigningKey.STATE_ACTIVE).exists():
                     raise SSFKeyError(
@@ -332,7 +333,7 @@ class DatabaseKeyProvider(KeyProvider):
         """
         from .models import SigningKey
 
-        with transaction.atomic():
+        with write_atomic():
             keys = list(
                 SigningKey.objects.select_for_update().filter(
                     state__in=(SigningKey.STATE_NEXT, SigningKey.STATE_ACTIVE)
@@ -377,7 +378,7 @@ class DatabaseKeyProvider(KeyProvider):
         """
         from .models import SigningKey
 
-        with transaction.atomic():
+        with write_atomic():
             row = SigningKey.objects.select_for_update().filter(kid=kid).first()
             if row is None:
                 raise SSFKeyError(f"no signing key with kid {kid!r}")
@@ -426,7 +427,7 @@ class DatabaseKeyProvider(KeyProvider):
         from .models import ClientKey, EncryptionKey, SigningKey, reencrypt_private_key
 
         count = 0
-        with transaction.atomic():
+        with write_atomic():
             for model in (SigningKey, EncryptionKey, ClientKey):
                 for row in model.objects.select_for_update().exclude(private_key_encrypted=""):
                     row.private_key_encrypted = reencrypt_private_key(row.private_key_encrypted)

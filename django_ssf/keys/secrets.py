@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import models
 
 from ..conf import ssf_settings
+from ..core.db import write_atomic
 from ..core.errors import SSFKeyError
 
 __all__ = [
@@ -194,12 +195,10 @@ def reencrypt_stored_secrets() -> int:
     Reads the raw column (not the decrypted attribute), so each value is rotated without
     passing through Python code that might log it.
     """
-    from django.db import transaction
-
     count = 0
     for model, name in encrypted_fields():
         column = model._meta.get_field(name)
-        with transaction.atomic():
+        with write_atomic():
             rows = (model._base_manager.select_for_update().exclude(**{name: ""})
                     .exclude(**{f"{name}__isnull": True}).values_list("pk", flat=True))
             for pk in list(rows):

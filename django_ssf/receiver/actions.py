@@ -35,11 +35,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.db import write_atomic
 from .events import ReceivedEvent
 from .models import UNKNOWN_SESSION_START, ActionRecord, InboundSET, UserSessionRecord
 
@@ -318,7 +318,7 @@ def run_builtin_actions(event: ReceivedEvent, inbound: InboundSET) -> list[Actio
                                    "disabled by SSF['RECEIVER_ACTION_SESSION_REVOKED']"))
         else:
             before = session_cutoff(event)
-            with transaction.atomic():
+            with write_atomic():
                 ended = end_user_sessions(user, before)
             when = f" started before {before.isoformat()}" if before else ""
             records.append(_record(inbound, "end_sessions", ActionRecord.OUTCOME_DONE,
@@ -328,7 +328,7 @@ def run_builtin_actions(event: ReceivedEvent, inbound: InboundSET) -> list[Actio
             records.append(_record(inbound, "revoke_tokens", ActionRecord.OUTCOME_SKIPPED,
                                    "disabled by SSF['RECEIVER_ACTION_REVOKE_TOKENS']"))
         else:
-            with transaction.atomic():
+            with write_atomic():
                 refreshed, accessed = revoke_user_tokens(user)
             records.append(_record(
                 inbound, "revoke_tokens", ActionRecord.OUTCOME_DONE,

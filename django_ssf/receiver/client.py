@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.db import transaction
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.db import write_atomic
 from ..core.errors import OutboundRequestError, SSFError
 from ..core.http import bounded_request, parse_json_response
 from ..core.http_errors import describe_error_body, describe_request_error
@@ -762,7 +762,7 @@ def add_transmitter(
 
 def _store_transmitter(found: Any, *, legacy: bool, subject_issuers: list[str] | None,
                        trust_own_issuer_subjects: bool | None) -> Transmitter:
-    with transaction.atomic():
+    with write_atomic():
         transmitter, _ = Transmitter.objects.get_or_create(issuer=found.issuer)
         transmitter.configuration_url = found.configuration_url
         transmitter.metadata = found.metadata
@@ -830,7 +830,7 @@ class _Snapshot:
     def restore(self) -> None:
         from .models import InboundSET
 
-        with transaction.atomic():
+        with write_atomic():
             current = Transmitter.objects.filter(issuer=self.issuer).first()
             if current is None:
                 return

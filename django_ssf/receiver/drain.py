@@ -18,11 +18,12 @@ import datetime as dt
 import logging
 import time
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import ssf_settings
+from ..core.db import write_atomic
 from . import scheduling
 from .models import InboundSET, ReceiverStream
 from .processing import new_claim_token, process_claimed, process_inbound
@@ -121,7 +122,7 @@ def claim_next_batch(stream_pk: int, size: int, token: str = "") -> list[int]:
     ).order_by("received_at", "id")
     token = token or new_claim_token()
     if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
+        with write_atomic():
             ids = list(
                 accepted.select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
             )
@@ -212,7 +213,7 @@ def release_expired_leases() -> int:
     stale = InboundSET.objects.filter(status=InboundSET.STATUS_PROCESSING).filter(
         Q(claimed_at__lt=expired) | Q(claimed_at__isnull=True, received_at__lt=expired)
     )
-    with transaction.atomic():
+    with write_atomic():
         if connection.features.has_select_for_update_skip_locked:
             ids = list(stale.select_for_update(skip_locked=True).values_list("pk", flat=True))
             stale = InboundSET.objects.filter(pk__in=ids)

@@ -40,8 +40,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import transaction
-
+from ..core.db import write_atomic
 from ..signals import event_received, event_received_atomic
 
 __all__ = ["ALL_EVENTS", "NOT_APPLICABLE", "on_event", "resolve_event_type"]
@@ -107,7 +106,7 @@ def on_event(
             if not (every or event.event_type in uris):
                 return NOT_APPLICABLE
             if atomic:
-                with transaction.atomic():  # a savepoint: a failure undoes only this
+                with write_atomic():  # a savepoint: a failure undoes only this
                     return func(event)
             return func(event)
 

@@ -31,6 +31,7 @@ from django.dispatch import Signal
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core import metrics
+from ..core.db import write_atomic
 from ..core.errors import SETValidationError
 from ..core.setlog import log_set
 from ..signals import set_received, set_rejected, set_validated
@@ -171,7 +172,7 @@ def release_held(stream: ReceiverStream) -> list[IngestResult]:
 
 
 def _release(stream: ReceiverStream, held: InboundSET) -> IngestResult:
-    with transaction.atomic():
+    with write_atomic():
         held.delete()
         result = ingest(stream, held.token, via=held.via)
         if result.deferred:
@@ -248,7 +249,7 @@ def reprocess(inbound: InboundSET) -> IngestResult:
             InboundSET.STATUS_DISCARDED if validated.discard_reason else InboundSET.STATUS_ACCEPTED
         )
         try:
-            with transaction.atomic():
+            with write_atomic():
                 inbound.save()
                 if inbound.status == InboundSET.STATUS_ACCEPTED and (
                     validated.event_type in c.CONTROL_EVENTS

@@ -32,11 +32,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from ..core import metrics
+from ..core.db import write_atomic
 from ..core.setlog import log_set
 from ..signals import (
     event_received,
@@ -125,7 +125,7 @@ def process_claimed(inbound_id: int, token: str | None = None) -> InboundSET | N
     outcome.add_results(event_received.send_robust(sender=ReceiverStream, event=event))
     records: list[ActionRecord] = []
     # Step 2: exactly once.
-    with transaction.atomic():
+    with write_atomic():
         mine = InboundSET.objects.select_for_update().filter(
             pk=inbound_id, status=InboundSET.STATUS_PROCESSING)
         if token is not None:
@@ -135,7 +135,7 @@ def process_claimed(inbound_id: int, token: str | None = None) -> InboundSET | N
                            "expired); leaving it to that worker", inbound_id)
             return None
         try:
-            with transaction.atomic():
+            with write_atomic():
                 records.extend(run_builtin_actions(event, inbound))
         except Exception as exc:
             records = []

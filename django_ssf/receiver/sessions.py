@@ -16,9 +16,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
+from ..core.db import write_atomic
 from .models import UNKNOWN_SESSION_START, UserSessionRecord
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def track_cycled_session(session: SessionBase, old_key: str | None) -> None:
     if not old_key or not new_key or old_key == new_key:
         return
     try:
-        with transaction.atomic():
+        with write_atomic():
             if UserSessionRecord.objects.filter(session_key=old_key).update(
                 session_key=new_key
             ):

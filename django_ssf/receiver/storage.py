@@ -21,6 +21,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from ..core import constants as c
+from ..core.db import write_atomic
 from ..core.errors import SETValidationError
 from .models import ActionRecord, InboundSET, PendingVerification, ReceiverStream
 from .validation import MAX_JTI_LENGTH, ValidatedSET
@@ -173,7 +174,7 @@ def store_valid(
         if touch:
             _touch_last_event(stream, now)
         return row
-    with transaction.atomic():
+    with write_atomic():
         _insert(row)
         if touch:
             _touch_last_event(stream, now)

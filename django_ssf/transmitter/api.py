@@ -35,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..core import constants as c
+from ..core.db import write_atomic
 from ..core.errors import EventValidationError, SubjectError
 from ..core.events import event_from, validate_event_subject
 from ..core.scim import check_emit as check_scim_emit
@@ -173,7 +174,7 @@ def emit(
     if find_nul(sub_id) is not None:
         raise SubjectError("the subject contains a NUL character")
 
-    with transaction.atomic():
+    with write_atomic():
         if event_type in OPT_EVENT_STATES:
             _record_opt_event(event_type, sub_id)
         if fanout.is_opted_out(sub_id, event_type):
@@ -194,7 +195,7 @@ def _send_control(
     signer = Signer.current()
     jti = new_jti()
     txn = new_txn()
-    with transaction.atomic():
+    with write_atomic():
         token = signer.sign(stream, event_type, payload, sub_id, txn, jti)
         now = timezone.now()
         status = initial_status(stream, bypass_pause=bypass_pause)

@@ -28,11 +28,12 @@ import time
 from typing import Any
 
 import jwt
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import jose
+from ..core.db import write_atomic
 from ..core.errors import SSFKeyError
 from ..core.jwks import JWKSCache, JWKSFetchError
 from .models import ClientAssertionJTI, ClientRegistration
@@ -156,7 +157,7 @@ def _remember_jti(client_id: str, jti: str, expires_at: dt.datetime) -> None:
     """Record ``jti``; an :class:`IntegrityError` means it was already used (a replay)."""
     ClientAssertionJTI.objects.filter(expires_at__lt=timezone.now()).delete()
     try:
-        with transaction.atomic():
+        with write_atomic():
             ClientAssertionJTI.objects.create(client_id=client_id, jti=jti, expires_at=expires_at)
     except IntegrityError:
         raise ClientAssertionError(f"jti {jti!r} was already used by {client_id!r}") from None

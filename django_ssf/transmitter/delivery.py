@@ -54,7 +54,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, connections
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
@@ -62,6 +62,7 @@ from ..conf import ssf_settings
 from ..core import backoff as core_backoff
 from ..core import constants as c
 from ..core import metrics
+from ..core.db import write_atomic
 from ..core.errors import OutboundRequestError, SSFKeyError
 from ..core.http import read_limited
 from ..core.setlog import log_set
@@ -358,7 +359,7 @@ def _acquire_lease(stream_pk: int, owner: str, *, heartbeat: bool) -> bool:
         except IntegrityError:  # deleted meanwhile
             return False
     free = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
-    with transaction.atomic():
+    with write_atomic():
         qs = StreamDeliveryState.objects.filter(stream_id=stream_pk).filter(free)
         if connection.features.has_select_for_update_skip_locked:
             if not list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True)):
@@ -544,7 +545,7 @@ class _Batch:
             tries[attempt.outbound_id] = tries.get(attempt.outbound_id, 0) + 1
         others = [r for r in self.rows if r.status != OutboundSET.STATUS_DELIVERED]
         try:
-            with transaction.atomic():
+            with write_atomic():
                 by_status: dict[tuple[int | None, bool, int], list[int]] = {}
                 for r in delivered:
                     key = (r.last_http_status, r.encrypted, tries.get(r.pk, 1))
@@ -979,7 +980,7 @@ def redeliver(queryset: Any) -> int:
     now = timezone.now()
     count = 0
     push_pks: set[int] = set()
-    with transaction.atomic():
+    with write_atomic():
         for row in queryset.filter(redacted_at__isnull=True).select_related("stream"):
             stream = row.stream
             if stream.status == c.STATUS_DISABLED:

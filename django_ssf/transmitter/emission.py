@@ -48,12 +48,12 @@ from datetime import datetime, timedelta
 from typing import overload
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core import metrics
+from ..core.db import write_atomic
 from ..core.jose import build_set_claims
 from ..core.setlog import log_set
 from ..signals import set_emitted
@@ -340,8 +340,7 @@ def fan_out_step(event_pk: int, *, until: int | None = None) -> Step:
     when helping an earlier event past the streams a later one needs).
     """
     size = max(1, int(ssf_settings.TRANSMITTER_FANOUT_CHUNK_SIZE))
-    with transaction.atomic():
-        _take_write_lock(event_pk)
+    with write_atomic():
         event = OutboundEvent.objects.select_for_update().filter(pk=event_pk).first()
         if event is None or event.fanned_out_at is not None:
             return Step(done=True, cursor=event.cursor if event else 0)
@@ -380,19 +379,6 @@ def fan_out_step(event_pk: int, *, until: int | None = None) -> Step:
         if done and event.set_count and set_emitted.has_listeners():
             _on_commit_signal(event)
         return Step(done=done, cursor=event.cursor)
-
-
-def _take_write_lock(event_pk: int) -> None:
-    """On SQLite, start the chunk's transaction with a write.
-
-    SQLite has no row locks (``select_for_update`` is a plain read): a transaction that
-    reads first and writes later cannot wait for another writer (the upgrade would risk a
-    deadlock, so SQLite answers "database is locked" at once), and two fan-outs of one
-    event (``ssf_emit`` in-process beside a worker) collide. Writing first takes the
-    database's write lock up front, where the busy timeout makes the other one wait.
-    """
-    if connection.vendor == "sqlite":
-        OutboundEvent.objects.filter(pk=event_pk).update(cursor=F("cursor"))
 
 
 def _write_chunk(event: OutboundEvent, targets: list[Stream]) -> list[OutboundSET]:

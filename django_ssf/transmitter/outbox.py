@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.db import write_atomic
 from . import scheduling
 from .models import OutboundSET, Stream, StreamDeliveryState
 from .wakeup import notify_poll_waiters, notify_sets_available, poll_waiter
@@ -93,7 +94,7 @@ def apply_status_change(stream: Stream, old_status: str, new_status: str) -> Non
     """
     now = timezone.now()
     qs = OutboundSET.objects.filter(stream_id=stream.pk)
-    with transaction.atomic():
+    with write_atomic():
         if new_status == c.STATUS_ENABLED:
             qs.filter(status=OutboundSET.STATUS_HELD).update(
                 status=OutboundSET.STATUS_PENDING, queued_at=now, next_attempt_at=now

@@ -37,13 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core import metrics
+from ..core.db import write_atomic
 from ..core.errors import SSFKeyError
 from ..core.jose import is_jwe
 from ..core.setlog import log_set
@@ -414,7 +415,7 @@ def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
     if limit <= 0:
         return {}, _available(stream.pk, stream.status).exists()
     now = timezone.now()
-    with transaction.atomic():
+    with write_atomic():
         qs = _available(stream.pk, stream.status).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True, of=("self",))

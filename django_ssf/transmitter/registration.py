@@ -23,12 +23,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import jose
+from ..core.db import write_atomic
 from ..core.errors import SSFKeyError
 from ..core.http import check_endpoint_url
 from ..keys.secrets import hash_secret
@@ -281,7 +281,7 @@ def register(data: Any, *, initial_access_token: str | None = None) -> Registrat
 
     metadata = validate_metadata(data)
     application_model = get_application_model()
-    with transaction.atomic():
+    with write_atomic():
         token_row = _use_initial_access_token(initial_access_token)
         pending = token_row is None or bool(ssf_settings.TRANSMITTER_REGISTRATION_REQUIRE_APPROVAL)
         # A private_key_jwt client gets a random secret nobody ever sees: DOT needs a value,
@@ -388,7 +388,7 @@ def update_registration(registration: ClientRegistration, data: Any) -> ClientRe
             "token_endpoint_auth_method cannot switch between a client secret and private_key_jwt; "
             "register a new client instead."
         )
-    with transaction.atomic():
+    with write_atomic():
         registration.metadata = metadata
         registration.token_endpoint_auth_method = metadata["token_endpoint_auth_method"]
         registration.jwks = metadata.get("jwks")
@@ -427,7 +427,7 @@ def delete_registration(registration: ClientRegistration) -> None:
 
 def approve(registration: ClientRegistration) -> None:
     """Grant a pending registration the scopes it asked for (the admin action)."""
-    with transaction.atomic():
+    with write_atomic():
         registration.approved_at = timezone.now()
         registration.save(update_fields=["approved_at", "updated_at"])
         ReceiverClient.objects.filter(pk=registration.receiver_id).update(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.db import write_atomic
 from ..signals import stream_status_changed
 from . import api, outbox
 from .errors import StreamValidationError
@@ -43,7 +43,7 @@ def set_status(stream: Stream, status: str, reason: str | None = None, *, initia
         reject_nul(reason, "reason")
     if initiator not in (INITIATOR_RECEIVER, INITIATOR_TRANSMITTER):
         raise ValueError(f"initiator must be 'receiver' or 'transmitter', not {initiator!r}")
-    with transaction.atomic():
+    with write_atomic():
         # Concurrent changes of one stream run one after the other, each seeing the
         # status the previous one committed (not the caller's possibly stale copy).
         old_status = lock_stream(stream).status

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from ..conf import ssf_settings
 from ..core import constants as c
+from ..core.db import write_atomic
 from . import outbox
 from .configuration import RECEIVER_SUPPLIED_FIELDS, compute_delivered
 from .errors import StreamConflict, StreamGone
@@ -94,7 +94,7 @@ def create_stream(client: Any, data: Mapping[str, Any]) -> Stream:
     limit = ssf_settings.TRANSMITTER_MAX_STREAMS_PER_CLIENT
     if not ssf_settings.TRANSMITTER_MULTIPLE_STREAMS_PER_RECEIVER:
         limit = 1
-    with transaction.atomic():
+    with write_atomic():
         if limit is not None:
             _lock_client(client)
             if Stream.objects.for_client(client).count() >= limit:
@@ -127,7 +127,7 @@ def update_stream(stream: Stream, data: Mapping[str, Any], *, replace: bool) -> 
     )
     changes = _changes(data, members)
     was_push = stream.is_push
-    with transaction.atomic():
+    with write_atomic():
         # Only the receiver-supplied members (and the activity clock) are written: a
         # status change committed since the stream was read must survive (SSF §8.1.2.1).
         lock_stream(stream)

@@ -15,11 +15,11 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_application_model
 
 from ....conf import ssf_settings
+from ....core.db import write_atomic
 from ...discovery import token_endpoint_url
 from ...models import ReceiverClient
 
@@ -41,7 +41,7 @@ def register_client(name: str, scope: str | None = None) -> dict[str, str]:
     scope_str = " ".join(dict.fromkeys(scopes))
     Application = get_application_model()
     secret = generate_client_secret()
-    with transaction.atomic():
+    with write_atomic():
         app = Application(
             name=name,
             client_type=Application.CLIENT_CONFIDENTIAL,

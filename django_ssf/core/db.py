@@ -1,0 +1,52 @@
+"""One transaction helper for every write django-ssf makes.
+
+:func:`write_atomic` is :func:`django.db.transaction.atomic`, except that on SQLite the
+outermost block begins with ``BEGIN IMMEDIATE`` whatever the project's
+``DATABASES[...]["OPTIONS"]["transaction_mode"]`` says.
+
+Why: SQLite has no row locks, and ``select_for_update`` is a plain read there. A
+transaction begun the default (``DEFERRED``) way that reads first and writes later
+cannot wait for another writer: SQLite refuses the upgrade at once with "database is
+locked", because waiting could deadlock, and the busy timeout never applies. That is
+exactly the shape of a worker processing a received SET (read the row, then mark it
+processed) next to ``runserver`` accepting the next push, in a project that kept
+``startproject``'s SQLite database. ``BEGIN IMMEDIATE`` takes the write lock up front,
+where the busy timeout makes the other writer wait its turn instead of failing.
+
+Inner blocks are savepoints of the outer transaction, as with ``atomic``; a block
+nested in a transaction the caller began keeps that transaction's mode (it cannot be
+changed once begun). PostgreSQL and the other backends are untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+
+__all__ = ["write_atomic"]
+
+
+@contextmanager
+def write_atomic(using: str | None = None, savepoint: bool = True) -> Iterator[None]:
+    """``transaction.atomic(using, savepoint)`` that takes SQLite's write lock at BEGIN.
+
+    Usable as a context manager or a decorator, like ``atomic``.
+    """
+    connection = transaction.get_connection(using or DEFAULT_DB_ALIAS)
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic(using=using, savepoint=savepoint):
+            yield
+        return
+    # Connecting reads the mode from the settings: connect first, then override it for
+    # the BEGIN of this block only.
+    connection.ensure_connection()
+    configured = connection.transaction_mode
+    connection.transaction_mode = "IMMEDIATE"
+    try:
+        with transaction.atomic(using=using, savepoint=savepoint):
+            connection.transaction_mode = configured
+            yield
+    finally:
+        connection.transaction_mode = configured
