@@ -326,6 +326,9 @@ def main() -> None:
     from django.db import connection
 
     call_command("migrate", run_syncdb=True, verbosity=0)
+    from benchmarks import apply_storage_options
+
+    apply_storage_options()
     n = int(os.environ.get("BENCH_RECEIVERS", 200))
     rounds = int(os.environ.get("BENCH_ROUNDS", 3))
     idle = float(os.environ.get("BENCH_IDLE_SECONDS", 5))

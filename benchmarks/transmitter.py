@@ -903,6 +903,9 @@ def main() -> None:
     app.set_default()
     assert current_app.main == "ssf_bench"
     call_command("migrate", run_syncdb=True, verbosity=0)
+    from benchmarks import apply_storage_options
+
+    apply_storage_options()
     from django.db import connection
 
     print(

@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
-__all__ = ["write_atomic"]
+__all__ = ["can_update_returning", "write_atomic"]
 
 
 @contextmanager
@@ -50,3 +51,17 @@ def write_atomic(using: str | None = None, savepoint: bool = True) -> Iterator[N
             yield
     finally:
         connection.transaction_mode = configured
+
+
+def can_update_returning(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``UPDATE ... RETURNING`` is available: PostgreSQL, SQLite 3.35 and later.
+
+    Django's ORM has no public ``update()`` that returns rows; the hot paths that mark
+    rows and need them back (acknowledging a poll page, serving one) use it in raw SQL
+    where the backend has it, and the two-statement ORM form elsewhere.
+    """
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        return bool(connection.Database.sqlite_version_info >= (3, 35, 0))  # type: ignore[attr-defined]
+    return False

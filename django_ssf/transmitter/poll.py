@@ -37,14 +37,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from ..conf import ssf_settings
 from ..core import constants as c
 from ..core import metrics
-from ..core.db import write_atomic
+from ..core.db import can_update_returning, write_atomic
 from ..core.errors import SSFKeyError
 from ..core.jose import is_jwe
 from ..core.setlog import log_set
@@ -158,30 +159,28 @@ def parse_poll_request(data: object) -> PollRequest:
 def acknowledge(stream: Stream, jtis: list[str]) -> int:
     """Mark this stream's SETs named in ``jtis`` delivered; returns how many changed.
 
-    One ``SELECT`` of the columns the metrics and the log records need (model
-    instances only when :data:`~django_ssf.set_delivered` has listeners) and one
-    ``UPDATE``: acknowledging a page of 1000 SETs costs two queries.
+    One ``UPDATE ... RETURNING`` where the database has it (PostgreSQL, SQLite): the
+    returned columns are what the metrics and the log records name. Elsewhere one
+    ``SELECT`` and one ``UPDATE``. Model instances are built only when
+    :data:`~django_ssf.set_delivered` has listeners.
     """
     if not jtis:
         return 0
     now = timezone.now()
-    qs = OutboundSET.objects.filter(
-        stream_id=stream.pk, jti__in=jtis, status__in=OutboundSET.UNDELIVERED_STATUSES
-    )
-    # Read before the update: the metrics and log records name each SET acknowledged.
-    listeners = set_delivered.has_listeners()
-    instances: list[OutboundSET] = []
-    if listeners:
-        instances = list(qs.only("id", "jti", "txn", "stream_id", "event_type", "created_at"))
-        rows = [(r.pk, r.jti, r.txn, r.event_type, r.created_at) for r in instances]
+    if can_update_returning(connection):
+        rows = _acknowledge_returning(stream, jtis, now)
     else:
-        rows = list(qs.values_list("id", "jti", "txn", "event_type", "created_at"))
+        qs = OutboundSET.objects.filter(
+            stream_id=stream.pk, jti__in=jtis, status__in=OutboundSET.UNDELIVERED_STATUSES
+        )
+        rows = list(qs.values_list(*_ACK_COLUMNS))
+        if rows:
+            # By primary key (cheaper than the jti lookup again), still only if undelivered.
+            OutboundSET.objects.filter(
+                pk__in=[r[0] for r in rows], status__in=OutboundSET.UNDELIVERED_STATUSES
+            ).update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
     if not rows:
         return 0
-    # By primary key (cheaper than the jti lookup again), still only if undelivered.
-    count = OutboundSET.objects.filter(
-        pk__in=[r[0] for r in rows], status__in=OutboundSET.UNDELIVERED_STATUSES
-    ).update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
     metrics.TRANSMITTER_DELIVERED.labels(stream.stream_id, "poll").inc(len(rows))
     delay = metrics.TRANSMITTER_DELIVERY_DELAY.labels("poll")
     log_on = logger.isEnabledFor(logging.INFO)
@@ -198,10 +197,54 @@ def acknowledge(stream: Stream, jtis: list[str]) -> int:
                 txn=txn,
                 event_type=event_type,
             )
-    for row in instances:
-        row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
-        set_delivered.send(sender=OutboundSET, outbound=row)
-    return count
+    if set_delivered.has_listeners():
+        loaded = [f.attname for f in OutboundSET._meta.concrete_fields
+                  if f.attname in (*_ACK_COLUMNS, "stream_id")]  # from_db's order
+        for values in sorted(rows):
+            known = {**dict(zip(_ACK_COLUMNS, values, strict=True)), "stream_id": stream.pk}
+            row = OutboundSET.from_db(connection.alias, loaded, [known[n] for n in loaded])
+            row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
+            set_delivered.send(sender=OutboundSET, outbound=row)
+    return len(rows)
+
+
+_ACK_COLUMNS = ("id", "jti", "txn", "event_type", "created_at")
+
+
+def _column(name: str) -> str:
+    field = OutboundSET._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return connection.ops.quote_name(field.column)
+
+
+def _db_datetime(value: Any) -> Any:
+    """A datetime column of a raw ``RETURNING`` row as the ORM would give it (aware)."""
+    if isinstance(value, str):  # SQLite
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, connection.timezone)
+    return value
+
+
+def _acknowledge_returning(
+    stream: Stream, jtis: list[str], now: Any
+) -> list[tuple[int, str, str, str, Any]]:
+    table = connection.ops.quote_name(OutboundSET._meta.db_table)
+    marks = ", ".join(["%s"] * len(jtis))
+    # Only quoted table/column names are interpolated; every value is a bound parameter.
+    sql = (
+        f"UPDATE {table} SET {_column('status')} = %s, {_column('acked_at')} = %s, "  # noqa: S608
+        f"{_column('delivered_at')} = %s WHERE {_column('stream')} = %s "
+        f"AND {_column('status')} IN (%s, %s) AND {_column('jti')} IN ({marks}) "
+        f"RETURNING {', '.join(_column(name) for name in _ACK_COLUMNS)}"
+    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    params = [OutboundSET.STATUS_DELIVERED, at, at, stream.pk,
+              *OutboundSET.UNDELIVERED_STATUSES, *jtis]
+    with connection.cursor() as cursor:  # one statement: atomic on its own
+        cursor.execute(sql, params)
+        return [(pk, jti, txn, event_type, _db_datetime(created_at))
+                for pk, jti, txn, event_type, created_at in cursor.fetchall()]
 
 
 def _observe(stream: Stream, row: OutboundSET, outcome: str, error: str = "") -> None:
@@ -406,9 +449,11 @@ def _record_served(pks: list[int], now: Any) -> None:
 def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
     """Serve up to ``limit`` available SETs (oldest first); returns ``(sets, more)``.
 
-    Rows are read as tuples (model instances only for an encrypted stream, whose
-    per-SET encryption may record an error on the row), marked served with one
-    ``UPDATE`` per form (JWS/JWE) and logged as served attempts with one ``INSERT``.
+    A plain stream's page is marked served and read back in one ``UPDATE ... RETURNING``
+    where the database has it (:func:`_serve_returning`). An encrypted stream's rows are
+    read as model instances (their per-SET encryption may record an error on the row)
+    and marked with one ``UPDATE``. Either way the page is logged as served attempts with
+    one ``INSERT``.
     """
     reconcile_with_status(stream)
     fail_exhausted(stream)
@@ -416,32 +461,84 @@ def fetch_sets(stream: Stream, limit: int) -> tuple[dict[str, str], bool]:
         return {}, _available(stream.pk, stream.status).exists()
     now = timezone.now()
     with write_atomic():
-        qs = _available(stream.pk, stream.status).order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            qs = qs.select_for_update(skip_locked=True, of=("self",))
-        served: list[tuple[int, str, str, bool]]
-        if stream.is_encrypted:
-            objs = list(qs.only("id", "jti", "token", "encrypted", "stream_id")[: limit + 1])
-            more = len(objs) > limit
-            objs = _encrypt_for_serving(stream, objs[:limit])
-            served = [(r.pk, r.jti, r.token, r.encrypted) for r in objs]
+        if not stream.is_encrypted and can_update_returning(connection):
+            served = _serve_returning(stream, limit, now)
+            more = len(served) == limit and (
+                _available(stream.pk, stream.status).filter(id__gt=served[-1][0]).exists()
+            )
         else:
-            tuples = list(qs.values_list("id", "jti", "token")[: limit + 1])
-            more = len(tuples) > limit
-            # A stored JWE (written when SETs were encrypted at emit time) goes out as is.
-            served = [(pk, jti, token, is_jwe(token)) for pk, jti, token in tuples[:limit]]
+            served, more = _serve_select_update(stream, limit, now)
         if served:
-            by_form: dict[bool, list[int]] = {}
-            for pk, _, _, encrypted in served:
-                by_form.setdefault(encrypted, []).append(pk)
-            for encrypted, form_pks in by_form.items():  # one UPDATE unless forms differ
-                OutboundSET.objects.filter(pk__in=form_pks).update(
-                    served_at=now, attempts=F("attempts") + 1, encrypted=encrypted
-                )
             _record_served([pk for pk, _, _, _ in served], now)
     if served:
         metrics.TRANSMITTER_SERVED.labels(stream.stream_id).inc(len(served))
     return {jti: token for _, jti, token, _ in served}, more
+
+
+def _serve_select_update(
+    stream: Stream, limit: int, now: Any
+) -> tuple[list[tuple[int, str, str, bool]], bool]:
+    qs = _available(stream.pk, stream.status).order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        qs = qs.select_for_update(skip_locked=True, of=("self",))
+    served: list[tuple[int, str, str, bool]]
+    if stream.is_encrypted:
+        objs = list(qs.only("id", "jti", "token", "encrypted", "stream_id")[: limit + 1])
+        more = len(objs) > limit
+        objs = _encrypt_for_serving(stream, objs[:limit])
+        served = [(r.pk, r.jti, r.token, r.encrypted) for r in objs]
+    else:
+        tuples = list(qs.values_list("id", "jti", "token")[: limit + 1])
+        more = len(tuples) > limit
+        # A stored JWE (written when SETs were encrypted at emit time) goes out as is.
+        served = [(pk, jti, token, is_jwe(token)) for pk, jti, token in tuples[:limit]]
+    by_form: dict[bool, list[int]] = {}
+    for pk, _, _, encrypted in served:
+        by_form.setdefault(encrypted, []).append(pk)
+    for encrypted, form_pks in by_form.items():  # one UPDATE unless forms differ
+        OutboundSET.objects.filter(pk__in=form_pks).update(
+            served_at=now, attempts=F("attempts") + 1, encrypted=encrypted
+        )
+    return served, more
+
+
+def _serve_returning(stream: Stream, limit: int, now: Any) -> list[tuple[int, str, str, bool]]:
+    """Mark the next ``limit`` available SETs of a plain stream served; return them by id.
+
+    The page is chosen as :func:`_available` chooses it (the oldest pending SETs never
+    served or served longer than the redelivery delay ago; only ``bypass_pause`` ones
+    while the stream is not enabled), with ``SKIP LOCKED`` where the database has it, so
+    two polls of one stream never serve one SET twice.
+    """
+    table = connection.ops.quote_name(OutboundSET._meta.db_table)
+    pk, served_at = _column("id"), _column("served_at")
+    redeliver_before = now - _seconds(ssf_settings.TRANSMITTER_POLL_REDELIVERY_DELAY)
+    adapt = connection.ops.adapt_datetimefield_value
+    where = (
+        f"{_column('stream')} = %s AND {_column('status')} = %s "
+        f"AND ({served_at} IS NULL OR {served_at} <= %s)"
+    )
+    params: list[Any] = [stream.pk, OutboundSET.STATUS_PENDING, adapt(redeliver_before)]
+    if stream.status != c.STATUS_ENABLED:
+        where += f" AND {_column('bypass_pause')} = %s"
+        params.append(True)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    # Only quoted table/column names are interpolated; every value is a bound parameter.
+    sql = (
+        f"UPDATE {table} SET {served_at} = %s, {_column('attempts')} = "  # noqa: S608
+        f"{_column('attempts')} + 1, {_column('encrypted')} = %s "
+        f"WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT %s{lock}) "
+        f"RETURNING {pk}, {_column('jti')}, {_column('token')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(now), False, *params, limit])
+        rows = sorted(cursor.fetchall())
+    # A stored JWE (written when SETs were encrypted at emit time) goes out as is.
+    jwe = [row[0] for row in rows if is_jwe(row[2])]
+    if jwe:
+        OutboundSET.objects.filter(pk__in=jwe).update(encrypted=True)
+    return [(pk, jti, token, is_jwe(token)) for pk, jti, token in rows]
 
 
 def _current_status(stream: Stream) -> str | None:

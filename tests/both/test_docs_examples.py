@@ -604,6 +604,9 @@ NON_SSF_NAMES = {
     "CELERY_BROKER_URL",
     "CELERY_TASK_DEFAULT_QUEUE",
     "PROMETHEUS_MULTIPROC_DIR",
+    # the test command's environment (scripts/test)
+    "SSF_FAULT_SETS",
+    "SSF_TEST_PROCESSES",
     "SSF_METRICS_TOKEN",
     "CELERY_TASK_ALWAYS_EAGER",
     "CELERY_BEAT_SCHEDULE",

@@ -21,6 +21,15 @@ from tests.helpers.transmitter_delivery import EMAIL, decode, make_stream, ssf_s
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["update-returning", "select-then-update"])
+def sql_form(request, monkeypatch):
+    """Every test runs with both SQL forms of ack and serve: ``UPDATE ... RETURNING``
+    (PostgreSQL, SQLite) and the two-statement form other databases get."""
+    if request.param == "select-then-update":
+        monkeypatch.setattr(poll, "can_update_returning", lambda connection: False)
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _settings(settings):
     ssf_settings_for(
@@ -331,3 +340,41 @@ def test_only_post_is_allowed(stream, token):
     url = reverse("ssf-poll", kwargs={"stream_id": stream.stream_id})
     resp = Client().get(url, headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_polls_of_one_stream_never_serve_a_set_twice(stream, settings):
+    """Two receivers' threads drain one stream at once: every SET is served exactly once
+    (PostgreSQL: SKIP LOCKED; SQLite: one writer at a time)."""
+    import threading
+
+    from django.db import connections
+
+    ssf_settings_for(settings, TRANSMITTER_POLL_REDELIVERY_DELAY=3600)
+    jtis = _emit(120)
+    served: list[list[str]] = [[], []]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def drain(mine: list[str]) -> None:
+        try:
+            start.wait(10)
+            for _ in range(200):  # bounded: 120 SETs in pages of 7
+                sets, _more = poll.fetch_sets(stream, 7)
+                if not sets:
+                    return
+                mine.extend(sets)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=drain, args=(mine,)) for mine in served]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    everything = served[0] + served[1]
+    assert sorted(everything) == sorted(jtis)  # each once, none missing
+    assert DeliveryAttempt.objects.filter(outcome=DeliveryAttempt.OUTCOME_SERVED).count() == 120
