@@ -627,19 +627,6 @@ def _hold(
             return PollResult(sets, more, acked, errors)
 
 
-def release_connections() -> None:
-    """Close this thread's database connections (outside a transaction only).
-
-    A held async poll does this before each wait, so that it holds no connection while
-    it waits; the next look at the outbox opens one again.
-    """
-    from django.db import connections
-
-    for conn in connections.all(initialized_only=True):
-        if not conn.in_atomic_block:
-            conn.close()
-
-
 def _recheck(stream: Stream, limit: int) -> tuple[str | None, dict[str, str], bool]:
     """One look at the outbox for a held poll: ``(status, sets, more)``."""
     status = _current_status(stream)
@@ -647,8 +634,6 @@ def _recheck(stream: Stream, limit: int) -> tuple[str | None, dict[str, str], bo
         return None, {}, False
     stream.status = status
     sets, more = fetch_sets(stream, limit)
-    if not (sets or (limit == 0 and more)):
-        release_connections()  # waiting again
     return status, sets, more
 
 
@@ -657,8 +642,8 @@ async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
 
     Waits on an :class:`asyncio.Event` woken by
     :func:`.wakeup.notify_sets_available` (in this process, or from any process over
-    Redis). The outbox is read (through ``sync_to_async``, at most
-    ``TRANSMITTER_POLL_DB_CONCURRENCY`` polls at once) once after subscribing, so a
+    Redis). The outbox is read (on the process's ``TRANSMITTER_POLL_DB_CONCURRENCY``
+    poll database threads, :func:`.wakeup.run_db`) once after subscribing, so a
     commit between the first read and the subscription is not missed, then only when
     woken. Without a healthy cross-process channel (``"local"``, or Redis unreachable)
     it also looks every ``TRANSMITTER_POLL_CHECK_INTERVAL`` seconds. A poll beyond
@@ -667,20 +652,16 @@ async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
     """
     import asyncio
 
-    from asgiref.sync import sync_to_async
-
     from . import wakeup
 
     stream, limit = ticket.stream, ticket.limit
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ticket.timeout
-    recheck = sync_to_async(_recheck)
     acked, errors = result.acked, result.errors_recorded
     async with wakeup.async_waiter(stream.pk) as wake:
         listener = await wakeup.redis_listener() if wakeup.uses_redis() else None
         # Subscribed: one look closes the gap since the first read, before taking a slot.
-        async with wakeup.db_slot():
-            status, sets, more = await recheck(stream, limit)
+        status, sets, more = await wakeup.run_db(_recheck, stream, limit)
         if status is None:
             return PollResult({}, False, acked, errors)
         if sets or (limit == 0 and more):
@@ -704,8 +685,7 @@ async def hold_async(ticket: HoldTicket, result: PollResult) -> PollResult:
                         if listener is not None and listener.healthy:
                             continue  # the deadline: answer at the top of the loop
                     wake.clear()
-                    async with wakeup.db_slot():
-                        status, sets, more = await recheck(stream, limit)
+                    status, sets, more = await wakeup.run_db(_recheck, stream, limit)
                     if status is None:
                         return PollResult({}, False, acked, errors)
                     if sets or (limit == 0 and more):

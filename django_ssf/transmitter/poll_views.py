@@ -7,7 +7,8 @@ own receiver). Errors use the control plane's JSON error body; RFC 8936 §2.5.1 
 the body open and asks clients to ignore it.
 
 The route serves :func:`poll_endpoint`, an async view. Under ASGI (``example_project/asgi.py``)
-the request is authenticated, parsed, acknowledged and looked up in a worker thread, then
+the request is authenticated, parsed, acknowledged and looked up on one of the process's
+poll database threads (:func:`.wakeup.run_db`), then
 a long poll is *held* on the event loop (:func:`.poll.hold_async`): no thread, no
 connection in use, no periodic query while it waits. Under WSGI it runs the sync
 :class:`PollView` as before, which holds its worker thread for the wait.
@@ -33,11 +34,10 @@ from .poll import (
     hold_async,
     parse_poll_request,
     poll,
-    release_connections,
 )
 from .serializers import ErrorSerializer
 from .streams import record_activity
-from .wakeup import db_slot
+from .wakeup import run_db
 
 __all__ = ["PollView", "poll_endpoint"]
 
@@ -117,10 +117,6 @@ _first_pass_view = PollView.as_view(hold=False)
 def _first_pass(request: HttpRequest, stream_id: str) -> HttpResponse:
     response = _first_pass_view(request, stream_id=stream_id)
     response.render()
-    # Give the database connection back now, held or not: the request's thread keeps
-    # it until the request ends otherwise, and a held poll must not keep one open
-    # (200 held polls must not need 200 connections).
-    release_connections()
     return response
 
 
@@ -128,8 +124,9 @@ async def poll_endpoint(request: HttpRequest, stream_id: str) -> HttpResponse:
     """``POST /ssf/poll/<stream_id>``: :class:`PollView`, with the wait held asynchronously."""
     if not isinstance(request, ASGIRequest):  # WSGI: the sync view holds its thread
         return await sync_to_async(_sync_view)(request, stream_id=stream_id)
-    async with db_slot():
-        response = await sync_to_async(_first_pass)(request, stream_id)
+    # On a poll database thread (wakeup.run_db): its connection stays with the thread,
+    # so a held poll keeps none and 200 polls arriving together share a few.
+    response = await run_db(_first_pass, request, stream_id)
     result: PollResult | None = getattr(response, "ssf_poll", None)
     if result is None or result.hold is None:
         return response

@@ -34,9 +34,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -45,17 +46,19 @@ from django.db import transaction
 from ..conf import ssf_settings
 
 logger = logging.getLogger("django_ssf.transmitter.wakeup")
+T = TypeVar("T")
 
 __all__ = [
     "HeldPolls",
     "RedisListener",
     "async_waiter",
-    "db_slot",
+    "db_executor",
     "held_polls",
     "notify_poll_waiters",
     "notify_sets_available",
     "poll_waiter",
     "publish_sets_available",
+    "run_db",
     "uses_redis",
     "wake_async_waiters",
 ]
@@ -424,19 +427,53 @@ def _async_redis() -> Any:
     return client
 
 
-_db_semaphores: dict[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]] = {}
+# ---- the poll database threads -------------------------------------------------------
+_db_pool_lock = threading.Lock()
+_db_pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def db_slot() -> asyncio.Semaphore:
-    """The running loop's bound on concurrent poll database work
-    (``TRANSMITTER_POLL_DB_CONCURRENCY``): Django runs each ASGI request's sync code in
-    a thread of its own, so without it 200 polls arriving together open 200 database
-    connections at once."""
-    loop = asyncio.get_running_loop()
+def db_executor() -> ThreadPoolExecutor:
+    """This process's poll database threads: ``TRANSMITTER_POLL_DB_CONCURRENCY`` of them.
+
+    Every async poll's database work (the first pass of the view, each look at the
+    outbox after a wake-up) runs on one of these threads, and each thread keeps its
+    connection between jobs. Without them Django would run each ASGI request's sync
+    code in a thread of its own: 200 polls woken together would open (and, to hold no
+    connection while waiting, close again) 200 connections, which is most of the
+    wake-up's cost on PostgreSQL. So one ASGI process holds at most this many database
+    connections for polls, open while the process lives.
+    """
+    global _db_pool
     size = max(1, int(ssf_settings.TRANSMITTER_POLL_DB_CONCURRENCY))
-    entry = _db_semaphores.get(loop)
-    if entry is None or entry[0] != size:
-        for other in [k for k in _db_semaphores if k.is_closed()]:
-            del _db_semaphores[other]
-        entry = _db_semaphores[loop] = (size, asyncio.Semaphore(size))
-    return entry[1]
+    with _db_pool_lock:
+        if _db_pool is None or _db_pool[0] != size:
+            old, _db_pool = _db_pool, (
+                size,
+                ThreadPoolExecutor(max_workers=size, thread_name_prefix="ssf-poll-db"),
+            )
+            if old is not None:
+                old[1].shutdown(wait=False)
+        return _db_pool[1]
+
+
+def _in_db_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func`` on a poll database thread, its connection made usable first."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        # What Django's request_started handler does for a request's connections, minus
+        # the CONN_MAX_AGE expiry: these connections are the process's bounded pool.
+        if conn.connection is not None and conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
+    return func(*args)
+
+
+async def run_db(func: Callable[..., T], *args: Any) -> T:
+    """Await ``func(*args)`` run on one of this process's poll database threads."""
+    from asgiref.sync import sync_to_async
+
+    run = sync_to_async(_in_db_thread, thread_sensitive=False, executor=db_executor())
+    return await run(func, *args)

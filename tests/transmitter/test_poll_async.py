@@ -2,8 +2,9 @@
 
 Requests go through Django's ``AsyncClient`` (an ``ASGIRequest``, the path an ASGI server
 takes); the sync ``Client`` (WSGI) path is covered in ``test_delivery_poll.py`` and once
-here. Coroutines are driven with ``async_to_sync``, so the view's ``sync_to_async`` work
-runs in this test's thread and sees its database transaction.
+here. The async view's database work runs on the process's poll database threads, with
+their own connections, as in production: the tests commit what those threads must see
+(``transaction=True``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def app(db):
+def app(transactional_db):
     return make_receiver("async-poller")
 
 
@@ -125,7 +126,7 @@ def redis_settings(settings, redis_url):
 
 
 # ---- serving and acknowledging -----------------------------------------------------------
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_async_view_serves_then_acknowledges(stream, token, local_settings):
     jtis = _emit(3)
 
@@ -143,7 +144,7 @@ def test_async_view_serves_then_acknowledges(stream, token, local_settings):
     assert sorted(delivered.values_list("jti", flat=True)) == sorted(jtis[:2])
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_async_view_errors_keep_the_protocol_format(stream, token, local_settings):
     async def scenario():
         bad = await _apost(stream, token, {"maxEvents": -1})
@@ -159,7 +160,7 @@ def test_async_view_errors_keep_the_protocol_format(stream, token, local_setting
     assert other.status_code == 405
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_async_long_poll_woken_in_process_returns_the_set(stream, token, local_settings):
     async def scenario():
         held = asyncio.ensure_future(_apost(stream, token, {}))
@@ -173,14 +174,14 @@ def test_async_long_poll_woken_in_process_returns_the_set(stream, token, local_s
     assert response.status_code == 200 and list(response.json()["sets"]) == [jti]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_async_long_poll_times_out_empty(stream, token, settings):
     ssf_settings_for(settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=0.2)
     response = async_to_sync(_apost)(stream, token, {})
     assert response.json() == {"sets": {}, "moreAvailable": False}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_sync_wsgi_client_still_long_polls(stream, token, local_settings):
     """The WSGI path (a sync worker) runs the sync view: held, woken, served."""
     _emit()
@@ -333,7 +334,7 @@ def test_polls_beyond_the_per_client_bound_are_answered_at_once(
     assert probe_was_held and len(probe.json()["sets"]) == 1
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_polls_beyond_the_overall_bound_are_answered_at_once(settings):
     _bounded(settings, TRANSMITTER_POLL_MAX_HELD=1)
     apps = [make_receiver(f"client-{i}") for i in range(2)]
@@ -347,7 +348,7 @@ def test_polls_beyond_the_overall_bound_are_answered_at_once(settings):
     assert wakeup.held_polls.held_here() == 0  # every slot released
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_sync_view_bounds_polls_per_process_too(stream, token, settings, outbox_checks):
     """The WSGI view counts held polls in its process with the same bounds."""
     _bounded(settings, TRANSMITTER_POLL_MAX_HELD_PER_CLIENT=0)
@@ -360,3 +361,43 @@ def test_sync_view_bounds_polls_per_process_too(stream, token, settings, outbox_
     assert response.json() == {"sets": {}, "moreAvailable": False}
     assert outbox_checks == [0]  # one look, never held
     assert outbox_checks == [0]  # one look, never held
+
+
+@pytest.mark.django_db(transaction=True)
+def test_polls_woken_together_share_the_bounded_database_threads(app, settings):
+    """Twelve held polls woken by one emit: each gets its SET, and all their database
+    work ran on at most TRANSMITTER_POLL_DB_CONCURRENCY threads, each opening one
+    connection (not one per poll, and not one per wake-up)."""
+    import threading
+
+    from django.db.backends.signals import connection_created
+
+    ssf_settings_for(settings, TRANSMITTER_POLL_LONG_POLL_TIMEOUT=20.0,
+                     TRANSMITTER_POLL_CHECK_INTERVAL=5.0, TRANSMITTER_POLL_DB_CONCURRENCY=2)
+    token = make_token(app, "ssf.read")
+    streams = [make_stream(method=c.DELIVERY_POLL, client=app) for _ in range(12)]
+    settings.SSF = {**settings.SSF, "TRANSMITTER_POLL_MAX_HELD_PER_CLIENT": 100}
+    opened: list[str] = []
+
+    def on_connect(sender, connection, **kwargs):
+        opened.append(threading.current_thread().name)
+
+    async def scenario():
+        from asgiref.sync import sync_to_async
+
+        held = [asyncio.ensure_future(_apost(s, token, {})) for s in streams]
+        for s in streams:
+            await _until_held(s.pk)
+        jti = (await sync_to_async(_emit)())[0]
+        return jti, [await asyncio.wait_for(h, 30) for h in held]
+
+    connection_created.connect(on_connect)
+    try:
+        jti, responses = async_to_sync(scenario)()
+    finally:
+        connection_created.disconnect(on_connect)
+    assert all(r.status_code == 200 and len(r.json()["sets"]) == 1 for r in responses)
+    assert jti in {j for r in responses for j in r.json()["sets"]}
+    poll_threads = [name for name in opened if name.startswith("ssf-poll-db")]
+    assert 1 <= len(set(poll_threads)) <= 2
+    assert len(poll_threads) == len(set(poll_threads))  # one connection per thread, kept
