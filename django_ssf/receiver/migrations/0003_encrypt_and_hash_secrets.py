@@ -31,7 +31,9 @@ def forwards(apps: Any, schema_editor: Any) -> None:
                           CREDENTIALS, encrypt_secret)
     stream = apps.get_model("ssf_receiver", "ReceiverStream")
     convert_stored_values(schema_editor, stream, ["authorization_header_hash"], hash_secret)
-    for row in stream.objects.using(schema_editor.connection.alias).exclude(config=None):
+    # Every row (a config that is not an object is skipped below): an exclude(config=None)
+    # would mean JSON null on a JSONField, deprecated in Django 6.1.
+    for row in stream.objects.using(schema_editor.connection.alias).all():
         delivery = row.config.get("delivery") if isinstance(row.config, dict) else None
         if isinstance(delivery, dict) and "authorization_header" in delivery:
             delivery.pop("authorization_header")
