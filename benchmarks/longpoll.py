@@ -180,18 +180,40 @@ def run_emitter() -> None:
     import django
 
     django.setup()
+    # emit() records the event and fans it out in a Celery task after the commit; run
+    # eagerly here (CELERY_TASK_ALWAYS_EAGER), the task runs right after the commit in
+    # this process, as a worker would take it. The app must be one configured from these
+    # settings: Celery's fallback app would send the task to its default broker.
+    from celery import Celery
+
+    app = Celery("ssf_longpoll_bench", set_as_current=True)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.set_default()
+    assert app.conf.task_always_eager
     from django.db import transaction
 
     from django_ssf.core import constants as c
     from django_ssf.transmitter.api import emit
 
-    committed: list[float] = []
-    with transaction.atomic():
-        # The first on_commit callback: the time right after the commit, before the
-        # wake-up is published (callbacks run in the order they were registered).
-        transaction.on_commit(lambda: committed.append(time.time()))
-        emit((c.CAEP_SESSION_REVOKED, {}), {"format": "email", "email": "bench@example.com"})
-    print(committed[0], flush=True)
+    # One process for all rounds, like a worker: one emit per line read, its commit time
+    # printed back. A fresh process per emit would time the loading and decrypting of
+    # the signing key, which a running worker has done long before.
+    from django_ssf.transmitter.emission import Signer
+    from django_ssf.transmitter.models import Stream
+
+    for line in sys.stdin:
+        if line.strip() == "warm-up":  # the signing key loaded, a connection open
+            Signer.current()
+            Stream.objects.exists()
+            print(time.time(), flush=True)
+            continue
+        committed: list[float] = []
+        with transaction.atomic():
+            # The first on_commit callback: the time right after the commit, before the
+            # fan-out and the wake-up it publishes (callbacks run in registration order).
+            transaction.on_commit(lambda at=committed: at.append(time.time()))
+            emit((c.CAEP_SESSION_REVOKED, {}), {"format": "email", "email": "bench@example.com"})
+        print(committed[0], flush=True)
 
 
 # ---- one configuration -----------------------------------------------------------------------
@@ -259,6 +281,8 @@ def measure(
                     raise
                 time.sleep(0.1)
 
+        emitter: Any = None
+
         async def one_round(acks: dict[str, list[str]]) -> dict[str, list[str]]:
             tasks = [
                 asyncio.ensure_future(_post(port, path, token, {"ack": acks.get(path, [])}))
@@ -279,12 +303,9 @@ def measure(
             cpu0, t0 = _cpu_seconds(server.pid), time.monotonic()
             await asyncio.sleep(idle_seconds)
             result["cpu"].append((_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0))
-            emitter = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "benchmarks.longpoll", "--emit", env=env,
-                stdout=subprocess.PIPE,
-            )
-            out, _ = await emitter.communicate()
-            committed = float(out.decode().split()[-1])
+            emitter.stdin.write(b"emit\n")
+            await emitter.stdin.drain()
+            committed = float((await emitter.stdout.readline()).decode())
             new_acks: dict[str, list[str]] = {}
             for (path, _), task in zip(receivers, tasks, strict=True):
                 try:
@@ -300,9 +321,21 @@ def measure(
             return new_acks
 
         async def all_rounds() -> None:
+            nonlocal emitter  # assigned here, read by one_round
+            emitter = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.longpoll", "--emit", env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )
+            emitter.stdin.write(b"warm-up\n")  # loads the signing key; no poll is held
+            await emitter.stdin.drain()
+            await emitter.stdout.readline()
             acks: dict[str, list[str]] = {}
-            for _ in range(rounds):
-                acks = await one_round(acks)
+            try:
+                for _ in range(rounds):
+                    acks = await one_round(acks)
+            finally:
+                emitter.stdin.close()
+                await emitter.wait()
 
         asyncio.run(all_rounds())
     finally:
@@ -339,12 +372,13 @@ def main() -> None:
         flush=True,
     )
     rows = []
-    everyone = _setup(n)
     for receivers, rnds, window in (
         (n, rounds, idle),
         (1, int(os.environ.get("BENCH_ROUNDS_ONE", 20)), min(idle, 1.0)),
     ):
-        group = everyone[:receivers]
+        # A transmitter with exactly these receivers: the emit signs one SET per stream
+        # before its wake-up goes out, so streams nobody polls would be timed too.
+        group = _setup(receivers)
         res = {w: measure(group, w, rnds, window) for w in ("redis", "local")}
         for w, m in res.items():
             lat = m["latencies"]
