@@ -15,15 +15,17 @@ Guarantees, and what gives them:
 * **Committed → delivered**, even with the broker down at commit: the sweeper
   (:func:`sweep_unfanned`, run by the ``sweep_outbox`` task) re-enqueues events not
   fanned out after ``TRANSMITTER_SWEEPER_GRACE_SECONDS``.
-* **Never twice**: a chunk locks the event row (``SELECT ... FOR UPDATE``) and starts
-  at its committed ``cursor``; a unique constraint on ``(event, stream)`` backs it up.
-  Re-running a task, or two tasks for one event, is harmless.
+* **Never twice**: a chunk is planned and signed from the event's committed ``cursor``
+  with no lock held, then written under the event row's lock (``SELECT ... FOR
+  UPDATE``; SQLite's write lock) only if the cursor has not moved meanwhile; a unique
+  constraint on ``(event, stream)`` backs it up. Re-running a task, or two tasks for one
+  event, is harmless (at worst a chunk is signed twice and written once).
 * **Per-stream order**: the SETs of one stream are delivered in outbox-id order, so an
   event's rows for a stream must be committed after those of every earlier event. Before
   writing a chunk that ends at stream ``hi``, a fan-out checks for an earlier event
   (smaller id, committed, not fanned out) whose cursor is still below ``hi``. If there is
-  one it does not write: it waits for that event's current chunk (its row lock) and, if
-  nobody is working on it, fans that chunk out itself, then tries again. Waits only ever
+  one it does not write: it fans that event out up to ``hi`` itself (a chunk another
+  worker writes first is not written again), then tries again. Waits only ever
   go to earlier events, so they cannot deadlock; two fan-outs of different events still
   run side by side, one a chunk behind the other. "Earlier" is id order among committed
   events; two host transactions that commit concurrently are ordered as their fan-outs
@@ -334,40 +336,51 @@ class Step:
 
 
 def fan_out_step(event_pk: int, *, until: int | None = None) -> Step:
-    """Fan one chunk of an event out, in one transaction.
+    """Fan one chunk of an event out: plan and sign it, then write it in one transaction.
+
+    The chunk is chosen and signed before any lock is taken: signing is most of a
+    chunk's time, and holding the event row's lock (PostgreSQL) or the database's write
+    lock (SQLite) for it would make every other writer wait that long. The transaction
+    then locks the event and writes the chunk only if the event's cursor is still where
+    the plan started; if another fan-out of the same event wrote that chunk meanwhile,
+    this one's signatures are discarded and the caller steps again.
 
     With ``until``, do nothing when the event's cursor already reached ``until`` (used
     when helping an earlier event past the streams a later one needs).
     """
     size = max(1, int(ssf_settings.TRANSMITTER_FANOUT_CHUNK_SIZE))
+    seen = OutboundEvent.objects.filter(pk=event_pk).first()
+    if seen is None or seen.fanned_out_at is not None:
+        return Step(done=True, cursor=seen.cursor if seen else 0)
+    if until is not None and seen.cursor >= until:
+        return Step(done=False, cursor=seen.cursor)
+    chunk = fanout.select_chunk(
+        seen.event_type,
+        seen.subject,
+        seen.stream_pks,
+        after=seen.cursor,
+        limit=size,
+        emitted_at=seen.emitted_at,
+    )
+    if chunk.last_pk is not None:
+        blocker = (
+            OutboundEvent.objects.filter(
+                pk__lt=seen.pk, fanned_out_at__isnull=True, cursor__lt=chunk.last_pk
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if blocker is not None:
+            return Step(done=False, cursor=seen.cursor, blocker=blocker, needed_by=chunk.last_pk)
+    signed = _sign_chunk(seen, chunk.targets)
     with write_atomic():
         event = OutboundEvent.objects.select_for_update().filter(pk=event_pk).first()
         if event is None or event.fanned_out_at is not None:
             return Step(done=True, cursor=event.cursor if event else 0)
-        if until is not None and event.cursor >= until:
+        if event.cursor != seen.cursor:  # another fan-out wrote this chunk meanwhile
             return Step(done=False, cursor=event.cursor)
-        chunk = fanout.select_chunk(
-            event.event_type,
-            event.subject,
-            event.stream_pks,
-            after=event.cursor,
-            limit=size,
-            emitted_at=event.emitted_at,
-        )
-        if chunk.last_pk is not None:
-            blocker = (
-                OutboundEvent.objects.filter(
-                    pk__lt=event.pk, fanned_out_at__isnull=True, cursor__lt=chunk.last_pk
-                )
-                .order_by("pk")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if blocker is not None:
-                return Step(
-                    done=False, cursor=event.cursor, blocker=blocker, needed_by=chunk.last_pk
-                )
-        rows = _write_chunk(event, chunk.targets)
+        rows = _write_chunk(event, chunk.targets, signed)
         now = timezone.now()
         if chunk.last_pk is not None:
             event.cursor = chunk.last_pk
@@ -381,33 +394,44 @@ def fan_out_step(event_pk: int, *, until: int | None = None) -> Step:
         return Step(done=done, cursor=event.cursor)
 
 
-def _write_chunk(event: OutboundEvent, targets: list[Stream]) -> list[OutboundSET]:
+def _sign_chunk(event: OutboundEvent, targets: list[Stream]) -> list[tuple[str, str, str]]:
+    """``(jti, token, kid)`` of the SET of each target stream, in order (no lock held)."""
     if not targets:
         return []
     signer = Signer.current(iat=int(event.emitted_at.timestamp()))
-    now = timezone.now()
-    rows: list[OutboundSET] = []
+    signed = []
     for stream in targets:
         jti = new_jti()
         token = signer.sign(
             stream, event.event_type, event.payload, event.subject, event.txn, jti
         )
-        rows.append(
-            OutboundSET(
-                stream_id=stream.pk,
-                event_id=event.pk,
-                jti=jti,
-                txn=event.txn,
-                event_type=event.event_type,
-                subject_key=event.subject_key,
-                token=token,
-                signing_kid=signer.kid,
-                status=initial_status(stream),
-                next_attempt_at=now,
-                queued_at=now,
-                created_at=now,
-            )
+        signed.append((jti, token, signer.kid))
+    return signed
+
+
+def _write_chunk(
+    event: OutboundEvent, targets: list[Stream], signed: list[tuple[str, str, str]]
+) -> list[OutboundSET]:
+    if not targets:
+        return []
+    now = timezone.now()
+    rows: list[OutboundSET] = [
+        OutboundSET(
+            stream_id=stream.pk,
+            event_id=event.pk,
+            jti=jti,
+            txn=event.txn,
+            event_type=event.event_type,
+            subject_key=event.subject_key,
+            token=token,
+            signing_kid=kid,
+            status=initial_status(stream),
+            next_attempt_at=now,
+            queued_at=now,
+            created_at=now,
         )
+        for stream, (jti, token, kid) in zip(targets, signed, strict=True)
+    ]
     insert_rows(rows)
     paused = [s.pk for s in targets if s.status == c.STATUS_PAUSED]
     if paused:
@@ -434,9 +458,10 @@ def fan_out(event_pk: int, *, max_steps: int = 100_000) -> bool:
     """Fan an event out to every stream, chunk by chunk; True when it is complete.
 
     When an earlier event must first reach the streams of the next chunk (see the
-    module docstring), that event's current chunk is waited for (its row lock) and, if
-    it is still behind, fanned out here. ``max_steps`` bounds the work of one call; an
-    event left unfinished is picked up by the sweeper.
+    module docstring), that event is fanned out here up to those streams (a chunk
+    another worker writes first is simply not written twice: see :func:`fan_out_step`).
+    ``max_steps`` bounds the work of one call; an event left unfinished is picked up by
+    the sweeper.
     """
     # A stack of (event, until): the event itself, then earlier events it waits for.
     stack: list[tuple[int, int | None]] = [(event_pk, None)]

@@ -190,6 +190,40 @@ def test_broker_down_at_commit_then_the_sweeper_fans_out(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_chunk_written_by_another_fan_out_while_this_one_signed_is_not_written_twice(
+    monkeypatch,
+):
+    """Chunks are signed with no lock held: another worker may write the same chunk in
+    the meantime. The late one discards its signatures; every stream still gets one SET."""
+    streams = _poll_streams(7)
+    queued: list[int] = []
+    monkeypatch.setattr(emission, "enqueue_fanout", queued.append)
+    with transaction.atomic():
+        api.emit(EVENT, EMAIL)
+    (pk,) = queued
+    sign = emission._sign_chunk
+    raced: list[emission.Step] = []
+
+    def sign_while_another_worker_writes(event, targets):
+        signed = sign(event, targets)
+        if not raced:  # the other worker, once: it plans, signs and writes chunk one
+            monkeypatch.setattr(emission, "_sign_chunk", sign)
+            raced.append(emission.fan_out_step(pk))
+        return signed
+
+    monkeypatch.setattr(emission, "_sign_chunk", sign_while_another_worker_writes)
+    late = emission.fan_out_step(pk)
+    assert raced[0].cursor == streams[2].pk  # the other worker wrote streams 1 to 3
+    assert (late.done, late.cursor, late.blocker) == (False, streams[2].pk, None)
+    assert OutboundSET.objects.count() == 3  # this one wrote nothing
+    assert emission.fan_out(pk) is True
+    rows = _rows_by_stream(pk)
+    assert sorted(rows) == [s.pk for s in streams]
+    assert all(len(r) == 1 for r in rows.values())
+    assert OutboundEvent.objects.get(pk=pk).set_count == 7
+
+
+@pytest.mark.django_db(transaction=True)
 def test_rerunning_a_fan_out_writes_nothing_twice(monkeypatch):
     streams = _poll_streams(7)
     queued: list[int] = []
