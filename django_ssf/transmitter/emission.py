@@ -24,8 +24,8 @@ Guarantees, and what gives them:
   event's rows for a stream must be committed after those of every earlier event. Before
   writing a chunk that ends at stream ``hi``, a fan-out checks for an earlier event
   (smaller id, committed, not fanned out) whose cursor is still below ``hi``. If there is
-  one it does not write: it fans that event out up to ``hi`` itself (a chunk another
-  worker writes first is not written again), then tries again. Waits only ever
+  one it does not write: it waits for that event's current chunk (its row lock) and, if
+  the event is still behind, fans that chunk out itself, then tries again. Waits only ever
   go to earlier events, so they cannot deadlock; two fan-outs of different events still
   run side by side, one a chunk behind the other. "Earlier" is id order among committed
   events; two host transactions that commit concurrently are ordered as their fan-outs
@@ -338,60 +338,85 @@ class Step:
 def fan_out_step(event_pk: int, *, until: int | None = None) -> Step:
     """Fan one chunk of an event out: plan and sign it, then write it in one transaction.
 
-    The chunk is chosen and signed before any lock is taken: signing is most of a
-    chunk's time, and holding the event row's lock (PostgreSQL) or the database's write
-    lock (SQLite) for it would make every other writer wait that long. The transaction
-    then locks the event and writes the chunk only if the event's cursor is still where
-    the plan started; if another fan-out of the same event wrote that chunk meanwhile,
-    this one's signatures are discarded and the caller steps again.
+    The event's own fan-out chooses and signs its chunk before any lock is taken:
+    signing is most of a chunk's time, and holding the event row's lock (PostgreSQL) or
+    the database's write lock (SQLite) for it would make every other writer wait that
+    long. The transaction then locks the event and writes the chunk only if the event's
+    cursor is still where the plan started; if another fan-out of the same event wrote
+    that chunk meanwhile, this one's signatures are discarded and the caller steps again.
 
-    With ``until``, do nothing when the event's cursor already reached ``until`` (used
-    when helping an earlier event past the streams a later one needs).
+    With ``until`` (helping an earlier event past the streams a later one needs), do
+    nothing when the event's cursor already reached ``until``. Most often another worker
+    is fanning that event out right now, so a helper takes the event's lock *first*: it
+    waits for that worker's chunk instead of signing the same chunk in parallel.
     """
-    size = max(1, int(ssf_settings.TRANSMITTER_FANOUT_CHUNK_SIZE))
+    if until is not None:
+        with write_atomic():
+            event = OutboundEvent.objects.select_for_update().filter(pk=event_pk).first()
+            if event is None or event.fanned_out_at is not None:
+                return Step(done=True, cursor=event.cursor if event else 0)
+            if event.cursor >= until:
+                return Step(done=False, cursor=event.cursor)
+            planned = _plan_chunk(event)
+            if isinstance(planned, Step):
+                return planned
+            return _write_step(event, planned, _sign_chunk(event, planned.targets))
     seen = OutboundEvent.objects.filter(pk=event_pk).first()
     if seen is None or seen.fanned_out_at is not None:
         return Step(done=True, cursor=seen.cursor if seen else 0)
-    if until is not None and seen.cursor >= until:
-        return Step(done=False, cursor=seen.cursor)
-    chunk = fanout.select_chunk(
-        seen.event_type,
-        seen.subject,
-        seen.stream_pks,
-        after=seen.cursor,
-        limit=size,
-        emitted_at=seen.emitted_at,
-    )
-    if chunk.last_pk is not None:
-        blocker = (
-            OutboundEvent.objects.filter(
-                pk__lt=seen.pk, fanned_out_at__isnull=True, cursor__lt=chunk.last_pk
-            )
-            .order_by("pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if blocker is not None:
-            return Step(done=False, cursor=seen.cursor, blocker=blocker, needed_by=chunk.last_pk)
-    signed = _sign_chunk(seen, chunk.targets)
+    planned = _plan_chunk(seen)
+    if isinstance(planned, Step):
+        return planned
+    signed = _sign_chunk(seen, planned.targets)
     with write_atomic():
         event = OutboundEvent.objects.select_for_update().filter(pk=event_pk).first()
         if event is None or event.fanned_out_at is not None:
             return Step(done=True, cursor=event.cursor if event else 0)
         if event.cursor != seen.cursor:  # another fan-out wrote this chunk meanwhile
             return Step(done=False, cursor=event.cursor)
-        rows = _write_chunk(event, chunk.targets, signed)
-        now = timezone.now()
-        if chunk.last_pk is not None:
-            event.cursor = chunk.last_pk
-        event.set_count += len(rows)
-        done = not chunk.more
-        if done:
-            event.fanned_out_at = now
-        event.save(update_fields=["cursor", "set_count", "fanned_out_at"])
-        if done and event.set_count and set_emitted.has_listeners():
-            _on_commit_signal(event)
-        return Step(done=done, cursor=event.cursor)
+        return _write_step(event, planned, signed)
+
+
+def _plan_chunk(event: OutboundEvent) -> fanout.Chunk | Step:
+    """The event's next chunk, or the :class:`Step` naming an earlier event to help first."""
+    chunk = fanout.select_chunk(
+        event.event_type,
+        event.subject,
+        event.stream_pks,
+        after=event.cursor,
+        limit=max(1, int(ssf_settings.TRANSMITTER_FANOUT_CHUNK_SIZE)),
+        emitted_at=event.emitted_at,
+    )
+    if chunk.last_pk is not None:
+        blocker = (
+            OutboundEvent.objects.filter(
+                pk__lt=event.pk, fanned_out_at__isnull=True, cursor__lt=chunk.last_pk
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if blocker is not None:
+            return Step(done=False, cursor=event.cursor, blocker=blocker, needed_by=chunk.last_pk)
+    return chunk
+
+
+def _write_step(
+    event: OutboundEvent, chunk: fanout.Chunk, signed: list[tuple[str, str, str]]
+) -> Step:
+    """Write a planned, signed chunk and advance the event (inside its transaction)."""
+    rows = _write_chunk(event, chunk.targets, signed)
+    now = timezone.now()
+    if chunk.last_pk is not None:
+        event.cursor = chunk.last_pk
+    event.set_count += len(rows)
+    done = not chunk.more
+    if done:
+        event.fanned_out_at = now
+    event.save(update_fields=["cursor", "set_count", "fanned_out_at"])
+    if done and event.set_count and set_emitted.has_listeners():
+        _on_commit_signal(event)
+    return Step(done=done, cursor=event.cursor)
 
 
 def _sign_chunk(event: OutboundEvent, targets: list[Stream]) -> list[tuple[str, str, str]]:
@@ -458,10 +483,9 @@ def fan_out(event_pk: int, *, max_steps: int = 100_000) -> bool:
     """Fan an event out to every stream, chunk by chunk; True when it is complete.
 
     When an earlier event must first reach the streams of the next chunk (see the
-    module docstring), that event is fanned out here up to those streams (a chunk
-    another worker writes first is simply not written twice: see :func:`fan_out_step`).
-    ``max_steps`` bounds the work of one call; an event left unfinished is picked up by
-    the sweeper.
+    module docstring), that event's current chunk is waited for (its row lock) and, if
+    it is still behind, fanned out here. ``max_steps`` bounds the work of one call; an
+    event left unfinished is picked up by the sweeper.
     """
     # A stack of (event, until): the event itself, then earlier events it waits for.
     stack: list[tuple[int, int | None]] = [(event_pk, None)]
