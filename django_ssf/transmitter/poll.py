@@ -169,16 +169,16 @@ def acknowledge(stream: Stream, jtis: list[str]) -> int:
     now = timezone.now()
     if can_update_returning(connection):
         rows = _acknowledge_returning(stream, jtis, now)
+        changed = len(rows)
     else:
         qs = OutboundSET.objects.filter(
             stream_id=stream.pk, jti__in=jtis, status__in=OutboundSET.UNDELIVERED_STATUSES
         )
         rows = list(qs.values_list(*_ACK_COLUMNS))
-        if rows:
-            # By primary key (cheaper than the jti lookup again), still only if undelivered.
-            OutboundSET.objects.filter(
-                pk__in=[r[0] for r in rows], status__in=OutboundSET.UNDELIVERED_STATUSES
-            ).update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now)
+        # By primary key (cheaper than the jti lookup again), still only if undelivered.
+        changed = OutboundSET.objects.filter(
+            pk__in=[r[0] for r in rows], status__in=OutboundSET.UNDELIVERED_STATUSES
+        ).update(status=OutboundSET.STATUS_DELIVERED, acked_at=now, delivered_at=now) if rows else 0
     if not rows:
         return 0
     metrics.TRANSMITTER_DELIVERED.labels(stream.stream_id, "poll").inc(len(rows))
@@ -205,7 +205,7 @@ def acknowledge(stream: Stream, jtis: list[str]) -> int:
             row = OutboundSET.from_db(connection.alias, loaded, [known[n] for n in loaded])
             row.status, row.acked_at, row.delivered_at = OutboundSET.STATUS_DELIVERED, now, now
             set_delivered.send(sender=OutboundSET, outbound=row)
-    return len(rows)
+    return changed
 
 
 _ACK_COLUMNS = ("id", "jti", "txn", "event_type", "created_at")
