@@ -19,6 +19,7 @@ from django_ssf.transmitter.delivery import (
     get_session,
 )
 from django_ssf.transmitter.models import OutboundSET
+from tests.helpers.threads import outcome_of
 from tests.helpers.transmitter_delivery import (
     EMAIL,
     make_stream,
@@ -68,32 +69,16 @@ def _endless_server(stop: threading.Event, status: bytes = b"400 Bad Request") -
     return srv.getsockname()[1]
 
 
-def _in_thread(func, limit: float) -> tuple[bool, list]:
-    out: list = []
-    done = threading.Event()
-
-    def run():
-        try:
-            out.append(func())
-        except Exception as exc:  # reported to the test
-            out.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    return done.wait(limit), out
-
-
 def test_push_does_not_read_an_unbounded_error_body():
     stop = threading.Event()
     port = _endless_server(stop)
     stream = make_stream(endpoint_url=f"http://127.0.0.1:{port}/push")
     (jti,) = _emit()
     row = OutboundSET.objects.get(jti=jti)
-    finished, out = _in_thread(lambda: _push(get_session(), stream, row), 8.0)
-    stop.set()
-    assert finished, "still reading the receiver's endless response body after 8 s"
-    outcome, _latency = out[0]
+    try:  # fails the test if the endless response body is still being read after 8 s
+        outcome, _latency = outcome_of(lambda: _push(get_session(), stream, row), 8.0)
+    finally:
+        stop.set()
     assert outcome.kind == delivery.KIND_FAILED and outcome.http_status == 400
 
 
@@ -101,12 +86,13 @@ def test_fetch_jwks_does_not_read_an_unbounded_body():
     stop = threading.Event()
     port = _endless_server(stop, b"200 OK")
     encryption.clear_jwks_cache()
-    finished, out = _in_thread(
-        lambda: encryption.fetch_jwks(f"http://127.0.0.1:{port}/jwks.json"), 8.0
-    )
-    stop.set()
-    assert finished, "still reading an endless key set after 8 s"
-    assert isinstance(out[0], SSFKeyError) and "larger than" in str(out[0])
+    try:  # fails the test if the endless key set is still being read after 8 s
+        error = outcome_of(
+            lambda: encryption.fetch_jwks(f"http://127.0.0.1:{port}/jwks.json"), 8.0
+        )
+    finally:
+        stop.set()
+    assert isinstance(error, SSFKeyError) and "larger than" in str(error)
 
 
 def test_keep_alive_survives_bounded_reads():
