@@ -64,6 +64,18 @@ def client_key_dict(row: Any) -> dict:
     }
 
 
+def _kid_arguments(parser: CommandParser) -> None:
+    """The key id of ``retire`` and ``retire-client``: positional, or ``--kid=KID`` for a
+    thumbprint kid that starts with '-' (argparse would read it as an option)."""
+    parser.add_argument("kid", nargs="?", help="Key id to retire.")
+    parser.add_argument(
+        "--kid",
+        dest="kid_option",
+        metavar="KID",
+        help="Key id to retire (use --kid=KID for a kid that starts with '-').",
+    )
+
+
 class Command(BaseCommand):
     help = "List, generate, rotate and retire django-ssf signing and encryption keys."
 
@@ -77,13 +89,7 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser("retire", help="Unpublish a retiring key.")
-        p.add_argument("kid", nargs="?", help="Key id to retire.")
-        p.add_argument(
-            "--kid",
-            dest="kid_option",
-            metavar="KID",
-            help="Key id to retire (use --kid=KID for a kid that starts with '-').",
-        )
+        _kid_arguments(p)
         p.add_argument(
             "--force", action="store_true", help="Retire even if SETs signed with it are pending."
         )
@@ -106,13 +112,7 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser("retire-client", help="Unpublish a retiring receiver client key.")
-        p.add_argument("kid", nargs="?", help="Key id to retire.")
-        p.add_argument(
-            "--kid",
-            dest="kid_option",
-            metavar="KID",
-            help="Key id to retire (use --kid=KID for a kid that starts with '-').",
-        )
+        _kid_arguments(p)
         p.add_argument("--json", action="store_true", help="Output JSON.")
 
         p = sub.add_parser(
