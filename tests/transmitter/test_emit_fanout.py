@@ -50,6 +50,16 @@ def _rows_by_stream(event_pk: int | None = None) -> dict[int, list[OutboundSET]]
     return out
 
 
+def _committed_unfanned_event(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Emit and commit one event whose fan-out task is captured, not run: its pk."""
+    queued: list[int] = []
+    monkeypatch.setattr(emission, "enqueue_fanout", queued.append)
+    with transaction.atomic():
+        api.emit(EVENT, EMAIL)
+    (pk,) = queued
+    return pk
+
+
 # ---- inside the host's transaction: one row, whatever the number of streams ------------
 
 
@@ -196,11 +206,7 @@ def test_a_chunk_written_by_another_fan_out_while_this_one_signed_is_not_written
     """Chunks are signed with no lock held: another worker may write the same chunk in
     the meantime. The late one discards its signatures; every stream still gets one SET."""
     streams = _poll_streams(7)
-    queued: list[int] = []
-    monkeypatch.setattr(emission, "enqueue_fanout", queued.append)
-    with transaction.atomic():
-        api.emit(EVENT, EMAIL)
-    (pk,) = queued
+    pk = _committed_unfanned_event(monkeypatch)
     sign = emission._sign_chunk
     raced: list[emission.Step] = []
 
@@ -226,11 +232,7 @@ def test_a_chunk_written_by_another_fan_out_while_this_one_signed_is_not_written
 @pytest.mark.django_db(transaction=True)
 def test_rerunning_a_fan_out_writes_nothing_twice(monkeypatch):
     streams = _poll_streams(7)
-    queued: list[int] = []
-    monkeypatch.setattr(emission, "enqueue_fanout", queued.append)
-    with transaction.atomic():
-        api.emit(EVENT, EMAIL)
-    (pk,) = queued
+    pk = _committed_unfanned_event(monkeypatch)
     # A worker did one chunk, then died; the task is delivered again, twice.
     assert not emission.fan_out_step(pk).done
     assert OutboundSET.objects.count() == 3
