@@ -207,3 +207,32 @@ def test_ssf_emit_overlong_txn_is_a_command_error():
             "--txn", "t" * 200, stdout=StringIO(),
         )
     assert not OutboundSET.objects.exists()
+
+
+def test_a_poll_acknowledging_more_jtis_than_one_statement_binds_is_answered(api, settings):
+    """A 1 MiB poll body holds ~100,000 short jtis, more than SQLite (32,766) or
+    PostgreSQL (65,535) bind in one statement: the known ones are acknowledged, the
+    rest ignored (RFC 8936 §2.4), never a 500."""
+    sid = create_stream(api, {})["stream_id"]
+    stream = Stream.objects.get(stream_id=sid)
+    path = reverse("ssf-poll", kwargs={"stream_id": sid})
+    headers = {"Authorization": f"Bearer {api.token}"}
+    known = list(
+        OutboundSET.objects.filter(stream=stream).values_list("jti", flat=True)
+    ) or [tx_api.emit((c.CAEP_SESSION_REVOKED, {}), EMAIL, streams=[stream])[0]]
+    served = api.client.post(path, data="{}", content_type="application/json", headers=headers)
+    assert served.status_code == 200
+    unknown = [f"u{i}" for i in range(70_000)]
+    body = {"ack": [*unknown[:35_000], *known, *unknown[35_000:]], "returnImmediately": True}
+    r = api.client.post(path, data=json.dumps(body), content_type="application/json",
+                        headers=headers)
+    assert r.status_code == 200, r.content[:300]
+    assert set(OutboundSET.objects.filter(jti__in=known).values_list("status", flat=True)) == {
+        OutboundSET.STATUS_DELIVERED}
+    # setErrs entries are longer: as many need a larger body limit than the default.
+    ssf_settings_for(settings, TRANSMITTER_CONTROL_MAX_BODY_BYTES=8 * 1024 * 1024)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+    errs = {jti: {"err": "x", "description": ""} for jti in unknown}
+    r = api.client.post(path, data=json.dumps({"setErrs": errs, "returnImmediately": True}),
+                        content_type="application/json", headers=headers)
+    assert r.status_code == 200, r.content[:300]
